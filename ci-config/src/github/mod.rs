@@ -1,0 +1,89 @@
+//! The GitHub Actions frontend: workflow files and `action.yml` metadata.
+//!
+//! Reads YAML as GitHub does: the 1.2 core schema, duplicate keys refused, explicit tags
+//! refused. Unlike github.com before 2025, anchors and aliases are accepted (GitHub accepts
+//! them now; one conformance fixture still expects the old refusal — a documented deviation).
+
+mod action;
+mod cron;
+mod events;
+mod ids;
+mod workflow;
+
+pub use action::{Action, ActionRuns};
+
+use crate::diagnostic::Diagnostic;
+use crate::model::Workflow;
+use crate::reader::Reader;
+use crate::yaml::{self, DuplicateKeys, LoadOptions, Node, Value};
+
+/// A parse result: the model (when the file could be read at all) and every diagnostic.
+#[derive(Debug, Clone)]
+pub struct Parsed<T> {
+    /// The model; present even when there are errors, as far as it could be read.
+    pub value: Option<T>,
+    /// Errors and warnings, in source order.
+    pub diagnostics: Vec<Diagnostic>,
+}
+
+impl<T> Parsed<T> {
+    /// Whether any diagnostic is an error.
+    pub fn has_errors(&self) -> bool {
+        self.diagnostics.iter().any(Diagnostic::is_error)
+    }
+}
+
+/// Reads a workflow file (`.github/workflows/*.yml`).
+pub fn parse_workflow(path: &str, src: &str) -> Parsed<Workflow> {
+    read(path, src, workflow::workflow)
+}
+
+/// Reads an action's `action.yml`.
+pub fn parse_action(path: &str, src: &str) -> Parsed<Action> {
+    read(path, src, action::action)
+}
+
+fn read<T>(path: &str, src: &str, frontend: fn(&mut Reader<'_>, &Node) -> Option<T>) -> Parsed<T> {
+    let options = LoadOptions {
+        duplicate_keys: DuplicateKeys::Error,
+        ..LoadOptions::default()
+    };
+    let (docs, mut diagnostics) = yaml::load(path, src, &options);
+    let mut r = Reader::new(path, src);
+    let value = match docs.as_slice() {
+        [] if diagnostics.is_empty() => {
+            r.error(r.source.span(0, 0), "empty-file", "The file is empty");
+            None
+        }
+        [] => None,
+        [doc, rest @ ..] => {
+            if let Some(extra) = rest.first() {
+                r.error(
+                    extra.span,
+                    "multiple-documents",
+                    "Only one YAML document is allowed in this file",
+                );
+            }
+            refuse_tags(&mut r, doc);
+            frontend(&mut r, doc)
+        }
+    };
+    diagnostics.append(&mut r.diagnostics);
+    diagnostics.sort_by_key(|d| (d.span.start, d.span.end));
+    Parsed { value, diagnostics }
+}
+
+/// GitHub refuses explicit tags (`!!str`, `!custom`).
+fn refuse_tags(r: &mut Reader<'_>, node: &Node) {
+    if let Some(tag) = &node.tag {
+        r.error(node.span, "yaml-tag", format!("Unexpected tag '{tag}'"));
+    }
+    match &node.value {
+        Value::Seq(items) => items.iter().for_each(|i| refuse_tags(r, i)),
+        Value::Map(entries) => entries.iter().for_each(|(k, v)| {
+            refuse_tags(r, k);
+            refuse_tags(r, v);
+        }),
+        _ => {}
+    }
+}

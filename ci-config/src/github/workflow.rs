@@ -1,0 +1,1071 @@
+//! A GitHub Actions workflow file → [`Workflow`].
+
+use std::collections::HashMap;
+
+use indexmap::IndexMap;
+
+use crate::model::{
+    Access, Concurrency, Condition, Container, Dialect, Env, Environment, Job, Matrix, Permissions,
+    RunDefaults, RunsOn, Step, StepAction, Strategy, Workflow, WorkflowCall,
+};
+use crate::reader::Reader;
+use crate::span::Span;
+use crate::template::{self, Template};
+use crate::yaml::{Node, Value};
+
+use super::{events, ids};
+
+const WORKFLOW_KEYS: &[&str] = &[
+    "name",
+    "run-name",
+    "description",
+    "on",
+    "env",
+    "defaults",
+    "permissions",
+    "concurrency",
+    "jobs",
+];
+const JOB_KEYS: &[&str] = &[
+    "name",
+    "needs",
+    "if",
+    "runs-on",
+    "environment",
+    "concurrency",
+    "outputs",
+    "env",
+    "defaults",
+    "timeout-minutes",
+    "cancel-timeout-minutes",
+    "continue-on-error",
+    "permissions",
+    "strategy",
+    "container",
+    "services",
+    "steps",
+    "snapshot",
+];
+const CALL_JOB_KEYS: &[&str] = &[
+    "name",
+    "needs",
+    "if",
+    "uses",
+    "with",
+    "secrets",
+    "permissions",
+    "concurrency",
+    "strategy",
+];
+const STEP_KEYS: &[&str] = &[
+    "id",
+    "name",
+    "if",
+    "uses",
+    "run",
+    "shell",
+    "working-directory",
+    "with",
+    "env",
+    "continue-on-error",
+    "timeout-minutes",
+];
+const PERMISSION_SCOPES: &[&str] = &[
+    "actions",
+    "attestations",
+    "checks",
+    "contents",
+    "deployments",
+    "discussions",
+    "id-token",
+    "issues",
+    "models",
+    "packages",
+    "pages",
+    "pull-requests",
+    "repository-projects",
+    "security-events",
+    "statuses",
+];
+const STATUS_FUNCTIONS: &[&str] = &["success", "failure", "always", "cancelled"];
+
+/// Reads the document of a workflow file.
+pub(super) fn workflow(r: &mut Reader<'_>, doc: &Node) -> Option<Workflow> {
+    r.map(doc, "a workflow mapping")?;
+    r.check_keys(doc, WORKFLOW_KEYS, &["on", "jobs"]);
+    let name = doc.get("name").and_then(|n| r.literal(n, "a string"));
+    let run_name = doc.get("run-name").and_then(|n| r.template(n, "a string"));
+    if let Some(d) = doc.get("description") {
+        r.literal(d, "a string");
+    }
+    let triggers = doc
+        .get("on")
+        .map(|on| events::triggers(r, on))
+        .unwrap_or_default();
+    let env = doc.get("env").map(|n| env(r, n)).unwrap_or_default();
+    let defaults = doc
+        .get("defaults")
+        .map(|n| defaults(r, n))
+        .unwrap_or_default();
+    let permissions = doc.get("permissions").and_then(|n| permissions(r, n));
+    let concurrency = doc.get("concurrency").and_then(|n| concurrency(r, n));
+    let jobs = doc
+        .entry("jobs")
+        .map(|(k, v)| jobs(r, k, v))
+        .unwrap_or_default();
+    Some(Workflow {
+        dialect: Dialect::GitHubActions,
+        path: r.path.to_owned(),
+        name,
+        run_name,
+        triggers,
+        env,
+        defaults,
+        permissions,
+        concurrency,
+        jobs,
+    })
+}
+
+fn jobs(r: &mut Reader<'_>, key: &Node, node: &Node) -> IndexMap<String, Job> {
+    let mut out = IndexMap::new();
+    let Some(entries) = r.map(node, "a mapping of jobs") else {
+        return out;
+    };
+    if entries.is_empty() {
+        r.error(
+            node.span,
+            "no-jobs",
+            "The workflow must contain at least one job with no dependencies.",
+        );
+        return out;
+    }
+    let mut lower: HashMap<String, ()> = HashMap::new();
+    for (k, v) in entries {
+        let Some(id) = k
+            .scalar_text()
+            .filter(|s| !s.is_empty() && k.as_str().is_some())
+        else {
+            continue;
+        };
+        if template::has_expr(&id) {
+            continue;
+        }
+        if let Some(message) = ids::invalid_id(&id) {
+            r.error(k.span, "invalid-id", message);
+            continue;
+        }
+        if lower.insert(id.to_ascii_lowercase(), ()).is_some() {
+            if !out.contains_key(&id) {
+                r.error(k.span, "duplicate-id", format!("'{id}' is already defined"));
+            }
+            continue;
+        }
+        if let Some(job) = job(r, &id, k, v) {
+            out.insert(id, job);
+        }
+    }
+    check_needs(r, key, &out);
+    out
+}
+
+/// Unknown needs, self-needs, cycles, and a workflow where every job waits for another.
+fn check_needs(r: &mut Reader<'_>, jobs_key: &Node, jobs: &IndexMap<String, Job>) {
+    let by_lower: HashMap<String, &str> = jobs
+        .keys()
+        .map(|id| (id.to_ascii_lowercase(), id.as_str()))
+        .collect();
+    let mut all_known = true;
+    for job in jobs.values() {
+        for (need, span) in &job.needs {
+            if !by_lower.contains_key(&need.to_ascii_lowercase()) {
+                all_known = false;
+                r.error(
+                    *span,
+                    "unknown-need",
+                    format!("Job '{}' depends on unknown job '{need}'.", job.id),
+                );
+            }
+        }
+    }
+    if !jobs.is_empty() && jobs.values().all(|j| !j.needs.is_empty()) {
+        r.error(
+            jobs_key.span,
+            "no-start-job",
+            "The workflow must contain at least one job with no dependencies.",
+        );
+        return;
+    }
+    if all_known {
+        if let Some(cycle) = find_cycle(jobs, &by_lower) {
+            let (first, span) = &cycle[0];
+            let path: Vec<&str> = cycle
+                .iter()
+                .map(|(id, _)| id.as_str())
+                .chain([first.as_str()])
+                .collect();
+            r.error(
+                *span,
+                "needs-cycle",
+                format!("Jobs depend on each other in a cycle: {}", path.join(" → ")),
+            );
+        }
+    }
+}
+
+/// The first cycle of the `needs` graph, as (job, span of its edge to the next job).
+fn find_cycle(
+    jobs: &IndexMap<String, Job>,
+    by_lower: &HashMap<String, &str>,
+) -> Option<Vec<(String, Span)>> {
+    #[derive(Clone, Copy, PartialEq)]
+    enum Mark {
+        New,
+        Active,
+        Done,
+    }
+    let index: HashMap<&str, usize> = jobs
+        .keys()
+        .enumerate()
+        .map(|(i, k)| (k.as_str(), i))
+        .collect();
+    let edges: Vec<Vec<(usize, Span)>> = jobs
+        .values()
+        .map(|j| {
+            j.needs
+                .iter()
+                .filter_map(|(n, s)| Some((index[by_lower.get(&n.to_ascii_lowercase())?], *s)))
+                .collect()
+        })
+        .collect();
+    let mut mark = vec![Mark::New; jobs.len()];
+    // Iterative DFS: the stack holds (node, next edge index).
+    for root in 0..jobs.len() {
+        if mark[root] != Mark::New {
+            continue;
+        }
+        let mut stack: Vec<(usize, usize)> = vec![(root, 0)];
+        mark[root] = Mark::Active;
+        while let Some(&mut (node, ref mut next)) = stack.last_mut() {
+            if let Some(&(to, _)) = edges[node].get(*next) {
+                *next += 1;
+                match mark[to] {
+                    Mark::New => {
+                        mark[to] = Mark::Active;
+                        stack.push((to, 0));
+                    }
+                    Mark::Active => {
+                        let start = stack
+                            .iter()
+                            .position(|(n, _)| *n == to)
+                            .expect("active nodes are on the stack");
+                        let ids: Vec<&String> = jobs.keys().collect();
+                        return Some(
+                            stack[start..]
+                                .iter()
+                                .map(|&(n, e)| (ids[n].clone(), edges[n][e - 1].1))
+                                .collect(),
+                        );
+                    }
+                    Mark::Done => {}
+                }
+            } else {
+                mark[node] = Mark::Done;
+                stack.pop();
+            }
+        }
+    }
+    None
+}
+
+fn job(r: &mut Reader<'_>, id: &str, key: &Node, node: &Node) -> Option<Job> {
+    r.map(node, "a job mapping")?;
+    let call = node.get("runs-on").is_none() && node.get("uses").is_some();
+    if call {
+        r.check_keys(node, CALL_JOB_KEYS, &["uses"]);
+    } else {
+        r.check_keys(node, JOB_KEYS, &["runs-on"]);
+    }
+    let name = match node.get("name") {
+        Some(n) => r.template(n, "a string")?,
+        None => Template::literal(id, key.span),
+    };
+    let needs = node.get("needs").map(|n| needs(r, n)).unwrap_or_default();
+    let condition = node
+        .get("if")
+        .map_or_else(|| default_condition(key.span), |n| condition(r, n));
+    let runs_on = node
+        .get("runs-on")
+        .map(|n| runs_on(r, n))
+        .unwrap_or_default();
+    let environment = node.get("environment").and_then(|n| environment(r, n));
+    let concurrency = node.get("concurrency").and_then(|n| concurrency(r, n));
+    let outputs = node
+        .get("outputs")
+        .map(|n| r.template_map(n, "a mapping of outputs"))
+        .unwrap_or_default();
+    let env = node.get("env").map(|n| env(r, n)).unwrap_or_default();
+    let defaults = node
+        .get("defaults")
+        .map(|n| defaults(r, n))
+        .unwrap_or_default();
+    let timeout_minutes = node
+        .get("timeout-minutes")
+        .and_then(|n| r.number_or_expr(n));
+    if let Some(n) = node.get("cancel-timeout-minutes") {
+        r.number_or_expr(n);
+    }
+    if let Some(n) = node.get("snapshot") {
+        snapshot(r, n);
+    }
+    let continue_on_error = node
+        .get("continue-on-error")
+        .and_then(|n| r.bool_or_expr(n));
+    let permissions = node.get("permissions").and_then(|n| permissions(r, n));
+    let strategy = node.get("strategy").and_then(|n| strategy(r, n));
+    let container = node
+        .get("container")
+        .and_then(|n| container(r, n, "container"));
+    let services = node
+        .get("services")
+        .map(|n| services(r, n))
+        .unwrap_or_default();
+    let steps = node.get("steps").map(|n| steps(r, n)).unwrap_or_default();
+    let call = if call {
+        node.entry("uses")
+            .and_then(|(_, u)| workflow_call(r, node, u))
+    } else {
+        None
+    };
+    Some(Job {
+        id: id.to_owned(),
+        span: key.span,
+        name,
+        needs,
+        condition,
+        runs_on,
+        environment,
+        concurrency,
+        outputs,
+        env,
+        defaults,
+        timeout_minutes,
+        continue_on_error,
+        permissions,
+        strategy,
+        container,
+        services,
+        steps,
+        call,
+    })
+}
+
+fn needs(r: &mut Reader<'_>, node: &Node) -> Vec<(String, Span)> {
+    let items: Vec<&Node> = match &node.value {
+        Value::Seq(items) => items.iter().collect(),
+        _ => vec![node],
+    };
+    items
+        .into_iter()
+        .filter_map(|n| {
+            r.literal(n, "a job id or a list of job ids")
+                .map(|s| (s, n.span))
+        })
+        .collect()
+}
+
+fn default_condition(span: Span) -> Condition {
+    Condition {
+        source: String::new(),
+        effective: "success()".to_owned(),
+        span,
+    }
+}
+
+/// Reads `if:`. Like GitHub, a condition without a status function is evaluated as
+/// `success() && (condition)`.
+fn condition(r: &mut Reader<'_>, node: &Node) -> Condition {
+    let Some(text) = r.text(node, "an expression") else {
+        return default_condition(node.span);
+    };
+    let Some(t) = r.template_of(node, &text) else {
+        return default_condition(node.span);
+    };
+    let source = match t.single_expr() {
+        Some(expr) => expr.to_owned(),
+        None if t.is_literal() => text.trim().to_owned(),
+        None => {
+            r.error_with_help(
+                node.span,
+                "expression-syntax",
+                "A condition must be one expression, not text mixed with ${{ }}",
+                "write the whole condition inside one ${{ }}, or leave ${{ }} out",
+            );
+            text.clone()
+        }
+    };
+    let effective = if source.is_empty() {
+        "success()".to_owned()
+    } else if calls_status_function(&source) {
+        source.clone()
+    } else {
+        format!("success() && ({source})")
+    };
+    Condition {
+        source,
+        effective,
+        span: node.span,
+    }
+}
+
+/// Whether an expression calls `success()`, `failure()`, `always()` or `cancelled()` outside
+/// string literals (names are case-insensitive, as in GitHub).
+fn calls_status_function(expr: &str) -> bool {
+    let mut in_string = false;
+    let bytes = expr.as_bytes();
+    let mut i = 0;
+    while i < bytes.len() {
+        let b = bytes[i];
+        if b == b'\'' {
+            in_string = !in_string;
+            i += 1;
+            continue;
+        }
+        if !in_string && (b.is_ascii_alphabetic() || b == b'_') {
+            let start = i;
+            while i < bytes.len()
+                && (bytes[i].is_ascii_alphanumeric() || bytes[i] == b'_' || bytes[i] == b'-')
+            {
+                i += 1;
+            }
+            let word = &expr[start..i];
+            let preceded_by_dot = start > 0 && bytes[start - 1] == b'.';
+            let rest = expr[i..].trim_start();
+            if !preceded_by_dot
+                && rest.starts_with('(')
+                && STATUS_FUNCTIONS
+                    .iter()
+                    .any(|f| f.eq_ignore_ascii_case(word))
+            {
+                return true;
+            }
+            continue;
+        }
+        i += 1;
+    }
+    false
+}
+
+fn runs_on(r: &mut Reader<'_>, node: &Node) -> RunsOn {
+    match &node.value {
+        Value::Map(_) => {
+            r.map(node, "runner labels");
+            r.check_keys(node, &["group", "labels"], &[]);
+            let group = node.get("group").and_then(|g| {
+                let t = r.template(g, "a runner group name")?;
+                if t.is_literal() {
+                    check_group(r, g, &t.raw);
+                }
+                Some(t)
+            });
+            let labels = node
+                .get("labels")
+                .map(|l| r.template_list(l, "a runner label"))
+                .unwrap_or_default();
+            if group.is_none() && labels.is_empty() {
+                r.error(
+                    node.span,
+                    "invalid-runs-on",
+                    "runs-on needs a `group` or `labels`",
+                );
+            }
+            RunsOn { labels, group }
+        }
+        Value::Seq(items) if items.is_empty() => {
+            r.error(
+                node.span,
+                "invalid-runs-on",
+                "runs-on needs at least one label",
+            );
+            RunsOn::default()
+        }
+        _ => {
+            let labels = r.template_list(node, "a runner label, a list of labels or a group");
+            for label in &labels {
+                if label.raw.trim().is_empty() {
+                    r.error(
+                        label.span,
+                        "invalid-runs-on",
+                        "A runner label may not be empty",
+                    );
+                }
+            }
+            RunsOn {
+                labels,
+                group: None,
+            }
+        }
+    }
+}
+
+fn check_group(r: &mut Reader<'_>, node: &Node, group: &str) {
+    let Some((prefix, name)) = group.split_once('/') else {
+        return;
+    };
+    if !matches!(prefix, "organization" | "enterprise") {
+        r.error(
+            node.span,
+            "invalid-runs-on",
+            format!("Invalid runs-on group name '{group}'. Please use 'organization/' or 'enterprise/' prefix to target a single runner group."),
+        );
+    } else if name.is_empty() {
+        r.error(
+            node.span,
+            "invalid-runs-on",
+            format!("Invalid runs-on group name '{group}'."),
+        );
+    }
+}
+
+fn environment(r: &mut Reader<'_>, node: &Node) -> Option<Environment> {
+    if node.as_map().is_some() {
+        r.map(node, "an environment")?;
+        r.check_keys(node, &["name", "url", "deployment"], &["name"]);
+        let name = node
+            .get("name")
+            .and_then(|n| r.template(n, "an environment name"))?;
+        let url = node.get("url").and_then(|n| r.template(n, "a URL"));
+        if let Some(d) = node.get("deployment") {
+            r.bool_or_expr(d);
+        }
+        return Some(Environment { name, url });
+    }
+    let name = r.template(node, "an environment name or mapping")?;
+    Some(Environment { name, url: None })
+}
+
+fn concurrency(r: &mut Reader<'_>, node: &Node) -> Option<Concurrency> {
+    if node.as_map().is_some() {
+        r.map(node, "a concurrency mapping")?;
+        r.check_keys(node, &["group", "cancel-in-progress"], &["group"]);
+        let group = node
+            .get("group")
+            .and_then(|n| r.template(n, "a group name"))?;
+        let cancel_in_progress = node.get("cancel-in-progress").and_then(|n| {
+            r.bool_or_expr(n)?;
+            Some(Template::literal(n.scalar_text()?, n.span))
+        });
+        return Some(Concurrency {
+            group,
+            cancel_in_progress,
+        });
+    }
+    let group = r.template(node, "a group name or a concurrency mapping")?;
+    Some(Concurrency {
+        group,
+        cancel_in_progress: None,
+    })
+}
+
+/// `env:` — a mapping of scalars, or one expression.
+pub(super) fn env(r: &mut Reader<'_>, node: &Node) -> Env {
+    match &node.value {
+        Value::Map(_) => {
+            let Some(entries) = r.map(node, "a mapping of variables") else {
+                return Env::Empty;
+            };
+            let mut vars = IndexMap::new();
+            for (k, v) in entries {
+                let Some(name) = k.scalar_text() else {
+                    continue;
+                };
+                let value = if v.is_null() {
+                    Some(Template::literal("", v.span))
+                } else if v.is_scalar() {
+                    let text = v.scalar_text().unwrap_or_default();
+                    r.template_of(v, &text)
+                } else {
+                    r.unexpected(v, "a string, number or boolean");
+                    None
+                };
+                if let Some(value) = value {
+                    vars.insert(name, value);
+                }
+            }
+            Env::Map(vars)
+        }
+        Value::String(s) => match r.template_of(node, s) {
+            Some(t) if t.single_expr().is_some() => Env::Expr(t),
+            Some(_) => {
+                r.unexpected(node, "a mapping of variables or one ${{ }} expression");
+                Env::Empty
+            }
+            None => Env::Empty,
+        },
+        Value::Null => Env::Empty,
+        _ => {
+            r.unexpected(node, "a mapping of variables");
+            Env::Empty
+        }
+    }
+}
+
+fn defaults(r: &mut Reader<'_>, node: &Node) -> RunDefaults {
+    if r.map(node, "a defaults mapping").is_none() {
+        return RunDefaults::default();
+    }
+    r.check_keys(node, &["run"], &[]);
+    let Some(run) = node.get("run") else {
+        return RunDefaults::default();
+    };
+    if r.map(run, "a mapping with shell and working-directory")
+        .is_none()
+    {
+        return RunDefaults::default();
+    }
+    r.check_keys(run, &["shell", "working-directory"], &[]);
+    RunDefaults {
+        shell: run.get("shell").and_then(|n| r.template(n, "a shell")),
+        working_directory: run
+            .get("working-directory")
+            .and_then(|n| r.template(n, "a directory")),
+    }
+}
+
+fn access(r: &mut Reader<'_>, node: &Node, scope: &str) -> Option<Access> {
+    let text = r.literal(node, "read, write or none")?;
+    let allowed: &[&str] = match scope {
+        "id-token" => &["write", "none"],
+        "models" => &["read", "none"],
+        _ => &["read", "write", "none"],
+    };
+    match text.as_str() {
+        t if !allowed.contains(&t) => {
+            r.error_with_help(
+                node.span,
+                "invalid-permission",
+                format!("Unexpected value '{text}'"),
+                format!("'{scope}' accepts: {}", allowed.join(", ")),
+            );
+            None
+        }
+        "read" => Some(Access::Read),
+        "write" => Some(Access::Write),
+        _ => Some(Access::None),
+    }
+}
+
+fn permissions(r: &mut Reader<'_>, node: &Node) -> Option<Permissions> {
+    match &node.value {
+        Value::Map(_) => {
+            let entries = r.map(node, "a mapping of permissions")?;
+            let mut scopes = IndexMap::new();
+            for (k, v) in entries {
+                let Some(scope) = k.as_str() else { continue };
+                if !PERMISSION_SCOPES.contains(&scope) {
+                    r.error_with_help(
+                        k.span,
+                        "invalid-permission",
+                        format!("Unexpected value '{scope}'"),
+                        format!("expected one of: {}", PERMISSION_SCOPES.join(", ")),
+                    );
+                    continue;
+                }
+                if let Some(a) = access(r, v, scope) {
+                    scopes.insert(scope.to_owned(), a);
+                }
+            }
+            Some(Permissions::Scopes(scopes))
+        }
+        _ => match r
+            .literal(node, "read-all, write-all or a mapping")?
+            .as_str()
+        {
+            "read-all" => Some(Permissions::All(Access::Read)),
+            "write-all" => Some(Permissions::All(Access::Write)),
+            other => {
+                r.error_with_help(
+                    node.span,
+                    "invalid-permission",
+                    format!("Unexpected value '{other}'"),
+                    "expected read-all, write-all or a mapping of scopes",
+                );
+                None
+            }
+        },
+    }
+}
+
+fn strategy(r: &mut Reader<'_>, node: &Node) -> Option<Strategy> {
+    if let Some(s) = node.as_str() {
+        if r.template_of(node, s)?.single_expr().is_some() {
+            return Some(Strategy {
+                matrix: None,
+                fail_fast: None,
+                max_parallel: None,
+            });
+        }
+    }
+    r.map(node, "a strategy mapping")?;
+    r.check_keys(node, &["matrix", "fail-fast", "max-parallel"], &[]);
+    let matrix = node.get("matrix").and_then(|m| matrix(r, m));
+    let fail_fast = node.get("fail-fast").and_then(|n| r.bool_or_expr(n));
+    let max_parallel = node.get("max-parallel").and_then(|n| r.number_or_expr(n));
+    Some(Strategy {
+        matrix,
+        fail_fast,
+        max_parallel,
+    })
+}
+
+fn matrix(r: &mut Reader<'_>, node: &Node) -> Option<Matrix> {
+    if let Some(s) = node.as_str() {
+        let t = r.template_of(node, s)?;
+        if t.single_expr().is_some() {
+            return Some(Matrix::Expr(t));
+        }
+        r.unexpected(node, "a matrix mapping or one ${{ }} expression");
+        return None;
+    }
+    let entries = r.map(node, "a matrix mapping")?;
+    let mut vectors = IndexMap::new();
+    let (mut include, mut exclude) = (None, None);
+    for (k, v) in entries {
+        let Some(key) = k.scalar_text() else { continue };
+        scan_templates(r, v);
+        match key.as_str() {
+            "include" | "exclude" => {
+                let ok = match &v.value {
+                    Value::Seq(items) => items.iter().all(|i| {
+                        i.as_map().is_some()
+                            || i.as_str()
+                                .is_some_and(|s| s.trim_start().starts_with("${{"))
+                    }),
+                    Value::String(s) => s.trim_start().starts_with("${{"),
+                    _ => false,
+                };
+                if !ok {
+                    r.unexpected(v, "a list of mappings");
+                    continue;
+                }
+                if key == "include" {
+                    include = Some(v.clone());
+                } else {
+                    exclude = Some(v.clone());
+                }
+            }
+            _ => {
+                match &v.value {
+                    Value::Seq(items) if items.is_empty() => r.error(
+                        v.span,
+                        "empty-matrix-vector",
+                        format!("Matrix vector '{key}' does not contain any values"),
+                    ),
+                    Value::Seq(_) => {}
+                    Value::String(s) if s.trim_start().starts_with("${{") => {}
+                    _ => {
+                        r.unexpected(v, "a list of values");
+                        continue;
+                    }
+                }
+                vectors.insert(key, v.clone());
+            }
+        }
+    }
+    Some(Matrix::Static {
+        vectors,
+        include,
+        exclude,
+    })
+}
+
+/// Checks every string of a free-form tree for unclosed `${{`.
+fn scan_templates(r: &mut Reader<'_>, node: &Node) {
+    match &node.value {
+        Value::String(s) if s.contains("${{") => {
+            r.template_of(node, s);
+        }
+        Value::Seq(items) => items.iter().for_each(|i| scan_templates(r, i)),
+        Value::Map(entries) => entries.iter().for_each(|(_, v)| scan_templates(r, v)),
+        _ => {}
+    }
+}
+
+fn container(r: &mut Reader<'_>, node: &Node, what: &str) -> Option<Container> {
+    if node.as_str().is_some() {
+        let image = r.template(node, "an image")?;
+        return Some(Container {
+            image,
+            credentials: None,
+            env: Env::Empty,
+            ports: Vec::new(),
+            volumes: Vec::new(),
+            options: None,
+            span: node.span,
+        });
+    }
+    r.map(node, &format!("a {what} image or mapping"))?;
+    r.check_keys(
+        node,
+        &["image", "credentials", "env", "ports", "volumes", "options"],
+        &["image"],
+    );
+    let image = node.get("image").and_then(|n| r.template(n, "an image"))?;
+    let credentials = node.get("credentials").and_then(|c| {
+        r.map(c, "a mapping with username and password")?;
+        r.check_keys(c, &["username", "password"], &["username", "password"]);
+        let user = c
+            .get("username")
+            .and_then(|n| r.template(n, "a user name"))?;
+        let password = c
+            .get("password")
+            .and_then(|n| r.template(n, "a password"))?;
+        Some((user, password))
+    });
+    let env = node.get("env").map(|n| env(r, n)).unwrap_or_default();
+    let ports = node
+        .get("ports")
+        .map(|n| r.template_list(n, "a list of ports"))
+        .unwrap_or_default();
+    let volumes = node
+        .get("volumes")
+        .map(|n| r.template_list(n, "a list of volumes"))
+        .unwrap_or_default();
+    let options = node
+        .get("options")
+        .and_then(|n| r.template(n, "docker create options"));
+    Some(Container {
+        image,
+        credentials,
+        env,
+        ports,
+        volumes,
+        options,
+        span: node.span,
+    })
+}
+
+fn services(r: &mut Reader<'_>, node: &Node) -> IndexMap<String, Container> {
+    let mut out = IndexMap::new();
+    let Some(entries) = r.map(node, "a mapping of services") else {
+        return out;
+    };
+    for (k, v) in entries {
+        let Some(name) = k.scalar_text() else {
+            continue;
+        };
+        if let Some(c) = container(r, v, "service") {
+            out.insert(name, c);
+        }
+    }
+    out
+}
+
+fn snapshot(r: &mut Reader<'_>, node: &Node) {
+    if node.as_map().is_some() {
+        r.check_keys(node, &["image-name", "version"], &["image-name"]);
+    } else {
+        r.literal(node, "an image name or mapping");
+    }
+}
+
+pub(super) fn steps(r: &mut Reader<'_>, node: &Node) -> Vec<Step> {
+    let Some(items) = node.as_seq() else {
+        r.unexpected(node, "a list of steps");
+        return Vec::new();
+    };
+    let mut ids = ids::StepIds::default();
+    // Explicit ids first, so generated ones never take a name the user chose.
+    for item in items {
+        if let Some(id_node) = item.get("id") {
+            if let Some(id) = id_node
+                .as_str()
+                .filter(|s| !s.is_empty() && !template::has_expr(s))
+            {
+                if let Some(message) = ids::invalid_id(id) {
+                    r.error(id_node.span, "invalid-id", message);
+                } else if !ids.explicit(id) {
+                    r.error(
+                        id_node.span,
+                        "duplicate-id",
+                        format!("The identifier '{id}' may not be used more than once within the same scope."),
+                    );
+                }
+            }
+        }
+    }
+    items
+        .iter()
+        .filter_map(|item| step(r, item, &mut ids))
+        .collect()
+}
+
+fn step(r: &mut Reader<'_>, node: &Node, ids: &mut ids::StepIds) -> Option<Step> {
+    r.map(node, "a step mapping")?;
+    r.check_keys(node, STEP_KEYS, &[]);
+    let run = node.get("run");
+    let uses = node.entry("uses");
+    let action = match (run, uses) {
+        (Some(_), Some((k, _))) => {
+            r.error_with_help(
+                k.span,
+                "run-and-uses",
+                "A step may not have both 'run' and 'uses'",
+                "split it into two steps",
+            );
+            return None;
+        }
+        (Some(script), None) => {
+            for key in ["with"] {
+                if let Some((k, _)) = node.entry(key) {
+                    r.error(k.span, "unknown-key", format!("Unexpected value '{key}'"));
+                }
+            }
+            StepAction::Run {
+                script: r.template(script, "a script")?,
+                shell: node.get("shell").and_then(|n| r.template(n, "a shell")),
+                working_directory: node
+                    .get("working-directory")
+                    .and_then(|n| r.template(n, "a directory")),
+            }
+        }
+        (None, Some((_, u))) => {
+            for key in ["shell", "working-directory"] {
+                if let Some((k, _)) = node.entry(key) {
+                    r.error(k.span, "unknown-key", format!("Unexpected value '{key}'"));
+                }
+            }
+            let uses = r.literal(u, "an action reference")?;
+            check_step_uses(r, u, &uses);
+            let with = match node.get("with") {
+                Some(w) if w.is_null() => IndexMap::new(),
+                Some(w) => r.node_map(w, "a mapping of inputs"),
+                None => IndexMap::new(),
+            };
+            StepAction::Uses { uses, with }
+        }
+        (None, None) => {
+            let missing = if node.get("with").is_some() {
+                "uses"
+            } else {
+                "run"
+            };
+            r.error_with_help(
+                node.span,
+                "missing-key",
+                format!("Required property is missing: {missing}"),
+                "a step needs either `run` (a script) or `uses` (an action)",
+            );
+            return None;
+        }
+    };
+    let explicit_id = node
+        .get("id")
+        .and_then(|n| n.as_str())
+        .filter(|s| !s.is_empty() && ids::invalid_id(s).is_none());
+    let (id, generated_id) = match explicit_id {
+        Some(id) => (id.to_owned(), false),
+        None => {
+            let uses = match &action {
+                StepAction::Uses { uses, .. } => Some(uses.as_str()),
+                StepAction::Run { .. } => None,
+            };
+            (ids.generate(uses), true)
+        }
+    };
+    Some(Step {
+        id,
+        generated_id,
+        name: node.get("name").and_then(|n| r.template(n, "a string")),
+        condition: node
+            .get("if")
+            .map_or_else(|| default_condition(node.span), |n| condition(r, n)),
+        action,
+        env: node.get("env").map(|n| env(r, n)).unwrap_or_default(),
+        continue_on_error: node
+            .get("continue-on-error")
+            .and_then(|n| r.bool_or_expr(n)),
+        timeout_minutes: node
+            .get("timeout-minutes")
+            .and_then(|n| r.number_or_expr(n)),
+        span: node.span,
+    })
+}
+
+/// `docker://image`, `./local/path` or `{org}/{repo}[/path]@ref`.
+fn check_step_uses(r: &mut Reader<'_>, node: &Node, uses: &str) {
+    if uses.starts_with("docker://") && uses.len() > "docker://".len() {
+        return;
+    }
+    if uses.starts_with("./") || uses.starts_with(".\\") {
+        return;
+    }
+    let ok = uses.split_once('@').is_some_and(|(name, git_ref)| {
+        let mut parts = name.split('/');
+        let owner = parts.next().unwrap_or_default();
+        let repo = parts.next().unwrap_or_default();
+        !git_ref.is_empty()
+            && !owner.is_empty()
+            && !repo.is_empty()
+            && is_name(owner)
+            && is_name(repo)
+    });
+    if !ok {
+        r.error(
+            node.span,
+            "invalid-uses",
+            format!("Expected format {{org}}/{{repo}}[/path]@ref. Actual '{uses}'"),
+        );
+    }
+}
+
+fn is_name(s: &str) -> bool {
+    s.chars()
+        .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+        && !s.starts_with('.')
+}
+
+fn workflow_call(r: &mut Reader<'_>, job: &Node, uses_node: &Node) -> Option<WorkflowCall> {
+    let uses = r.literal(uses_node, "a reusable workflow reference")?;
+    let (path, git_ref) = match uses.split_once('@') {
+        Some((p, g)) => (p, Some(g)),
+        None => (uses.as_str(), None),
+    };
+    let local = path.starts_with("./");
+    let remote_ok = !local && git_ref.is_some_and(|g| !g.is_empty()) && {
+        let parts: Vec<&str> = path.splitn(3, '/').collect();
+        parts.len() == 3
+            && is_name(parts[0])
+            && is_name(parts[1])
+            && parts[2].starts_with(".github/workflows/")
+    };
+    let file_ok = path.ends_with(".yml") || path.ends_with(".yaml");
+    if !((local && git_ref.is_none()) || remote_ok) || !file_ok {
+        r.error_with_help(
+            uses_node.span,
+            "invalid-uses",
+            format!("Invalid workflow reference '{uses}'"),
+            "expected ./.github/workflows/FILE.yml or OWNER/REPO/.github/workflows/FILE.yml@REF",
+        );
+    }
+    let with = match job.get("with") {
+        Some(w) => r.node_map(w, "a mapping of inputs"),
+        None => IndexMap::new(),
+    };
+    let mut secrets = IndexMap::new();
+    let mut inherit_secrets = false;
+    if let Some(s) = job.get("secrets") {
+        match &s.value {
+            Value::String(v) if v == "inherit" => inherit_secrets = true,
+            Value::Map(_) => secrets = r.template_map(s, "a mapping of secrets"),
+            _ => r.unexpected(s, "`inherit` or a mapping of secrets"),
+        }
+    }
+    Some(WorkflowCall {
+        uses,
+        span: uses_node.span,
+        with,
+        secrets,
+        inherit_secrets,
+    })
+}

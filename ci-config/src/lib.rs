@@ -1,0 +1,131 @@
+//! `ci-config` reads CI configuration files into one dialect-neutral [`Workflow`] model, with
+//! precise, located [`Diagnostic`]s.
+//!
+//! What it is for: turning the bytes of a GitHub Actions workflow (and `action.yml` metadata)
+//! into a typed model that a planner can expand and an engine can run, and telling the user
+//! exactly where a file is wrong (`path:line:col`, with a rustc-style snippet). It is
+//! synchronous and does no I/O: give it a path (for messages and dialect detection) and the text.
+//!
+//! What it is not for: planning (matrix expansion, the job graph: `ci-graph`) or running anything.
+//!
+//! Layers, bottom up: [`yaml`] (a spanned YAML 1.2 tree with anchors, aliases, merge keys and an
+//! alias-bomb limit), [`Template`] (strings with `${{ }}` parts), the [`github`] frontend, and
+//! the [`model`].
+//!
+//! # Example
+//!
+//! ```
+//! let src = "on: push\njobs:\n  build:\n    runs-on: ubuntu-latest\n    steps:\n      - run: make\n";
+//! let parsed = ci_config::github::parse_workflow(".github/workflows/ci.yml", src);
+//! assert!(!parsed.has_errors());
+//! let workflow = parsed.value.unwrap();
+//! assert_eq!(workflow.jobs["build"].steps[0].id, "__run");
+//!
+//! // Mistakes come back located.
+//! let bad = "on: push\njobs:\n  test:\n    runs-on: ubuntu-latest\n    needs: biuld\n    steps: [{run: make}]\n  build:\n    runs-on: ubuntu-latest\n    steps: [{run: make}]\n";
+//! let parsed = ci_config::github::parse_workflow("ci.yml", bad);
+//! let d = &parsed.diagnostics[0];
+//! assert_eq!((d.line(), d.column()), (5, 12));
+//! assert_eq!(d.message, "Job 'test' depends on unknown job 'biuld'.");
+//! eprintln!("{}", d.render(bad, false)); // rustc-style, with the line and a caret
+//! ```
+
+pub mod diagnostic;
+pub mod github;
+pub mod model;
+mod reader;
+pub mod span;
+pub mod template;
+pub mod yaml;
+
+pub use diagnostic::{Diagnostic, Severity};
+pub use model::{Dialect, Job, Step, StepAction, Workflow};
+pub use span::{Position, Span};
+pub use template::Template;
+
+use std::path::Path;
+
+/// Guesses the dialect of a file from its path, then from its top-level keys.
+pub fn detect_dialect(path: &str, src: &str) -> Dialect {
+    let normalized = path.replace('\\', "/");
+    let file = Path::new(&normalized)
+        .file_name()
+        .and_then(|f| f.to_str())
+        .unwrap_or_default();
+    if normalized.contains(".github/workflows/") {
+        return Dialect::GitHubActions;
+    }
+    if matches!(file, "action.yml" | "action.yaml") {
+        return Dialect::GitHubAction;
+    }
+    if file.ends_with(".gitlab-ci.yml") || file.ends_with(".gitlab-ci.yaml") {
+        return Dialect::GitLabCi;
+    }
+    if normalized.ends_with(".circleci/config.yml") || normalized.ends_with(".circleci/config.yaml")
+    {
+        return Dialect::CircleCi;
+    }
+    let top_keys: Vec<&str> = src
+        .lines()
+        .filter(|l| !l.starts_with([' ', '\t', '#', '-']) && !l.is_empty())
+        .filter_map(|l| l.split(':').next())
+        .map(|k| k.trim().trim_matches(['"', '\'']))
+        .collect();
+    let has = |k: &str| top_keys.contains(&k);
+    if has("runs") && !has("jobs") {
+        Dialect::GitHubAction
+    } else if has("version") && (has("workflows") || has("orbs") || has("executors")) {
+        Dialect::CircleCi
+    } else if has("stages") || (!has("on") && has("include")) {
+        Dialect::GitLabCi
+    } else {
+        Dialect::GitHubActions
+    }
+}
+
+/// Checks one file of any dialect and returns its diagnostics. Dialects without a frontend
+/// yet produce one `unsupported` error naming the dialect.
+pub fn lint(path: &str, src: &str) -> Vec<Diagnostic> {
+    match detect_dialect(path, src) {
+        Dialect::GitHubActions => github::parse_workflow(path, src).diagnostics,
+        Dialect::GitHubAction => github::parse_action(path, src).diagnostics,
+        dialect @ (Dialect::GitLabCi | Dialect::CircleCi) => {
+            let span = span::Source::new(src).span(0, 0);
+            vec![Diagnostic::error(
+                path,
+                span,
+                "unsupported",
+                format!("{} files are not supported yet", dialect.name()),
+            )
+            .with_help("Gantry reads GitHub Actions workflows and action.yml files today")]
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dialect_is_detected_by_path_then_shape() {
+        assert_eq!(
+            detect_dialect(".github/workflows/ci.yml", ""),
+            Dialect::GitHubActions
+        );
+        assert_eq!(detect_dialect("x/action.yaml", ""), Dialect::GitHubAction);
+        assert_eq!(detect_dialect(".gitlab-ci.yml", ""), Dialect::GitLabCi);
+        assert_eq!(
+            detect_dialect("a/.circleci/config.yml", ""),
+            Dialect::CircleCi
+        );
+        assert_eq!(
+            detect_dialect("x.yml", "name: a\nruns:\n  using: composite\n"),
+            Dialect::GitHubAction
+        );
+        assert_eq!(detect_dialect("x.yml", "stages: [a]\n"), Dialect::GitLabCi);
+        assert_eq!(
+            detect_dialect("x.yml", "on: push\njobs: {}\n"),
+            Dialect::GitHubActions
+        );
+    }
+}

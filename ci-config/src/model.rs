@@ -1,0 +1,355 @@
+//! The dialect-neutral workflow model every frontend produces and `ci-graph` plans.
+//!
+//! Free-form values whose shape the CI system decides at run time (matrix vectors, action
+//! inputs, service options) stay as spanned YAML [`Node`]s; strings that may hold expressions
+//! are [`Template`]s.
+
+use indexmap::IndexMap;
+
+use crate::span::Span;
+use crate::template::Template;
+use crate::yaml::Node;
+
+/// Which CI system a file is written for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum Dialect {
+    /// `.github/workflows/*.yml`
+    GitHubActions,
+    /// `action.yml` metadata of a GitHub action.
+    GitHubAction,
+    /// `.gitlab-ci.yml`
+    GitLabCi,
+    /// `.circleci/config.yml`
+    CircleCi,
+}
+
+impl Dialect {
+    /// A human name.
+    pub fn name(self) -> &'static str {
+        match self {
+            Dialect::GitHubActions => "GitHub Actions workflow",
+            Dialect::GitHubAction => "GitHub action metadata",
+            Dialect::GitLabCi => "GitLab CI",
+            Dialect::CircleCi => "CircleCI",
+        }
+    }
+}
+
+/// A condition (`if:`) as written, plus the effective expression the forge evaluates
+/// (GitHub wraps conditions without a status function in `success() && (…)`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Condition {
+    /// The expression as written, without `${{ }}`.
+    pub source: String,
+    /// The expression that is evaluated.
+    pub effective: String,
+    /// Where it is written.
+    pub span: Span,
+}
+
+/// A workflow: what one file describes.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Workflow {
+    /// The dialect it was read as.
+    pub dialect: Dialect,
+    /// The file.
+    pub path: String,
+    /// `name:`
+    pub name: Option<String>,
+    /// `run-name:`
+    pub run_name: Option<Template>,
+    /// The events that start it.
+    pub triggers: Vec<Trigger>,
+    /// Workflow-level environment.
+    pub env: Env,
+    /// `defaults.run`
+    pub defaults: RunDefaults,
+    /// `permissions:`
+    pub permissions: Option<Permissions>,
+    /// Workflow-level `concurrency:`
+    pub concurrency: Option<Concurrency>,
+    /// Jobs in source order, by id.
+    pub jobs: IndexMap<String, Job>,
+}
+
+/// One event a workflow listens to, with its filters.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Trigger {
+    /// Event name (`push`, `pull_request`, `schedule`, …).
+    pub event: String,
+    /// Where the event is named.
+    pub span: Span,
+    /// Activity `types:`.
+    pub types: Vec<String>,
+    /// `branches:` patterns.
+    pub branches: Vec<String>,
+    /// `branches-ignore:` patterns.
+    pub branches_ignore: Vec<String>,
+    /// `tags:` patterns.
+    pub tags: Vec<String>,
+    /// `tags-ignore:` patterns.
+    pub tags_ignore: Vec<String>,
+    /// `paths:` patterns.
+    pub paths: Vec<String>,
+    /// `paths-ignore:` patterns.
+    pub paths_ignore: Vec<String>,
+    /// `schedule` cron expressions.
+    pub cron: Vec<String>,
+    /// `workflow_run.workflows`.
+    pub workflows: Vec<String>,
+    /// `workflow_dispatch` / `workflow_call` inputs.
+    pub inputs: IndexMap<String, InputDef>,
+    /// `workflow_call` outputs: name → value expression.
+    pub outputs: IndexMap<String, Template>,
+    /// `workflow_call` secrets: name → required.
+    pub secrets: IndexMap<String, bool>,
+}
+
+/// The type of a workflow or action input.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum InputType {
+    /// `string` (also the default for `workflow_dispatch`).
+    String,
+    /// `boolean`
+    Boolean,
+    /// `number`
+    Number,
+    /// `choice` (`workflow_dispatch` only).
+    Choice,
+    /// `environment` (`workflow_dispatch` only).
+    Environment,
+}
+
+/// An input definition.
+#[derive(Debug, Clone, PartialEq)]
+pub struct InputDef {
+    /// `description:`
+    pub description: Option<String>,
+    /// `required:`
+    pub required: bool,
+    /// `type:`
+    pub kind: InputType,
+    /// `default:`
+    pub default: Option<Node>,
+    /// `options:` of a choice.
+    pub options: Vec<String>,
+}
+
+/// Environment variables: a map, or one expression producing a map (`${{ fromJSON(…) }}`).
+#[derive(Debug, Clone, PartialEq, Default)]
+pub enum Env {
+    /// No variables.
+    #[default]
+    Empty,
+    /// Name → value.
+    Map(IndexMap<String, Template>),
+    /// An expression evaluated at run time.
+    Expr(Template),
+}
+
+/// `defaults.run`.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct RunDefaults {
+    /// Default shell.
+    pub shell: Option<Template>,
+    /// Default working directory.
+    pub working_directory: Option<Template>,
+}
+
+/// `permissions:` of the token.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Permissions {
+    /// `read-all` / `write-all`.
+    All(Access),
+    /// Scope → access; scopes not named get none.
+    Scopes(IndexMap<String, Access>),
+}
+
+/// Access level of a permission scope.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Access {
+    /// `none`
+    None,
+    /// `read`
+    Read,
+    /// `write`
+    Write,
+}
+
+/// `concurrency:`
+#[derive(Debug, Clone, PartialEq)]
+pub struct Concurrency {
+    /// The group key (may be an expression).
+    pub group: Template,
+    /// `cancel-in-progress:` — a boolean or an expression.
+    pub cancel_in_progress: Option<Template>,
+}
+
+/// One job of a workflow, before matrix expansion.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Job {
+    /// The id (the mapping key).
+    pub id: String,
+    /// Where the id is written.
+    pub span: Span,
+    /// Display name (`name:`, else the id).
+    pub name: Template,
+    /// Jobs this one waits for, with the span of each reference.
+    pub needs: Vec<(String, Span)>,
+    /// `if:`
+    pub condition: Condition,
+    /// Runner labels (`runs-on`): empty for reusable-workflow jobs.
+    pub runs_on: RunsOn,
+    /// `environment:`
+    pub environment: Option<Environment>,
+    /// Job-level `concurrency:`
+    pub concurrency: Option<Concurrency>,
+    /// `outputs:` name → value.
+    pub outputs: IndexMap<String, Template>,
+    /// Job environment.
+    pub env: Env,
+    /// `defaults.run`
+    pub defaults: RunDefaults,
+    /// `timeout-minutes:` (a number or an expression).
+    pub timeout_minutes: Option<Node>,
+    /// `continue-on-error:` (a boolean or an expression).
+    pub continue_on_error: Option<Node>,
+    /// `permissions:`
+    pub permissions: Option<Permissions>,
+    /// `strategy:`
+    pub strategy: Option<Strategy>,
+    /// `container:`
+    pub container: Option<Container>,
+    /// `services:` by name.
+    pub services: IndexMap<String, Container>,
+    /// Steps in order (empty for reusable-workflow jobs).
+    pub steps: Vec<Step>,
+    /// Set when the job calls a reusable workflow.
+    pub call: Option<WorkflowCall>,
+}
+
+/// Where a job runs.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct RunsOn {
+    /// Labels all of which a runner must have.
+    pub labels: Vec<Template>,
+    /// Runner group, if any.
+    pub group: Option<Template>,
+}
+
+/// `environment:` of a job.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Environment {
+    /// Environment name.
+    pub name: Template,
+    /// Its URL.
+    pub url: Option<Template>,
+}
+
+/// `strategy:`
+#[derive(Debug, Clone, PartialEq)]
+pub struct Strategy {
+    /// `matrix:` (a mapping, or one expression).
+    pub matrix: Option<Matrix>,
+    /// `fail-fast:` (default true; a boolean or an expression).
+    pub fail_fast: Option<Node>,
+    /// `max-parallel:` (a number or an expression).
+    pub max_parallel: Option<Node>,
+}
+
+/// A matrix before expansion.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Matrix {
+    /// Vectors by key plus `include`/`exclude` lists (nodes, because values are free-form).
+    Static {
+        /// Key → values (each value may itself be a mapping or an expression), or an expression.
+        vectors: IndexMap<String, Node>,
+        /// `include:` entries.
+        include: Option<Node>,
+        /// `exclude:` entries.
+        exclude: Option<Node>,
+    },
+    /// `matrix: ${{ fromJSON(…) }}`
+    Expr(Template),
+}
+
+/// A job or service container.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Container {
+    /// Image reference.
+    pub image: Template,
+    /// Registry credentials (`username`, `password`).
+    pub credentials: Option<(Template, Template)>,
+    /// Container environment.
+    pub env: Env,
+    /// `ports:`
+    pub ports: Vec<Template>,
+    /// `volumes:`
+    pub volumes: Vec<Template>,
+    /// Extra `docker create` options.
+    pub options: Option<Template>,
+    /// Where it is defined.
+    pub span: Span,
+}
+
+/// A call of a reusable workflow (`jobs.<id>.uses`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct WorkflowCall {
+    /// `./.github/workflows/x.yml` or `owner/repo/.github/workflows/x.yml@ref`.
+    pub uses: String,
+    /// Where `uses` is written.
+    pub span: Span,
+    /// `with:` inputs.
+    pub with: IndexMap<String, Node>,
+    /// `secrets:` passed explicitly.
+    pub secrets: IndexMap<String, Template>,
+    /// `secrets: inherit`
+    pub inherit_secrets: bool,
+}
+
+/// One step of a job.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Step {
+    /// `id:`, or generated as the forge does (`__run`, `__actions_checkout`, `__run_2`).
+    pub id: String,
+    /// Whether `id` was generated.
+    pub generated_id: bool,
+    /// `name:`
+    pub name: Option<Template>,
+    /// `if:`
+    pub condition: Condition,
+    /// What the step does.
+    pub action: StepAction,
+    /// Step environment.
+    pub env: Env,
+    /// `continue-on-error:` (a boolean or an expression).
+    pub continue_on_error: Option<Node>,
+    /// `timeout-minutes:` (a number or an expression).
+    pub timeout_minutes: Option<Node>,
+    /// Where the step is written.
+    pub span: Span,
+}
+
+/// The work of a step.
+#[derive(Debug, Clone, PartialEq)]
+pub enum StepAction {
+    /// A script.
+    Run {
+        /// The script text.
+        script: Template,
+        /// `shell:`
+        shell: Option<Template>,
+        /// `working-directory:`
+        working_directory: Option<Template>,
+    },
+    /// An action.
+    Uses {
+        /// `owner/repo[/path]@ref`, `./path` or `docker://image`.
+        uses: String,
+        /// `with:` inputs.
+        with: IndexMap<String, Node>,
+    },
+}

@@ -1,0 +1,662 @@
+//! Builds [`Node`] trees from `saphyr-parser` events.
+
+use std::collections::{HashMap, HashSet};
+
+use saphyr_parser::{Event, Marker, Parser, ScalarStyle as SaphyrStyle, Tag};
+
+use super::node::{Node, ScalarStyle, Value};
+use crate::diagnostic::Diagnostic;
+use crate::span::{Position, Span};
+
+/// What to do when a mapping repeats a key.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum DuplicateKeys {
+    /// Refuse with a located error (GitHub Actions).
+    Error,
+    /// Keep the last value and warn (GitLab CI).
+    LastWins,
+}
+
+/// Options of [`load`].
+#[derive(Debug, Clone)]
+pub struct LoadOptions {
+    /// Duplicate-key policy.
+    pub duplicate_keys: DuplicateKeys,
+    /// Most nodes aliases may produce in total; beyond it the file is refused.
+    pub max_alias_nodes: usize,
+    /// Deepest nesting of collections accepted.
+    pub max_depth: usize,
+}
+
+impl Default for LoadOptions {
+    fn default() -> Self {
+        LoadOptions {
+            duplicate_keys: DuplicateKeys::Error,
+            max_alias_nodes: 200_000,
+            max_depth: 256,
+        }
+    }
+}
+
+/// Parses every document of `src`. On a syntax error or a refused input, no documents are
+/// returned and the diagnostics say why; duplicate keys and bad merge keys are reported while
+/// the tree is still built.
+pub fn load(path: &str, src: &str, options: &LoadOptions) -> (Vec<Node>, Vec<Diagnostic>) {
+    let mut builder = Builder {
+        path,
+        options,
+        offsets: CharOffsets::new(src),
+        stack: Vec::new(),
+        anchors: HashMap::new(),
+        alias_nodes: 0,
+        documents: Vec::new(),
+        diagnostics: Vec::new(),
+    };
+    match builder.run(src) {
+        Ok(()) => (builder.documents, builder.diagnostics),
+        Err(fatal) => {
+            builder.diagnostics.push(*fatal);
+            (Vec::new(), builder.diagnostics)
+        }
+    }
+}
+
+/// Converts the parser's character indices into byte offsets.
+struct CharOffsets {
+    /// Byte offset of each character; empty when the text is ASCII (identity).
+    bytes: Vec<usize>,
+    len: usize,
+}
+
+impl CharOffsets {
+    fn new(src: &str) -> Self {
+        let bytes = if src.is_ascii() {
+            Vec::new()
+        } else {
+            src.char_indices().map(|(i, _)| i).collect()
+        };
+        CharOffsets {
+            bytes,
+            len: src.len(),
+        }
+    }
+
+    fn byte(&self, char_index: usize) -> usize {
+        if self.bytes.is_empty() {
+            char_index.min(self.len)
+        } else {
+            self.bytes.get(char_index).copied().unwrap_or(self.len)
+        }
+    }
+
+    fn position(&self, m: &Marker) -> (usize, Position) {
+        (
+            self.byte(m.index()),
+            Position {
+                line: m.line(),
+                column: m.col() + 1,
+            },
+        )
+    }
+
+    fn span(&self, start: &Marker, end: &Marker) -> Span {
+        let (start, start_pos) = self.position(start);
+        let (end, end_pos) = self.position(end);
+        Span {
+            start,
+            end: end.max(start),
+            start_pos,
+            end_pos,
+        }
+    }
+}
+
+enum Frame {
+    Seq {
+        items: Vec<Node>,
+        span: Span,
+        anchor: usize,
+        tag: Option<String>,
+    },
+    Map {
+        entries: Vec<Entry>,
+        key: Option<Node>,
+        span: Span,
+        anchor: usize,
+        tag: Option<String>,
+    },
+}
+
+enum Entry {
+    Pair(Node, Node),
+    /// The sources of one `<<` key, in priority order.
+    Merge(Vec<Node>),
+}
+
+struct Builder<'a> {
+    path: &'a str,
+    options: &'a LoadOptions,
+    offsets: CharOffsets,
+    stack: Vec<Frame>,
+    /// Anchor id → (node, its node count).
+    anchors: HashMap<usize, (Node, usize)>,
+    alias_nodes: usize,
+    documents: Vec<Node>,
+    diagnostics: Vec<Diagnostic>,
+}
+
+impl Builder<'_> {
+    fn run(&mut self, src: &str) -> Result<(), Box<Diagnostic>> {
+        let mut parser = Parser::new_from_str(src).keep_tags(true);
+        while let Some(next) = parser.next_event() {
+            let (event, span) = next.map_err(|e| {
+                let span = self.offsets.span(e.marker(), e.marker());
+                fatal(self.path, span, "yaml-syntax", capitalize(e.info()))
+            })?;
+            let span = self.offsets.span(&span.start, &span.end);
+            match event {
+                Event::Scalar(text, style, anchor, tag) => {
+                    let node = self.scalar(&text, style, tag.as_deref(), span)?;
+                    self.complete(node, anchor)?;
+                }
+                Event::SequenceStart(anchor, tag) => {
+                    self.open(Frame::Seq {
+                        items: Vec::new(),
+                        span,
+                        anchor,
+                        tag: tag.as_deref().map(tag_text),
+                    })?;
+                }
+                Event::MappingStart(anchor, tag) => {
+                    self.open(Frame::Map {
+                        entries: Vec::new(),
+                        key: None,
+                        span,
+                        anchor,
+                        tag: tag.as_deref().map(tag_text),
+                    })?;
+                }
+                Event::SequenceEnd | Event::MappingEnd => self.close(span)?,
+                Event::Alias(id) => {
+                    let Some((node, count)) = self.anchors.get(&id) else {
+                        return Err(fatal(self.path, span, "yaml-syntax", "Unknown anchor"));
+                    };
+                    self.alias_nodes += count;
+                    if self.alias_nodes > self.options.max_alias_nodes {
+                        return Err(fatal(
+                            self.path,
+                            span,
+                            "yaml-alias-limit",
+                            format!(
+                                "Aliases expand to more than {} nodes; refusing a possible alias bomb (\"billion laughs\")",
+                                self.options.max_alias_nodes
+                            ),
+                        ));
+                    }
+                    let mut node = node.clone();
+                    node.span = span;
+                    self.complete(node, 0)?;
+                }
+                Event::DocumentStart(_) => self.anchors.clear(),
+                Event::StreamStart | Event::StreamEnd | Event::DocumentEnd | Event::Nothing => {}
+            }
+        }
+        Ok(())
+    }
+
+    fn open(&mut self, frame: Frame) -> Result<(), Box<Diagnostic>> {
+        if self.stack.len() >= self.options.max_depth {
+            let span = match &frame {
+                Frame::Seq { span, .. } | Frame::Map { span, .. } => *span,
+            };
+            return Err(fatal(
+                self.path,
+                span,
+                "yaml-depth-limit",
+                format!(
+                    "Nesting deeper than {} levels is not supported",
+                    self.options.max_depth
+                ),
+            ));
+        }
+        self.stack.push(frame);
+        Ok(())
+    }
+
+    fn close(&mut self, end: Span) -> Result<(), Box<Diagnostic>> {
+        let frame = self
+            .stack
+            .pop()
+            .expect("the parser balances collection start and end events");
+        let (node, anchor) = match frame {
+            Frame::Seq {
+                items,
+                span,
+                anchor,
+                tag,
+            } => {
+                let mut node = Node::new(Value::Seq(items), span.to(end));
+                node.tag = tag;
+                (node, anchor)
+            }
+            Frame::Map {
+                entries,
+                span,
+                anchor,
+                tag,
+                ..
+            } => {
+                let entries = self.finish_map(entries);
+                let mut node = Node::new(Value::Map(entries), span.to(end));
+                node.tag = tag;
+                (node, anchor)
+            }
+        };
+        self.complete(node, anchor)
+    }
+
+    /// Applies duplicate-key policy and expands merge keys: explicit keys win over merged ones,
+    /// earlier merge sources over later ones; merged entries take the place of their `<<`.
+    fn finish_map(&mut self, entries: Vec<Entry>) -> Vec<(Node, Node)> {
+        let mut pairs: Vec<(Node, Node)> = Vec::with_capacity(entries.len());
+        let mut index: HashMap<String, usize> = HashMap::new();
+        let mut merges: Vec<(usize, Vec<Node>)> = Vec::new();
+        for entry in entries {
+            match entry {
+                Entry::Merge(sources) => merges.push((pairs.len(), sources)),
+                Entry::Pair(key, value) => {
+                    let Some(text) = key.is_scalar().then(|| key.scalar_text()).flatten() else {
+                        pairs.push((key, value));
+                        continue;
+                    };
+                    if let Some(&previous) = index.get(&text) {
+                        match self.options.duplicate_keys {
+                            DuplicateKeys::Error => {
+                                self.diagnostics.push(Diagnostic::error(
+                                    self.path,
+                                    key.span,
+                                    "duplicate-key",
+                                    format!("'{text}' is already defined"),
+                                ));
+                            }
+                            DuplicateKeys::LastWins => {
+                                self.diagnostics.push(
+                                    Diagnostic::warning(
+                                        self.path,
+                                        key.span,
+                                        "duplicate-key",
+                                        format!("'{text}' is already defined; the last value wins"),
+                                    )
+                                    .with_help("remove one of the two definitions"),
+                                );
+                                pairs[previous].1 = value;
+                            }
+                        }
+                        continue;
+                    }
+                    index.insert(text, pairs.len());
+                    pairs.push((key, value));
+                }
+            }
+        }
+        if merges.is_empty() {
+            return pairs;
+        }
+        let explicit: HashSet<String> = index.into_keys().collect();
+        let mut merged_keys: HashSet<String> = HashSet::new();
+        let mut out = Vec::with_capacity(pairs.len());
+        let mut merges = merges.into_iter().peekable();
+        for (position, pair) in pairs.into_iter().enumerate() {
+            while let Some((_, sources)) = merges.next_if(|(at, _)| *at == position) {
+                merge_into(&mut out, sources, &explicit, &mut merged_keys);
+            }
+            out.push(pair);
+        }
+        for (_, sources) in merges {
+            merge_into(&mut out, sources, &explicit, &mut merged_keys);
+        }
+        out
+    }
+
+    fn complete(&mut self, node: Node, anchor: usize) -> Result<(), Box<Diagnostic>> {
+        if anchor != 0 {
+            let count = node.node_count();
+            self.anchors.insert(anchor, (node.clone(), count));
+        }
+        match self.stack.last_mut() {
+            None => self.documents.push(node),
+            Some(Frame::Seq { items, .. }) => items.push(node),
+            Some(Frame::Map { entries, key, .. }) => match key.take() {
+                None => *key = Some(node),
+                Some(k) => {
+                    let is_merge = k.style == Some(ScalarStyle::Plain)
+                        && k.tag.is_none()
+                        && k.as_str() == Some("<<");
+                    if is_merge {
+                        let sources = match node.value {
+                            Value::Map(_) => vec![node],
+                            Value::Seq(items) if items.iter().all(|i| i.as_map().is_some()) => {
+                                items
+                            }
+                            _ => {
+                                self.diagnostics.push(Diagnostic::error(
+                                    self.path,
+                                    node.span,
+                                    "yaml-merge",
+                                    "The value of a merge key `<<` must be a mapping or a list of mappings",
+                                ));
+                                return Ok(());
+                            }
+                        };
+                        entries.push(Entry::Merge(sources));
+                    } else {
+                        entries.push(Entry::Pair(k, node));
+                    }
+                }
+            },
+        }
+        Ok(())
+    }
+
+    fn scalar(
+        &mut self,
+        text: &str,
+        style: SaphyrStyle,
+        tag: Option<&Tag>,
+        span: Span,
+    ) -> Result<Node, Box<Diagnostic>> {
+        let style = match style {
+            SaphyrStyle::Plain => ScalarStyle::Plain,
+            SaphyrStyle::SingleQuoted => ScalarStyle::SingleQuoted,
+            SaphyrStyle::DoubleQuoted => ScalarStyle::DoubleQuoted,
+            SaphyrStyle::Literal => ScalarStyle::Literal,
+            SaphyrStyle::Folded => ScalarStyle::Folded,
+        };
+        let tag_string = tag.map(tag_text);
+        let value = match tag_string.as_deref() {
+            None if style == ScalarStyle::Plain => resolve_plain(text),
+            Some("!!null") => Value::Null,
+            Some("!!bool") => match resolve_plain(text) {
+                v @ Value::Bool(_) => v,
+                _ => return Err(self.bad_tagged(span, text, "!!bool")),
+            },
+            Some("!!int") => match resolve_plain(text) {
+                v @ Value::Int(_) => v,
+                _ => return Err(self.bad_tagged(span, text, "!!int")),
+            },
+            Some("!!float") => match resolve_plain(text) {
+                Value::Int(i) => Value::Float(i as f64),
+                v @ Value::Float(_) => v,
+                _ => return Err(self.bad_tagged(span, text, "!!float")),
+            },
+            _ => Value::String(text.to_owned()),
+        };
+        Ok(Node {
+            value,
+            span,
+            tag: tag_string,
+            style: Some(style),
+        })
+    }
+
+    fn bad_tagged(&self, span: Span, text: &str, tag: &str) -> Box<Diagnostic> {
+        fatal(
+            self.path,
+            span,
+            "yaml-tag",
+            format!("'{text}' is not a valid {tag} value"),
+        )
+    }
+}
+
+/// An error that stops loading (boxed: it travels up through every builder call).
+fn fatal(
+    path: &str,
+    span: Span,
+    code: &'static str,
+    message: impl Into<String>,
+) -> Box<Diagnostic> {
+    Box::new(Diagnostic::error(path, span, code, message))
+}
+
+fn merge_into(
+    out: &mut Vec<(Node, Node)>,
+    sources: Vec<Node>,
+    explicit: &HashSet<String>,
+    merged: &mut HashSet<String>,
+) {
+    for source in sources {
+        let Value::Map(entries) = source.value else {
+            continue;
+        };
+        for (k, v) in entries {
+            let text = k.scalar_text().unwrap_or_default();
+            if !explicit.contains(&text) && merged.insert(text) {
+                out.push((k, v));
+            }
+        }
+    }
+}
+
+fn tag_text(tag: &Tag) -> String {
+    if tag.is_yaml_core_schema() {
+        format!("!!{}", tag.suffix)
+    } else if tag.handle == "!" {
+        format!("!{}", tag.suffix)
+    } else {
+        format!("{}{}", tag.handle, tag.suffix)
+    }
+}
+
+fn capitalize(s: &str) -> String {
+    let mut chars = s.chars();
+    match chars.next() {
+        Some(c) => c.to_uppercase().chain(chars).collect(),
+        None => String::new(),
+    }
+}
+
+/// YAML 1.2 core schema resolution of a plain scalar.
+fn resolve_plain(text: &str) -> Value {
+    match text {
+        "" | "~" | "null" | "Null" | "NULL" => return Value::Null,
+        "true" | "True" | "TRUE" => return Value::Bool(true),
+        "false" | "False" | "FALSE" => return Value::Bool(false),
+        ".inf" | ".Inf" | ".INF" | "+.inf" | "+.Inf" | "+.INF" => {
+            return Value::Float(f64::INFINITY)
+        }
+        "-.inf" | "-.Inf" | "-.INF" => return Value::Float(f64::NEG_INFINITY),
+        ".nan" | ".NaN" | ".NAN" => return Value::Float(f64::NAN),
+        _ => {}
+    }
+    if let Some(hex) = text.strip_prefix("0x") {
+        if !hex.is_empty() && hex.bytes().all(|b| b.is_ascii_hexdigit()) {
+            return int_or_float(i64::from_str_radix(hex, 16).ok(), text);
+        }
+    }
+    if let Some(oct) = text.strip_prefix("0o") {
+        if !oct.is_empty() && oct.bytes().all(|b| (b'0'..=b'7').contains(&b)) {
+            return int_or_float(i64::from_str_radix(oct, 8).ok(), text);
+        }
+    }
+    let digits = text.strip_prefix(['-', '+']).unwrap_or(text);
+    if !digits.is_empty() && digits.bytes().all(|b| b.is_ascii_digit()) {
+        return match text.parse::<i64>() {
+            Ok(i) => Value::Int(i),
+            Err(_) => text
+                .parse::<f64>()
+                .map_or_else(|_| Value::String(text.to_owned()), Value::Float),
+        };
+    }
+    if is_core_float(digits) {
+        if let Ok(f) = text.parse::<f64>() {
+            return Value::Float(f);
+        }
+    }
+    Value::String(text.to_owned())
+}
+
+fn int_or_float(parsed: Option<i64>, text: &str) -> Value {
+    parsed.map_or_else(|| Value::String(text.to_owned()), Value::Int)
+}
+
+/// `(\.[0-9]+|[0-9]+(\.[0-9]*)?)([eE][-+]?[0-9]+)?` (sign already stripped).
+fn is_core_float(s: &str) -> bool {
+    let (mantissa, exponent) = match s.find(['e', 'E']) {
+        Some(i) => (&s[..i], Some(&s[i + 1..])),
+        None => (s, None),
+    };
+    let mantissa_ok = match mantissa.split_once('.') {
+        Some((int, frac)) => {
+            int.bytes().all(|b| b.is_ascii_digit())
+                && frac.bytes().all(|b| b.is_ascii_digit())
+                && !(int.is_empty() && frac.is_empty())
+        }
+        None => !mantissa.is_empty() && mantissa.bytes().all(|b| b.is_ascii_digit()),
+    };
+    let exponent_ok = exponent.is_none_or(|e| {
+        let e = e.strip_prefix(['-', '+']).unwrap_or(e);
+        !e.is_empty() && e.bytes().all(|b| b.is_ascii_digit())
+    });
+    mantissa_ok && exponent_ok
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn load_one(src: &str) -> (Node, Vec<Diagnostic>) {
+        let (mut docs, diags) = load("t.yml", src, &LoadOptions::default());
+        assert_eq!(docs.len(), 1, "{diags:?}");
+        (docs.remove(0), diags)
+    }
+
+    fn keys(node: &Node) -> Vec<String> {
+        node.as_map()
+            .unwrap()
+            .iter()
+            .map(|(k, _)| k.scalar_text().unwrap())
+            .collect()
+    }
+
+    #[test]
+    fn core_schema_keeps_on_and_yes_as_strings() {
+        let (doc, _) =
+            load_one("on: push\nyes: no\nn: 012\nf: 1.5\nt: true\nz: ~\nh: 0x1f\ns: '1'\n");
+        assert_eq!(doc.get("on").unwrap().as_str(), Some("push"));
+        assert_eq!(doc.get("yes").unwrap().as_str(), Some("no"));
+        assert_eq!(doc.get("n").unwrap().value, Value::Int(12));
+        assert_eq!(doc.get("f").unwrap().value, Value::Float(1.5));
+        assert_eq!(doc.get("t").unwrap().value, Value::Bool(true));
+        assert!(doc.get("z").unwrap().is_null());
+        assert_eq!(doc.get("h").unwrap().value, Value::Int(31));
+        assert_eq!(doc.get("s").unwrap().as_str(), Some("1"));
+    }
+
+    #[test]
+    fn spans_point_at_the_node() {
+        let src = "jobs:\n  build:\n    runs-on: ubuntu\n";
+        let (doc, _) = load_one(src);
+        let runs_on = doc
+            .get("jobs")
+            .unwrap()
+            .get("build")
+            .unwrap()
+            .get("runs-on")
+            .unwrap();
+        assert_eq!(&src[runs_on.span.range()], "ubuntu");
+        assert_eq!(
+            runs_on.span.start_pos,
+            Position {
+                line: 3,
+                column: 14
+            }
+        );
+    }
+
+    #[test]
+    fn non_ascii_spans_are_byte_offsets() {
+        let src = "name: héllo\nx: y\n";
+        let (doc, _) = load_one(src);
+        let y = doc.get("x").unwrap();
+        assert_eq!(&src[y.span.range()], "y");
+    }
+
+    #[test]
+    fn merge_keys_expand_with_explicit_keys_winning() {
+        let src = "base: &b {a: 1, b: 2}\nother: &o {b: 3, c: 4}\nx:\n  <<: [*b, *o]\n  a: 10\n";
+        let (doc, _) = load_one(src);
+        let x = doc.get("x").unwrap();
+        assert_eq!(
+            keys(x),
+            ["b", "c", "a"],
+            "merged entries take the place of `<<`"
+        );
+        assert_eq!(x.get("a").unwrap().value, Value::Int(10));
+        assert_eq!(
+            x.get("b").unwrap().value,
+            Value::Int(2),
+            "earlier source wins"
+        );
+        assert_eq!(x.get("c").unwrap().value, Value::Int(4));
+        assert_eq!(x.as_map().unwrap().len(), 3);
+    }
+
+    #[test]
+    fn duplicate_keys_error_or_last_wins() {
+        let src = "a: 1\nb: 2\na: 3\n";
+        let (_, diags) = load("t.yml", src, &LoadOptions::default());
+        assert_eq!(diags.len(), 1);
+        assert!(diags[0].is_error());
+        assert_eq!(diags[0].span.start_pos, Position { line: 3, column: 1 });
+        let options = LoadOptions {
+            duplicate_keys: DuplicateKeys::LastWins,
+            ..LoadOptions::default()
+        };
+        let (docs, diags) = load("t.yml", src, &options);
+        assert!(!diags[0].is_error());
+        assert_eq!(docs[0].get("a").unwrap().value, Value::Int(3));
+        assert_eq!(keys(&docs[0]), ["a", "b"]);
+    }
+
+    #[test]
+    fn anchors_may_be_redefined() {
+        let (doc, diags) = load_one("a: &x 1\nb: *x\nc: &x 2\nd: *x\n");
+        assert!(diags.is_empty());
+        assert_eq!(doc.get("b").unwrap().value, Value::Int(1));
+        assert_eq!(doc.get("d").unwrap().value, Value::Int(2));
+    }
+
+    #[test]
+    fn billion_laughs_is_refused() {
+        let mut src = String::from("a: &a [x, x, x, x, x, x, x, x, x, x]\n");
+        let mut prev = 'a';
+        for name in "bcdefghij".chars() {
+            src.push_str(&format!(
+                "{name}: &{name} [{}]\n",
+                vec![format!("*{prev}"); 10].join(", ")
+            ));
+            prev = name;
+        }
+        let (docs, diags) = load("t.yml", &src, &LoadOptions::default());
+        assert!(docs.is_empty());
+        assert_eq!(diags[0].code, "yaml-alias-limit");
+    }
+
+    #[test]
+    fn syntax_errors_are_located() {
+        let (docs, diags) = load("t.yml", "a: [1, 2\nb: c\n", &LoadOptions::default());
+        assert!(docs.is_empty());
+        assert_eq!(diags[0].code, "yaml-syntax");
+        assert!(diags[0].line() >= 1);
+    }
+
+    #[test]
+    fn deep_nesting_is_refused() {
+        let src = "[".repeat(10_000);
+        let (docs, diags) = load("t.yml", &src, &LoadOptions::default());
+        assert!(docs.is_empty());
+        assert!(!diags.is_empty());
+    }
+}

@@ -1,0 +1,138 @@
+//! `gantry lint`.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use anyhow::{bail, Context, Result};
+use ci_config::Diagnostic;
+
+use crate::Format;
+
+/// Checks the given files (or the repository's defaults) and prints the findings.
+pub fn run(paths: &[PathBuf], format: Format, quiet: bool) -> Result<ExitCode> {
+    let files = if paths.is_empty() {
+        default_files(Path::new("."))?
+    } else {
+        expand(paths)?
+    };
+    if files.is_empty() {
+        bail!("no CI files found (looked for .github/workflows/*.yml, .gitlab-ci.yml, .circleci/config.yml)");
+    }
+    let mut all: Vec<Diagnostic> = Vec::new();
+    let mut io_failed = false;
+    let mut errors = 0;
+    let mut warnings = 0;
+    for file in &files {
+        let display = file.display().to_string();
+        let src = match std::fs::read_to_string(file) {
+            Ok(src) => src,
+            Err(e) => {
+                anstream::eprintln!("error: cannot read {display}: {e}");
+                io_failed = true;
+                continue;
+            }
+        };
+        let diagnostics = ci_config::lint(&display, &src);
+        for d in &diagnostics {
+            if d.is_error() {
+                errors += 1;
+            } else {
+                warnings += 1;
+            }
+            if format == Format::Human && (d.is_error() || !quiet) {
+                anstream::println!("{}", d.render(&src, true));
+            }
+        }
+        all.extend(diagnostics);
+    }
+    match format {
+        Format::Json => {
+            let json: Vec<_> = all.iter().map(Diagnostic::to_json).collect();
+            println!(
+                "{}",
+                serde_json::to_string_pretty(&json).context("serialising diagnostics")?
+            );
+        }
+        Format::Human if !quiet => {
+            anstream::eprintln!(
+                "checked {} file{}: {errors} error{}, {warnings} warning{}",
+                files.len(),
+                plural(files.len()),
+                plural(errors),
+                plural(warnings)
+            );
+        }
+        Format::Human => {}
+    }
+    Ok(if io_failed {
+        ExitCode::from(2)
+    } else if errors > 0 {
+        ExitCode::from(1)
+    } else {
+        ExitCode::SUCCESS
+    })
+}
+
+fn plural(n: usize) -> &'static str {
+    if n == 1 {
+        ""
+    } else {
+        "s"
+    }
+}
+
+fn is_yaml(path: &Path) -> bool {
+    matches!(
+        path.extension().and_then(|e| e.to_str()),
+        Some("yml" | "yaml")
+    )
+}
+
+/// The YAML files directly inside `dir`, sorted.
+fn yaml_files_in(dir: &Path) -> Result<Vec<PathBuf>> {
+    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
+        .with_context(|| format!("cannot read directory {}", dir.display()))?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.is_file() && is_yaml(p))
+        .collect();
+    files.sort();
+    Ok(files)
+}
+
+fn expand(paths: &[PathBuf]) -> Result<Vec<PathBuf>> {
+    let mut files = Vec::new();
+    for path in paths {
+        if path.is_dir() {
+            let found = yaml_files_in(path)?;
+            if found.is_empty() {
+                // A repository root: look where the forges look.
+                files.extend(default_files(path)?);
+            } else {
+                files.extend(found);
+            }
+        } else if path.exists() {
+            files.push(path.clone());
+        } else {
+            bail!("{}: no such file or directory", path.display());
+        }
+    }
+    Ok(files)
+}
+
+fn default_files(root: &Path) -> Result<Vec<PathBuf>> {
+    let mut files = Vec::new();
+    let workflows = root.join(".github/workflows");
+    if workflows.is_dir() {
+        files.extend(yaml_files_in(&workflows)?);
+    }
+    for candidate in [".gitlab-ci.yml", ".circleci/config.yml"] {
+        let path = root.join(candidate);
+        if path.is_file() {
+            files.push(path);
+        }
+    }
+    Ok(files
+        .into_iter()
+        .map(|p| p.strip_prefix("./").map(Path::to_path_buf).unwrap_or(p))
+        .collect())
+}

@@ -1,0 +1,61 @@
+//! The `gantry` command line: argument parsing, terminal rendering and exit codes only.
+//! The work lives in the `ci-*` crates.
+
+mod lint;
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand, ValueEnum};
+
+/// Run GitHub Actions, GitLab CI and CircleCI pipelines locally, exactly as the forge would.
+#[derive(Debug, Parser)]
+#[command(name = "gantry", version, about, propagate_version = true)]
+struct Cli {
+    /// More output (repeatable).
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    verbose: u8,
+    /// Only errors.
+    #[arg(short, long, global = true)]
+    quiet: bool,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Check CI files and report every mistake with its location.
+    ///
+    /// Without paths: the repository's .github/workflows/*.{yml,yaml}, .gitlab-ci.yml and
+    /// .circleci/config.yml. A directory stands for the YAML files directly in it.
+    /// Exit status: 0 no errors, 1 errors found, 2 usage or I/O error.
+    Lint {
+        /// Files or directories to check.
+        paths: Vec<std::path::PathBuf>,
+        /// Output format.
+        #[arg(long, value_enum, default_value_t = Format::Human)]
+        format: Format,
+    },
+}
+
+/// How results are printed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum Format {
+    /// rustc-style, with source snippets.
+    Human,
+    /// One JSON array of diagnostics.
+    Json,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Lint { paths, format } => lint::run(&paths, format, cli.quiet),
+    };
+    match result {
+        Ok(code) => code,
+        Err(error) => {
+            anstream::eprintln!("error: {error:#}");
+            ExitCode::from(2)
+        }
+    }
+}
