@@ -291,6 +291,10 @@ pub struct Container {
     pub volumes: Vec<Template>,
     /// Extra `docker create` options.
     pub options: Option<Template>,
+    /// Command override (service containers only).
+    pub command: Option<Template>,
+    /// Entrypoint override (service containers only).
+    pub entrypoint: Option<Template>,
     /// Where it is defined.
     pub span: Span,
 }
@@ -329,6 +333,8 @@ pub struct Step {
     pub continue_on_error: Option<Node>,
     /// `timeout-minutes:` (a number or an expression).
     pub timeout_minutes: Option<Node>,
+    /// `background: true` — the job goes on while this step runs (parallel steps).
+    pub background: bool,
     /// Where the step is written.
     pub span: Span,
 }
@@ -351,5 +357,22 @@ pub enum StepAction {
         uses: String,
         /// `with:` inputs.
         with: IndexMap<String, Node>,
+    },
+    /// `wait:` — block until these background steps finish.
+    Wait {
+        /// Ids of background steps.
+        steps: Vec<String>,
+    },
+    /// `wait-all:` — block until every background step finishes.
+    WaitAll,
+    /// `parallel:` — run these steps side by side, then go on when all finished.
+    Parallel {
+        /// The steps of the group.
+        steps: Vec<Step>,
+    },
+    /// `cancel:` — cancel a background step.
+    Cancel {
+        /// Id of the background step.
+        step: String,
     },
 }

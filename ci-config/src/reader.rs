@@ -43,6 +43,11 @@ impl<'a> Reader<'a> {
             .push(Diagnostic::error(self.path, span, code, message).with_help(help));
     }
 
+    pub fn warning(&mut self, span: Span, code: &'static str, message: impl Into<String>) {
+        self.diagnostics
+            .push(Diagnostic::warning(self.path, span, code, message));
+    }
+
     /// Reports a node of the wrong type, in the forge's words.
     pub fn unexpected(&mut self, node: &Node, expected: &str) {
         if node.as_str().is_some_and(template::has_expr) {
@@ -79,6 +84,7 @@ impl<'a> Reader<'a> {
     /// A mapping key: a non-empty string (or a number/boolean) without expressions.
     pub fn key(&mut self, key: &Node) {
         match &key.value {
+            Value::String(s) if template::is_insert(s) => {}
             Value::String(s) if template::has_expr(s) => self.expression_not_allowed(key.span),
             Value::String(s) if !s.is_empty() => {}
             Value::Int(_) | Value::Float(_) | Value::Bool(_) => {}
@@ -148,7 +154,10 @@ impl<'a> Reader<'a> {
     /// Parses `text` (the value of `node`) as a template, reporting an unclosed `${{`.
     pub fn template_of(&mut self, node: &Node, text: &str) -> Option<Template> {
         match Template::parse(text, node.span, &self.source) {
-            Ok(t) => Some(t),
+            Ok(t) => {
+                self.check_exprs(&t);
+                Some(t)
+            }
             Err(unclosed) => {
                 let span = template::unclosed_span(text, unclosed.offset, node.span, &self.source);
                 self.error(
@@ -157,6 +166,33 @@ impl<'a> Reader<'a> {
                     "The expression is not closed. An unescaped ${{ sequence was found, but the closing }} sequence was not found.",
                 );
                 None
+            }
+        }
+    }
+
+    /// Checks what can be checked of each expression before the expression engine sees it.
+    fn check_exprs(&mut self, t: &Template) {
+        let embedded = t.single_expr().is_none();
+        // Located at the value, as GitHub reports expression errors.
+        let span = t.span;
+        for (source, _) in t.exprs() {
+            if source.is_empty() {
+                self.error(span, "expression-syntax", "An expression was expected");
+            } else if source.chars().count() > template::MAX_EXPRESSION_LENGTH {
+                self.error(
+                    span,
+                    "expression-syntax",
+                    format!(
+                        "Exceeded max expression length {}",
+                        template::MAX_EXPRESSION_LENGTH
+                    ),
+                );
+            } else if embedded && source.eq_ignore_ascii_case("insert") {
+                self.error(
+                    span,
+                    "expression-syntax",
+                    "The directive 'insert' is not allowed in this context. Directives are not supported for expressions that are embedded within a string. Directives are only supported when the entire value is an expression.",
+                );
             }
         }
     }

@@ -95,6 +95,39 @@ impl Template {
         }
     }
 
+    /// The template as one expression, as GitHub normalises it: a lone `${{ e }}` is `e`, mixed
+    /// text becomes `format('text {0}', e)` (with `'`, `{`, `}` escaped); `None` when there is no
+    /// expression at all.
+    pub fn to_expression(&self) -> Option<String> {
+        if let Some(single) = self.single_expr() {
+            return Some(single.to_owned());
+        }
+        if self.is_literal() {
+            return None;
+        }
+        let mut format = String::new();
+        let mut args = Vec::new();
+        for part in &self.parts {
+            match part {
+                Part::Literal(text) => {
+                    for c in text.chars() {
+                        match c {
+                            '\'' => format.push_str("''"),
+                            '{' => format.push_str("{{"),
+                            '}' => format.push_str("}}"),
+                            c => format.push(c),
+                        }
+                    }
+                }
+                Part::Expr { source, .. } => {
+                    format.push_str(&format!("{{{}}}", args.len()));
+                    args.push(source.as_str());
+                }
+            }
+        }
+        Some(format!("format('{format}', {})", args.join(", ")))
+    }
+
     /// The expression parts.
     pub fn exprs(&self) -> impl Iterator<Item = (&str, Span)> {
         self.parts.iter().filter_map(|p| match p {
@@ -102,6 +135,17 @@ impl Template {
             Part::Literal(_) => None,
         })
     }
+}
+
+/// The longest expression GitHub accepts, in characters.
+pub const MAX_EXPRESSION_LENGTH: usize = 21_000;
+
+/// Whether a string is exactly the `${{ insert }}` directive (a mapping key that splices in the
+/// mapping an expression produces).
+pub fn is_insert(s: &str) -> bool {
+    s.strip_prefix("${{")
+        .and_then(|r| r.strip_suffix("}}"))
+        .is_some_and(|body| body.trim().eq_ignore_ascii_case("insert"))
 }
 
 /// Whether a string contains `${{`.
@@ -173,6 +217,22 @@ mod tests {
                 },
             ]
         );
+    }
+
+    #[test]
+    fn mixed_templates_become_format_calls() {
+        let t = Template::parse(
+            "it's {x} ${{ a }}-${{ b }}",
+            Span::default(),
+            &Source::new(""),
+        )
+        .unwrap();
+        assert_eq!(
+            t.to_expression().unwrap(),
+            "format('it''s {{x}} {0}-{1}', a, b)"
+        );
+        let lone = Template::parse("${{ a }}", Span::default(), &Source::new("")).unwrap();
+        assert_eq!(lone.to_expression().unwrap(), "a");
     }
 
     #[test]

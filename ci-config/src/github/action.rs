@@ -216,5 +216,5 @@ fn composite_steps(r: &mut Reader<'_>, node: &Node) -> Vec<Step> {
             );
         }
     }
-    workflow::steps(r, node)
+    workflow::steps(r, node, false)
 }

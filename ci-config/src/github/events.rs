@@ -51,7 +51,7 @@ const EVENTS: &[(&str, Option<&[&str]>)] = &[
     ),
     ("fork", None),
     ("gollum", None),
-    ("image_version", None),
+    ("image_version", Some(&[])),
     ("issue_comment", Some(&["created", "edited", "deleted"])),
     (
         "issues",
@@ -74,6 +74,8 @@ const EVENTS: &[(&str, Option<&[&str]>)] = &[
             "demilestoned",
             "typed",
             "untyped",
+            "field_added",
+            "field_removed",
         ]),
     ),
     ("label", Some(&["created", "edited", "deleted"])),
@@ -97,6 +99,7 @@ const EVENTS: &[(&str, Option<&[&str]>)] = &[
     ),
     ("public", None),
     ("pull_request", Some(PULL_REQUEST_TYPES)),
+    ("pull_request_comment", Some(&[])),
     (
         "pull_request_review",
         Some(&["submitted", "edited", "dismissed"]),
@@ -154,6 +157,7 @@ const PULL_REQUEST_TYPES: &[&str] = &[
     "demilestoned",
     "enqueued",
     "dequeued",
+    "stacked",
 ];
 
 /// Filter keys each event accepts besides `types`.
@@ -300,10 +304,10 @@ fn trigger(r: &mut Reader<'_>, event: String, key: &Node, config: &Node) -> Trig
         ("paths", "paths-ignore"),
     ] {
         if let (Some((ka, _)), Some(_)) = (config.entry(a), config.get(b)) {
-            r.error(
+            r.warning(
                 ka.span,
                 "conflicting-filters",
-                format!("'{a}' and '{b}' cannot be used together for the same event"),
+                format!("'{a}' and '{b}' cannot be used together for the same event; GitHub will not run this workflow"),
             );
         }
     }

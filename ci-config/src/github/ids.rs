@@ -2,6 +2,8 @@
 
 use std::collections::HashSet;
 
+const MAX_ID_LENGTH: usize = 100;
+
 /// Why an identifier is refused, in GitHub's words; `None` when it is valid.
 pub(crate) fn invalid_id(id: &str) -> Option<String> {
     let mut chars = id.chars();
@@ -9,7 +11,7 @@ pub(crate) fn invalid_id(id: &str) -> Option<String> {
         .next()
         .is_some_and(|c| c.is_ascii_alphabetic() || c == '_');
     let rest_ok = chars.all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-');
-    if !first_ok || !rest_ok || id.len() >= 100 {
+    if !first_ok || !rest_ok || id.len() >= MAX_ID_LENGTH {
         return Some(format!(
             "The identifier '{id}' is invalid. IDs may only contain alphanumeric characters, '_', and '-'. IDs must start with a letter or '_' and and must be less than 100 characters."
         ));
@@ -35,9 +37,10 @@ impl StepIds {
         self.used.insert(id.to_ascii_lowercase())
     }
 
-    /// The generated id for a step that runs a script (`run`) or uses `uses`.
-    pub fn generate(&mut self, uses: Option<&str>) -> String {
-        let base = format!("__{}", uses.map_or_else(|| "run".to_owned(), segment));
+    /// The generated id for a step of the given kind (`run`, `wait`, or [`uses_segment`]),
+    /// at most 100 characters before a collision suffix.
+    pub fn generate(&mut self, kind: &str) -> String {
+        let base: String = format!("__{kind}").chars().take(MAX_ID_LENGTH).collect();
         let mut candidate = base.clone();
         let mut n = 2;
         while !self.used.insert(candidate.to_ascii_lowercase()) {
@@ -50,7 +53,7 @@ impl StepIds {
 
 /// The id segment of an action reference: the reference without `@ref` or `docker://`, with
 /// every character other than letters, digits, `-` and `_` replaced by `_`.
-fn segment(uses: &str) -> String {
+pub(crate) fn uses_segment(uses: &str) -> String {
     let name = match uses.strip_prefix("docker://") {
         Some(image) => image,
         None => uses.split_once('@').map_or(uses, |(name, _)| name),
@@ -81,17 +84,17 @@ mod tests {
     fn generated_ids_follow_github() {
         let mut ids = StepIds::default();
         assert_eq!(
-            ids.generate(Some("actions/checkout@v4")),
+            ids.generate(&uses_segment("actions/checkout@v4")),
             "__actions_checkout"
         );
         assert_eq!(
-            ids.generate(Some("docker://alpine:latest")),
+            ids.generate(&uses_segment("docker://alpine:latest")),
             "__alpine_latest"
         );
-        assert_eq!(ids.generate(None), "__run");
-        assert_eq!(ids.generate(None), "__run_2");
+        assert_eq!(ids.generate("run"), "__run");
+        assert_eq!(ids.generate("run"), "__run_2");
         assert_eq!(
-            ids.generate(Some("actions/checkout@v3")),
+            ids.generate(&uses_segment("actions/checkout@v3")),
             "__actions_checkout_2"
         );
     }

@@ -73,9 +73,12 @@ fn read<T>(path: &str, src: &str, frontend: fn(&mut Reader<'_>, &Node) -> Option
     Parsed { value, diagnostics }
 }
 
-/// GitHub refuses explicit tags (`!!str`, `!custom`).
+/// GitHub accepts the YAML 1.2 core schema tags and refuses every other tag.
 fn refuse_tags(r: &mut Reader<'_>, node: &Node) {
-    if let Some(tag) = &node.tag {
+    const CORE: &[&str] = &[
+        "!!str", "!!int", "!!float", "!!bool", "!!null", "!!seq", "!!map",
+    ];
+    if let Some(tag) = node.tag.as_deref().filter(|t| !CORE.contains(t)) {
         r.error(node.span, "yaml-tag", format!("Unexpected tag '{tag}'"));
     }
     match &node.value {

@@ -69,6 +69,11 @@ const STEP_KEYS: &[&str] = &[
     "env",
     "continue-on-error",
     "timeout-minutes",
+    "background",
+    "wait",
+    "wait-all",
+    "cancel",
+    "parallel",
 ];
 const PERMISSION_SCOPES: &[&str] = &[
     "actions",
@@ -111,7 +116,7 @@ pub(super) fn workflow(r: &mut Reader<'_>, doc: &Node) -> Option<Workflow> {
     let concurrency = doc.get("concurrency").and_then(|n| concurrency(r, n));
     let jobs = doc
         .entry("jobs")
-        .map(|(k, v)| jobs(r, k, v))
+        .map(|(_, v)| jobs(r, v))
         .unwrap_or_default();
     Some(Workflow {
         dialect: Dialect::GitHubActions,
@@ -127,7 +132,7 @@ pub(super) fn workflow(r: &mut Reader<'_>, doc: &Node) -> Option<Workflow> {
     })
 }
 
-fn jobs(r: &mut Reader<'_>, key: &Node, node: &Node) -> IndexMap<String, Job> {
+fn jobs(r: &mut Reader<'_>, node: &Node) -> IndexMap<String, Job> {
     let mut out = IndexMap::new();
     let Some(entries) = r.map(node, "a mapping of jobs") else {
         return out;
@@ -165,12 +170,12 @@ fn jobs(r: &mut Reader<'_>, key: &Node, node: &Node) -> IndexMap<String, Job> {
             out.insert(id, job);
         }
     }
-    check_needs(r, key, &out);
+    check_needs(r, &out);
     out
 }
 
 /// Unknown needs, self-needs, cycles, and a workflow where every job waits for another.
-fn check_needs(r: &mut Reader<'_>, jobs_key: &Node, jobs: &IndexMap<String, Job>) {
+fn check_needs(r: &mut Reader<'_>, jobs: &IndexMap<String, Job>) {
     let by_lower: HashMap<String, &str> = jobs
         .keys()
         .map(|id| (id.to_ascii_lowercase(), id.as_str()))
@@ -189,8 +194,9 @@ fn check_needs(r: &mut Reader<'_>, jobs_key: &Node, jobs: &IndexMap<String, Job>
         }
     }
     if !jobs.is_empty() && jobs.values().all(|j| !j.needs.is_empty()) {
+        let first = jobs.values().next().expect("checked non-empty above");
         r.error(
-            jobs_key.span,
+            first.span,
             "no-start-job",
             "The workflow must contain at least one job with no dependencies.",
         );
@@ -330,7 +336,10 @@ fn job(r: &mut Reader<'_>, id: &str, key: &Node, node: &Node) -> Option<Job> {
         .get("services")
         .map(|n| services(r, n))
         .unwrap_or_default();
-    let steps = node.get("steps").map(|n| steps(r, n)).unwrap_or_default();
+    let steps = node
+        .get("steps")
+        .map(|n| steps(r, n, true))
+        .unwrap_or_default();
     let call = if call {
         node.entry("uses")
             .and_then(|(_, u)| workflow_call(r, node, u))
@@ -385,6 +394,9 @@ fn default_condition(span: Span) -> Condition {
 /// Reads `if:`. Like GitHub, a condition without a status function is evaluated as
 /// `success() && (condition)`.
 fn condition(r: &mut Reader<'_>, node: &Node) -> Condition {
+    if node.is_null() {
+        return default_condition(node.span);
+    }
     let Some(text) = r.text(node, "an expression") else {
         return default_condition(node.span);
     };
@@ -395,13 +407,13 @@ fn condition(r: &mut Reader<'_>, node: &Node) -> Condition {
         Some(expr) => expr.to_owned(),
         None if t.is_literal() => text.trim().to_owned(),
         None => {
-            r.error_with_help(
+            // GitHub evaluates this as `format(…)`: a non-empty string, so always true.
+            r.warning(
                 node.span,
-                "expression-syntax",
-                "A condition must be one expression, not text mixed with ${{ }}",
-                "write the whole condition inside one ${{ }}, or leave ${{ }} out",
+                "condition-always-true",
+                "Text mixed with ${{ }} makes this condition a string, which is always true",
             );
-            text.clone()
+            t.to_expression().unwrap_or_else(|| text.clone())
         }
     };
     let effective = if source.is_empty() {
@@ -512,7 +524,7 @@ fn check_group(r: &mut Reader<'_>, node: &Node, group: &str) {
     let Some((prefix, name)) = group.split_once('/') else {
         return;
     };
-    if !matches!(prefix, "organization" | "enterprise") {
+    if !matches!(prefix, "organization" | "org" | "enterprise" | "ent") || name.contains('/') {
         r.error(
             node.span,
             "invalid-runs-on",
@@ -801,13 +813,28 @@ fn container(r: &mut Reader<'_>, node: &Node, what: &str) -> Option<Container> {
             ports: Vec::new(),
             volumes: Vec::new(),
             options: None,
+            command: None,
+            entrypoint: None,
             span: node.span,
         });
     }
     r.map(node, &format!("a {what} image or mapping"))?;
     r.check_keys(
         node,
-        &["image", "credentials", "env", "ports", "volumes", "options"],
+        if what == "service" {
+            &[
+                "image",
+                "credentials",
+                "env",
+                "ports",
+                "volumes",
+                "options",
+                "command",
+                "entrypoint",
+            ]
+        } else {
+            &["image", "credentials", "env", "ports", "volumes", "options"]
+        },
         &["image"],
     );
     let image = node.get("image").and_then(|n| r.template(n, "an image"))?;
@@ -834,6 +861,10 @@ fn container(r: &mut Reader<'_>, node: &Node, what: &str) -> Option<Container> {
     let options = node
         .get("options")
         .and_then(|n| r.template(n, "docker create options"));
+    let command = node.get("command").and_then(|n| r.template(n, "a command"));
+    let entrypoint = node
+        .get("entrypoint")
+        .and_then(|n| r.template(n, "an entrypoint"));
     Some(Container {
         image,
         credentials,
@@ -841,6 +872,8 @@ fn container(r: &mut Reader<'_>, node: &Node, what: &str) -> Option<Container> {
         ports,
         volumes,
         options,
+        command,
+        entrypoint,
         span: node.span,
     })
 }
@@ -869,35 +902,54 @@ fn snapshot(r: &mut Reader<'_>, node: &Node) {
     }
 }
 
-pub(super) fn steps(r: &mut Reader<'_>, node: &Node) -> Vec<Step> {
+/// Reads a job's steps. `duplicate_ids_are_errors` is false for composite actions, where
+/// GitHub's schema accepts repeated ids (we still warn).
+pub(super) fn steps(r: &mut Reader<'_>, node: &Node, duplicate_ids_are_errors: bool) -> Vec<Step> {
+    let mut ids = ids::StepIds::default();
+    // Explicit ids first, so generated ones never take a name the user chose.
+    let mut id_nodes = Vec::new();
+    collect_id_nodes(node, &mut id_nodes);
+    for id_node in id_nodes {
+        let Some(id) = id_node
+            .as_str()
+            .filter(|s| !s.is_empty() && !template::has_expr(s))
+        else {
+            continue;
+        };
+        if let Some(message) = ids::invalid_id(id) {
+            r.error(id_node.span, "invalid-id", message);
+        } else if !ids.explicit(id) {
+            let message = format!(
+                "The identifier '{id}' may not be used more than once within the same scope."
+            );
+            if duplicate_ids_are_errors {
+                r.error(id_node.span, "duplicate-id", message);
+            } else {
+                r.warning(id_node.span, "duplicate-id", message);
+            }
+        }
+    }
+    steps_in(r, node, &mut ids)
+}
+
+/// The `id:` nodes of a step list, including steps inside `parallel:` groups.
+fn collect_id_nodes<'n>(steps: &'n Node, out: &mut Vec<&'n Node>) {
+    for item in steps.as_seq().unwrap_or_default() {
+        if let Some(id) = item.get("id") {
+            out.push(id);
+        }
+        if let Some(group) = item.get("parallel") {
+            collect_id_nodes(group, out);
+        }
+    }
+}
+
+fn steps_in(r: &mut Reader<'_>, node: &Node, ids: &mut ids::StepIds) -> Vec<Step> {
     let Some(items) = node.as_seq() else {
         r.unexpected(node, "a list of steps");
         return Vec::new();
     };
-    let mut ids = ids::StepIds::default();
-    // Explicit ids first, so generated ones never take a name the user chose.
-    for item in items {
-        if let Some(id_node) = item.get("id") {
-            if let Some(id) = id_node
-                .as_str()
-                .filter(|s| !s.is_empty() && !template::has_expr(s))
-            {
-                if let Some(message) = ids::invalid_id(id) {
-                    r.error(id_node.span, "invalid-id", message);
-                } else if !ids.explicit(id) {
-                    r.error(
-                        id_node.span,
-                        "duplicate-id",
-                        format!("The identifier '{id}' may not be used more than once within the same scope."),
-                    );
-                }
-            }
-        }
-    }
-    items
-        .iter()
-        .filter_map(|item| step(r, item, &mut ids))
-        .collect()
+    items.iter().filter_map(|item| step(r, item, ids)).collect()
 }
 
 fn step(r: &mut Reader<'_>, node: &Node, ids: &mut ids::StepIds) -> Option<Step> {
@@ -944,6 +996,25 @@ fn step(r: &mut Reader<'_>, node: &Node, ids: &mut ids::StepIds) -> Option<Step>
             };
             StepAction::Uses { uses, with }
         }
+        (None, None) if node.get("wait").is_some() => {
+            let steps = node
+                .get("wait")
+                .map(|w| r.string_list(w, "a step id or a list of step ids"));
+            StepAction::Wait {
+                steps: steps.unwrap_or_default(),
+            }
+        }
+        (None, None) if node.get("wait-all").is_some() => StepAction::WaitAll,
+        (None, None) if node.get("parallel").is_some() => {
+            let group = node.get("parallel").map(|p| steps_in(r, p, ids));
+            StepAction::Parallel {
+                steps: group.unwrap_or_default(),
+            }
+        }
+        (None, None) if node.get("cancel").is_some() => {
+            let step = node.get("cancel").and_then(|c| r.literal(c, "a step id"))?;
+            StepAction::Cancel { step }
+        }
         (None, None) => {
             let missing = if node.get("with").is_some() {
                 "uses"
@@ -966,11 +1037,15 @@ fn step(r: &mut Reader<'_>, node: &Node, ids: &mut ids::StepIds) -> Option<Step>
     let (id, generated_id) = match explicit_id {
         Some(id) => (id.to_owned(), false),
         None => {
-            let uses = match &action {
-                StepAction::Uses { uses, .. } => Some(uses.as_str()),
-                StepAction::Run { .. } => None,
+            let base = match &action {
+                StepAction::Uses { uses, .. } => ids::uses_segment(uses),
+                StepAction::Run { .. } => "run".to_owned(),
+                StepAction::Wait { .. } => "wait".to_owned(),
+                StepAction::WaitAll => "wait-all".to_owned(),
+                StepAction::Cancel { .. } => "cancel".to_owned(),
+                StepAction::Parallel { .. } => "parallel".to_owned(),
             };
-            (ids.generate(uses), true)
+            (ids.generate(&base), true)
         }
     };
     Some(Step {
@@ -988,6 +1063,11 @@ fn step(r: &mut Reader<'_>, node: &Node, ids: &mut ids::StepIds) -> Option<Step>
         timeout_minutes: node
             .get("timeout-minutes")
             .and_then(|n| r.number_or_expr(n)),
+        background: node
+            .get("background")
+            .and_then(|n| r.bool_or_expr(n))
+            .and_then(|n| n.as_bool())
+            .unwrap_or(false),
         span: node.span,
     })
 }

@@ -442,6 +442,9 @@ fn merge_into(
 fn tag_text(tag: &Tag) -> String {
     if tag.is_yaml_core_schema() {
         format!("!!{}", tag.suffix)
+    } else if let Some(core) = tag.suffix.strip_prefix("tag:yaml.org,2002:") {
+        // Verbatim form `!<tag:yaml.org,2002:str>`.
+        format!("!!{core}")
     } else if tag.handle == "!" {
         format!("!{}", tag.suffix)
     } else {
