@@ -1,1 +1,47 @@
-fn main() {}
+//! Load + validate a generated 10,000-job workflow (target: < 50 ms).
+
+use criterion::{criterion_group, criterion_main, Criterion};
+
+/// A workflow of `jobs` jobs in layers of 100; each job needs one job of the previous layer,
+/// has a matrix, env, an `if`, and three steps.
+fn generate(jobs: usize) -> String {
+    let mut src =
+        String::from("name: big\non:\n  push:\n    branches: [main]\nenv:\n  CI: true\njobs:\n");
+    for i in 0..jobs {
+        src.push_str(&format!("  job-{i}:\n    runs-on: ubuntu-latest\n"));
+        if i >= 100 {
+            src.push_str(&format!("    needs: job-{}\n", i - 100));
+        }
+        src.push_str(&format!(
+            "    if: github.ref == 'refs/heads/main'\n    env:\n      N: {i}\n    strategy:\n      matrix:\n        os: [a, b]\n    steps:\n      - uses: actions/checkout@v4\n      - id: build\n        run: make build-${{{{ matrix.os }}}}\n      - run: make test N=$N\n"
+        ));
+    }
+    src
+}
+
+fn bench(c: &mut Criterion) {
+    let src = generate(10_000);
+    let parsed = ci_config::github::parse_workflow(".github/workflows/big.yml", &src);
+    assert!(!parsed.has_errors(), "{:?}", parsed.diagnostics.first());
+    assert_eq!(parsed.value.as_ref().map(|w| w.jobs.len()), Some(10_000));
+    let mut group = c.benchmark_group("load");
+    group.sample_size(20);
+    group.bench_function("github_workflow_10k_jobs", |b| {
+        b.iter(|| {
+            ci_config::github::parse_workflow(
+                ".github/workflows/big.yml",
+                std::hint::black_box(&src),
+            )
+        })
+    });
+    group.bench_function("yaml_only_10k_jobs", |b| {
+        b.iter(|| ci_config::yaml::load("big.yml", std::hint::black_box(&src), &Default::default()))
+    });
+    group.bench_function("saphyr_events_only_10k_jobs", |b| {
+        b.iter(|| saphyr_parser::Parser::new_from_str(std::hint::black_box(&src)).count())
+    });
+    group.finish();
+}
+
+criterion_group!(benches, bench);
+criterion_main!(benches);

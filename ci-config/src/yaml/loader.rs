@@ -1,5 +1,6 @@
 //! Builds [`Node`] trees from `saphyr-parser` events.
 
+use std::borrow::Cow;
 use std::collections::{HashMap, HashSet};
 
 use saphyr_parser::{Event, Marker, Parser, ScalarStyle as SaphyrStyle, Tag};
@@ -260,17 +261,33 @@ impl Builder<'_> {
     /// earlier merge sources over later ones; merged entries take the place of their `<<`.
     fn finish_map(&mut self, entries: Vec<Entry>) -> Vec<(Node, Node)> {
         let mut pairs: Vec<(Node, Node)> = Vec::with_capacity(entries.len());
+        // Small mappings (almost all of them) are searched linearly; a hash index is built only
+        // when a mapping grows large.
         let mut index: HashMap<String, usize> = HashMap::new();
         let mut merges: Vec<(usize, Vec<Node>)> = Vec::new();
         for entry in entries {
             match entry {
                 Entry::Merge(sources) => merges.push((pairs.len(), sources)),
                 Entry::Pair(key, value) => {
-                    let Some(text) = key.is_scalar().then(|| key.scalar_text()).flatten() else {
+                    let Some(text) = key_text(&key) else {
                         pairs.push((key, value));
                         continue;
                     };
-                    if let Some(&previous) = index.get(&text) {
+                    let previous = if pairs.len() < LINEAR_KEYS {
+                        pairs
+                            .iter()
+                            .position(|(k, _)| key_text(k).as_deref() == Some(&*text))
+                    } else {
+                        if index.is_empty() {
+                            for (i, (k, _)) in pairs.iter().enumerate() {
+                                if let Some(t) = key_text(k) {
+                                    index.entry(t.into_owned()).or_insert(i);
+                                }
+                            }
+                        }
+                        index.get(&*text).copied()
+                    };
+                    if let Some(previous) = previous {
                         match self.options.duplicate_keys {
                             DuplicateKeys::Error => {
                                 self.diagnostics.push(Diagnostic::error(
@@ -295,7 +312,9 @@ impl Builder<'_> {
                         }
                         continue;
                     }
-                    index.insert(text, pairs.len());
+                    if !index.is_empty() {
+                        index.insert(text.into_owned(), pairs.len());
+                    }
                     pairs.push((key, value));
                 }
             }
@@ -303,7 +322,10 @@ impl Builder<'_> {
         if merges.is_empty() {
             return pairs;
         }
-        let explicit: HashSet<String> = index.into_keys().collect();
+        let explicit: HashSet<String> = pairs
+            .iter()
+            .filter_map(|(k, _)| key_text(k).map(Cow::into_owned))
+            .collect();
         let mut merged_keys: HashSet<String> = HashSet::new();
         let mut out = Vec::with_capacity(pairs.len());
         let mut merges = merges.into_iter().peekable();
@@ -418,6 +440,18 @@ fn fatal(
     message: impl Into<String>,
 ) -> Box<Diagnostic> {
     Box::new(Diagnostic::error(path, span, code, message))
+}
+
+/// Mappings with fewer entries than this are checked for duplicates without hashing.
+const LINEAR_KEYS: usize = 16;
+
+/// The text a scalar key is compared by (`1` and `"1"` are the same key to the CI systems).
+fn key_text(key: &Node) -> Option<Cow<'_, str>> {
+    match &key.value {
+        Value::String(s) => Some(Cow::Borrowed(s)),
+        Value::Seq(_) | Value::Map(_) => None,
+        _ => key.scalar_text().map(Cow::Owned),
+    }
 }
 
 fn merge_into(

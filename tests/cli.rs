@@ -1,0 +1,122 @@
+//! End-to-end tests of the `gantry` binary: output shapes and exit codes of the CLI contract.
+
+use assert_cmd::Command;
+use serde_json::Value;
+
+fn gantry() -> Command {
+    Command::cargo_bin("gantry").expect("the gantry binary is built for tests")
+}
+
+fn write(dir: &tempfile::TempDir, name: &str, text: &str) -> std::path::PathBuf {
+    let path = dir.path().join(name);
+    std::fs::create_dir_all(path.parent().expect("has a parent")).expect("create dirs");
+    std::fs::write(&path, text).expect("write file");
+    path
+}
+
+const GOOD: &str =
+    "on: push\njobs:\n  a:\n    runs-on: ubuntu-latest\n    steps:\n      - run: echo hi\n";
+const BAD: &str = "on: push\njobs:\n  a:\n    runs-on: ubuntu-latest\n    stepz: []\n";
+
+#[test]
+fn lint_of_clean_examples_exits_zero() {
+    gantry()
+        .args(["lint", "examples/workflows"])
+        .assert()
+        .success();
+}
+
+#[test]
+fn lint_reports_errors_rustc_style_and_exits_one() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = write(&dir, "bad.yml", BAD);
+    let out = gantry()
+        .env("NO_COLOR", "1")
+        .arg("lint")
+        .arg(&path)
+        .assert()
+        .code(1)
+        .get_output()
+        .stdout
+        .clone();
+    let out = String::from_utf8(out).expect("utf-8");
+    assert!(
+        out.contains("error[unknown-key]: Unexpected value 'stepz'"),
+        "{out}"
+    );
+    assert!(out.contains("bad.yml:5:5"), "{out}");
+    assert!(!out.contains('\u{1b}'), "no colour when piped: {out}");
+}
+
+#[test]
+fn lint_json_has_the_contract_fields() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = write(&dir, "bad.yml", BAD);
+    let out = gantry()
+        .args(["lint", "--format", "json"])
+        .arg(&path)
+        .assert()
+        .code(1)
+        .get_output()
+        .stdout
+        .clone();
+    let json: Value = serde_json::from_slice(&out).expect("JSON output");
+    let first = &json.as_array().expect("an array")[0];
+    for field in [
+        "path",
+        "line",
+        "column",
+        "end_line",
+        "end_column",
+        "severity",
+        "code",
+        "message",
+    ] {
+        assert!(first.get(field).is_some(), "missing {field}: {first}");
+    }
+    assert_eq!(first["line"], 5);
+    assert_eq!(first["column"], 5);
+    assert_eq!(first["severity"], "error");
+}
+
+#[test]
+fn lint_defaults_to_the_repository_workflows() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    write(&dir, ".github/workflows/ci.yml", GOOD);
+    write(&dir, ".github/workflows/broken.yaml", BAD);
+    let out = gantry()
+        .current_dir(dir.path())
+        .args(["lint", "--format", "json"])
+        .assert()
+        .code(1)
+        .get_output()
+        .stdout
+        .clone();
+    let json: Value = serde_json::from_slice(&out).expect("JSON output");
+    assert_eq!(json[0]["path"], ".github/workflows/broken.yaml");
+}
+
+#[test]
+fn usage_and_io_errors_exit_two() {
+    gantry().args(["lint", "no/such/file.yml"]).assert().code(2);
+    gantry().args(["lint", "--format", "xml"]).assert().code(2);
+    let empty = tempfile::tempdir().expect("tempdir");
+    gantry()
+        .current_dir(empty.path())
+        .arg("lint")
+        .assert()
+        .code(2);
+}
+
+#[test]
+fn version_and_help() {
+    let out = gantry()
+        .arg("--version")
+        .assert()
+        .success()
+        .get_output()
+        .stdout
+        .clone();
+    assert!(String::from_utf8_lossy(&out).starts_with("gantry "));
+    gantry().args(["lint", "--help"]).assert().success();
+}
