@@ -32,7 +32,10 @@ pub fn run(paths: &[PathBuf], format: Format, quiet: bool) -> Result<ExitCode> {
                 continue;
             }
         };
-        let diagnostics = ci_config::lint(&display, &src);
+        let resolver = LocalWorkflows {
+            root: repository_root(file),
+        };
+        let diagnostics = ci_config::lint_with(&display, &src, &resolver);
         for d in &diagnostics {
             if d.is_error() {
                 errors += 1;
@@ -135,4 +138,27 @@ fn default_files(root: &Path) -> Result<Vec<PathBuf>> {
         .into_iter()
         .map(|p| p.strip_prefix("./").map(Path::to_path_buf).unwrap_or(p))
         .collect())
+}
+
+/// Resolves `./.github/workflows/x.yml` calls from the repository the linted file is in.
+struct LocalWorkflows {
+    root: PathBuf,
+}
+
+impl ci_config::github::WorkflowResolver for LocalWorkflows {
+    fn resolve(&self, uses: &str) -> Option<String> {
+        let relative = uses.strip_prefix("./")?;
+        std::fs::read_to_string(self.root.join(relative)).ok()
+    }
+}
+
+/// The nearest ancestor of `file` holding a `.github` directory (else the current directory).
+fn repository_root(file: &Path) -> PathBuf {
+    let absolute = std::path::absolute(file).unwrap_or_else(|_| file.to_path_buf());
+    absolute
+        .ancestors()
+        .skip(1)
+        .find(|dir| dir.join(".github").is_dir())
+        .map(Path::to_path_buf)
+        .unwrap_or_else(|| PathBuf::from("."))
 }

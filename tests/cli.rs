@@ -120,3 +120,34 @@ fn version_and_help() {
     assert!(String::from_utf8_lossy(&out).starts_with("gantry "));
     gantry().args(["lint", "--help"]).assert().success();
 }
+
+#[test]
+fn lint_checks_calls_of_local_reusable_workflows() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    write(
+        &dir,
+        ".github/workflows/deploy.yml",
+        "on:\n  workflow_call:\n    inputs:\n      env:\n        type: string\n        required: true\njobs:\n  d:\n    runs-on: x\n    steps: [{run: a}]\n",
+    );
+    let caller = write(
+        &dir,
+        ".github/workflows/ci.yml",
+        "on: push\njobs:\n  call:\n    uses: ./.github/workflows/deploy.yml\n    with:\n      envv: prod\n",
+    );
+    let out = gantry()
+        .args(["lint", "--format", "json"])
+        .arg(&caller)
+        .assert()
+        .code(1)
+        .get_output()
+        .stdout
+        .clone();
+    let json: Value = serde_json::from_slice(&out).expect("JSON output");
+    let codes: Vec<&str> = json
+        .as_array()
+        .expect("array")
+        .iter()
+        .filter_map(|d| d["code"].as_str())
+        .collect();
+    assert_eq!(codes, ["missing-input", "unknown-input"], "{json}");
+}

@@ -86,8 +86,27 @@ pub fn detect_dialect(path: &str, src: &str) -> Dialect {
 /// Checks one file of any dialect and returns its diagnostics. Dialects without a frontend
 /// yet produce one `unsupported` error naming the dialect.
 pub fn lint(path: &str, src: &str) -> Vec<Diagnostic> {
+    lint_with(path, src, &NoWorkflows)
+}
+
+/// A resolver that knows no workflows: calls of reusable workflows are not followed.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct NoWorkflows;
+
+impl github::WorkflowResolver for NoWorkflows {
+    fn resolve(&self, _uses: &str) -> Option<String> {
+        None
+    }
+}
+
+/// Like [`lint`], and checks reusable-workflow calls against what `resolver` supplies.
+pub fn lint_with(
+    path: &str,
+    src: &str,
+    resolver: &dyn github::WorkflowResolver,
+) -> Vec<Diagnostic> {
     match detect_dialect(path, src) {
-        Dialect::GitHubActions => github::parse_workflow(path, src).diagnostics,
+        Dialect::GitHubActions => github::parse_workflow_with(path, src, resolver).diagnostics,
         Dialect::GitHubAction => github::parse_action(path, src).diagnostics,
         dialect @ (Dialect::GitLabCi | Dialect::CircleCi) => {
             let span = span::Source::new(src).span(0, 0);

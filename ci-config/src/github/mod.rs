@@ -5,12 +5,14 @@
 //! them now; one conformance fixture still expects the old refusal — a documented deviation).
 
 mod action;
+mod calls;
 mod cron;
 mod events;
 mod ids;
 mod workflow;
 
 pub use action::{Action, ActionRuns};
+pub use calls::WorkflowResolver;
 
 use crate::diagnostic::Diagnostic;
 use crate::model::Workflow;
@@ -36,6 +38,23 @@ impl<T> Parsed<T> {
 /// Reads a workflow file (`.github/workflows/*.yml`).
 pub fn parse_workflow(path: &str, src: &str) -> Parsed<Workflow> {
     read(path, src, workflow::workflow)
+}
+
+/// Reads a workflow file and checks its reusable-workflow calls against the called workflows
+/// that `resolver` supplies (inputs, their types, secrets).
+pub fn parse_workflow_with(
+    path: &str,
+    src: &str,
+    resolver: &dyn WorkflowResolver,
+) -> Parsed<Workflow> {
+    let mut parsed = parse_workflow(path, src);
+    if let Some(workflow) = &parsed.value {
+        calls::check(workflow, resolver, &mut parsed.diagnostics);
+        parsed
+            .diagnostics
+            .sort_by_key(|d| (d.span.start, d.span.end));
+    }
+    parsed
 }
 
 /// Reads an action's `action.yml`.
