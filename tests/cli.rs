@@ -14,6 +14,20 @@ fn write(dir: &tempfile::TempDir, name: &str, text: &str) -> std::path::PathBuf 
     path
 }
 
+/// Runs `gantry lint --format json ARGS` in `cwd`, expects `code`, returns the parsed output.
+fn lint_json(cwd: &std::path::Path, args: &[&std::ffi::OsStr], code: i32) -> Value {
+    let out = gantry()
+        .current_dir(cwd)
+        .args(["lint", "--format", "json"])
+        .args(args)
+        .assert()
+        .code(code)
+        .get_output()
+        .stdout
+        .clone();
+    serde_json::from_slice(&out).expect("JSON output")
+}
+
 const GOOD: &str =
     "on: push\njobs:\n  a:\n    runs-on: ubuntu-latest\n    steps:\n      - run: echo hi\n";
 const BAD: &str = "on: push\njobs:\n  a:\n    runs-on: ubuntu-latest\n    stepz: []\n";
@@ -52,15 +66,7 @@ fn lint_reports_errors_rustc_style_and_exits_one() {
 fn lint_json_has_the_contract_fields() {
     let dir = tempfile::tempdir().expect("tempdir");
     let path = write(&dir, "bad.yml", BAD);
-    let out = gantry()
-        .args(["lint", "--format", "json"])
-        .arg(&path)
-        .assert()
-        .code(1)
-        .get_output()
-        .stdout
-        .clone();
-    let json: Value = serde_json::from_slice(&out).expect("JSON output");
+    let json = lint_json(dir.path(), &[path.as_os_str()], 1);
     let first = &json.as_array().expect("an array")[0];
     for field in [
         "path",
@@ -84,15 +90,7 @@ fn lint_defaults_to_the_repository_workflows() {
     let dir = tempfile::tempdir().expect("tempdir");
     write(&dir, ".github/workflows/ci.yml", GOOD);
     write(&dir, ".github/workflows/broken.yaml", BAD);
-    let out = gantry()
-        .current_dir(dir.path())
-        .args(["lint", "--format", "json"])
-        .assert()
-        .code(1)
-        .get_output()
-        .stdout
-        .clone();
-    let json: Value = serde_json::from_slice(&out).expect("JSON output");
+    let json = lint_json(dir.path(), &[], 1);
     assert_eq!(json[0]["path"], ".github/workflows/broken.yaml");
 }
 
@@ -134,15 +132,7 @@ fn lint_checks_calls_of_local_reusable_workflows() {
         ".github/workflows/ci.yml",
         "on: push\njobs:\n  call:\n    uses: ./.github/workflows/deploy.yml\n    with:\n      envv: prod\n",
     );
-    let out = gantry()
-        .args(["lint", "--format", "json"])
-        .arg(&caller)
-        .assert()
-        .code(1)
-        .get_output()
-        .stdout
-        .clone();
-    let json: Value = serde_json::from_slice(&out).expect("JSON output");
+    let json = lint_json(dir.path(), &[caller.as_os_str()], 1);
     let codes: Vec<&str> = json
         .as_array()
         .expect("array")
