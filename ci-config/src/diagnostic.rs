@@ -80,12 +80,12 @@ impl Diagnostic {
 
     /// 1-based line of the start.
     pub fn line(&self) -> usize {
-        self.span.start_pos.line
+        self.span.start_pos.line as usize
     }
 
     /// 1-based column (in characters) of the start.
     pub fn column(&self) -> usize {
-        self.span.start_pos.column
+        self.span.start_pos.column as usize
     }
 
     /// The JSON shape of `gantry lint --format json`.
@@ -111,8 +111,9 @@ impl Diagnostic {
             Severity::Warning => Level::WARNING,
             Severity::Error => Level::ERROR,
         };
-        let start = floor_char_boundary(source, self.span.start);
-        let end = floor_char_boundary(source, self.span.end.max(start));
+        let range = self.span.range();
+        let start = floor_char_boundary(source, range.start);
+        let end = floor_char_boundary(source, range.end.max(start));
         let title = level
             .primary_title(self.message.as_str())
             .id(self.code)

@@ -189,6 +189,8 @@ pub struct Concurrency {
 }
 
 /// One job of a workflow, before matrix expansion.
+///
+/// Rarely present parts are boxed: workflows with thousands of jobs stay compact.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Job {
     /// The id (the mapping key).
@@ -204,9 +206,9 @@ pub struct Job {
     /// Runner labels (`runs-on`): empty for reusable-workflow jobs.
     pub runs_on: RunsOn,
     /// `environment:`
-    pub environment: Option<Environment>,
+    pub environment: Option<Box<Environment>>,
     /// Job-level `concurrency:`
-    pub concurrency: Option<Concurrency>,
+    pub concurrency: Option<Box<Concurrency>>,
     /// `outputs:` name → value.
     pub outputs: IndexMap<String, Template>,
     /// Job environment.
@@ -220,15 +222,15 @@ pub struct Job {
     /// `permissions:`
     pub permissions: Option<Permissions>,
     /// `strategy:`
-    pub strategy: Option<Strategy>,
+    pub strategy: Option<Box<Strategy>>,
     /// `container:`
-    pub container: Option<Container>,
+    pub container: Option<Box<Container>>,
     /// `services:` by name.
     pub services: IndexMap<String, Container>,
     /// Steps in order (empty for reusable-workflow jobs).
     pub steps: Vec<Step>,
     /// Set when the job calls a reusable workflow.
-    pub call: Option<WorkflowCall>,
+    pub call: Option<Box<WorkflowCall>>,
 }
 
 /// Where a job runs.

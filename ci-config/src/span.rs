@@ -6,18 +6,21 @@ use serde::Serialize;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default, Serialize)]
 pub struct Position {
     /// 1-based line.
-    pub line: usize,
+    pub line: u32,
     /// 1-based column, in characters.
-    pub column: usize,
+    pub column: u32,
 }
 
 /// A region of a source file: a byte range (for snippets) and its start and end positions.
+///
+/// Offsets are `u32` to keep spans small (every YAML node carries one); loaders refuse texts
+/// of 4 GiB or more.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize)]
 pub struct Span {
     /// Byte offset of the first byte.
-    pub start: usize,
+    pub start: u32,
     /// Byte offset one past the last byte.
-    pub end: usize,
+    pub end: u32,
     /// Where the span starts.
     pub start_pos: Position,
     /// Where the span ends (exclusive).
@@ -27,7 +30,7 @@ pub struct Span {
 impl Span {
     /// The byte range of this span.
     pub fn range(&self) -> std::ops::Range<usize> {
-        self.start..self.end
+        self.start as usize..self.end as usize
     }
 
     /// The smallest span covering both.
@@ -49,6 +52,12 @@ impl Span {
             end_pos,
         }
     }
+}
+
+/// Texts are limited to `u32::MAX` bytes (checked by the loaders), so this never saturates in
+/// practice; saturating keeps it panic-free regardless.
+pub(crate) fn to_u32(n: usize) -> u32 {
+    u32::try_from(n).unwrap_or(u32::MAX)
 }
 
 /// Maps byte offsets of one source text to positions.
@@ -76,16 +85,16 @@ impl LineIndex {
             .map_or(offset - line_start, |s| s.chars().count())
             + 1;
         Position {
-            line: line + 1,
-            column,
+            line: to_u32(line + 1),
+            column: to_u32(column),
         }
     }
 
     /// A span for the byte range `start..end` of `src`.
     pub fn span(&self, src: &str, start: usize, end: usize) -> Span {
         Span {
-            start,
-            end,
+            start: to_u32(start),
+            end: to_u32(end),
             start_pos: self.position(src, start),
             end_pos: self.position(src, end),
         }

@@ -26,7 +26,8 @@ pub struct Template {
     pub raw: String,
     /// Where the value is written.
     pub span: Span,
-    /// Literal and expression parts in order.
+    /// Literal and expression parts in order; empty when the value holds no expression (then
+    /// `raw` is the whole, literal value).
     pub parts: Vec<Part>,
 }
 
@@ -40,17 +41,18 @@ pub struct Unclosed {
 impl Template {
     /// A template with no expressions.
     pub fn literal(raw: impl Into<String>, span: Span) -> Self {
-        let raw = raw.into();
-        let parts = if raw.is_empty() {
-            Vec::new()
-        } else {
-            vec![Part::Literal(raw.clone())]
-        };
-        Template { raw, span, parts }
+        Template {
+            raw: raw.into(),
+            span,
+            parts: Vec::new(),
+        }
     }
 
     /// Splits `raw` into parts. `source` is the whole file, used to locate each `${{`.
     pub fn parse(raw: &str, span: Span, source: &Source<'_>) -> Result<Self, Unclosed> {
+        if !raw.contains("${{") {
+            return Ok(Template::literal(raw, span));
+        }
         let mut parts = Vec::new();
         let mut rest = 0;
         let mut expr_index = 0;
@@ -179,8 +181,8 @@ fn locate(source: &Source<'_>, span: Span, index: usize, len: usize) -> Span {
     let Some((offset, _)) = text.match_indices("${{").nth(index) else {
         return span;
     };
-    let start = span.start + offset;
-    let end = (start + len).min(span.end);
+    let start = span.range().start + offset;
+    let end = (start + len).min(span.range().end);
     source.span(start, end)
 }
 

@@ -299,7 +299,7 @@ fn compare_jobs(
             (
                 "strategy",
                 normalize(want.get("strategy").unwrap_or(&Json::Null)),
-                job.strategy.as_ref().map_or(Json::Null, strategy_token),
+                job.strategy.as_deref().map_or(Json::Null, strategy_token),
             ),
         ];
         for (what, want, got) in checks {

@@ -49,7 +49,7 @@ proptest! {
         let parsed = parse_workflow(".github/workflows/p.yml", &src);
         for d in &parsed.diagnostics {
             // Every diagnostic must render, and its span must lie inside the text.
-            prop_assert!(d.span.end <= src.len());
+            prop_assert!(d.span.range().end <= src.len());
             let _ = d.render(&src, false);
         }
         let _ = parse_action("action.yml", &src);

@@ -137,6 +137,8 @@ fn jobs(r: &mut Reader<'_>, node: &Node) -> IndexMap<String, Job> {
     let Some(entries) = r.map(node, "a mapping of jobs") else {
         return out;
     };
+    // `Job` is large: growing the map by doubling would copy every job several times.
+    out.reserve(entries.len());
     if entries.is_empty() {
         r.error(
             node.span,
@@ -304,7 +306,10 @@ fn job(r: &mut Reader<'_>, id: &str, key: &Node, node: &Node) -> Option<Job> {
         .get("runs-on")
         .map(|n| runs_on(r, n))
         .unwrap_or_default();
-    let environment = node.get("environment").and_then(|n| environment(r, n));
+    let environment = node
+        .get("environment")
+        .and_then(|n| environment(r, n))
+        .map(Box::new);
     let concurrency = node.get("concurrency").and_then(|n| concurrency(r, n));
     let outputs = node
         .get("outputs")
@@ -328,7 +333,10 @@ fn job(r: &mut Reader<'_>, id: &str, key: &Node, node: &Node) -> Option<Job> {
         .get("continue-on-error")
         .and_then(|n| r.bool_or_expr(n));
     let permissions = node.get("permissions").and_then(|n| permissions(r, n));
-    let strategy = node.get("strategy").and_then(|n| strategy(r, n));
+    let strategy = node
+        .get("strategy")
+        .and_then(|n| strategy(r, n))
+        .map(Box::new);
     let container = node
         .get("container")
         .and_then(|n| container(r, n, "container"));
@@ -354,7 +362,7 @@ fn job(r: &mut Reader<'_>, id: &str, key: &Node, node: &Node) -> Option<Job> {
         condition,
         runs_on,
         environment,
-        concurrency,
+        concurrency: concurrency.map(Box::new),
         outputs,
         env,
         defaults,
@@ -362,10 +370,10 @@ fn job(r: &mut Reader<'_>, id: &str, key: &Node, node: &Node) -> Option<Job> {
         continue_on_error,
         permissions,
         strategy,
-        container,
+        container: container.map(Box::new),
         services,
         steps,
-        call,
+        call: call.map(Box::new),
     })
 }
 

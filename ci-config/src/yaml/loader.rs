@@ -7,7 +7,7 @@ use saphyr_parser::{Event, Marker, Parser, ScalarStyle as SaphyrStyle, Tag};
 
 use super::node::{Node, ScalarStyle, Value};
 use crate::diagnostic::Diagnostic;
-use crate::span::{Position, Span};
+use crate::span::{to_u32, Position, Span};
 
 /// What to do when a mapping repeats a key.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -44,6 +44,18 @@ impl Default for LoadOptions {
 /// returned and the diagnostics say why; duplicate keys and bad merge keys are reported while
 /// the tree is still built.
 pub fn load(path: &str, src: &str, options: &LoadOptions) -> (Vec<Node>, Vec<Diagnostic>) {
+    if u32::try_from(src.len()).is_err() {
+        let message = "Files of 4 GiB or more are not supported";
+        return (
+            Vec::new(),
+            vec![Diagnostic::error(
+                path,
+                Span::default(),
+                "file-too-large",
+                message,
+            )],
+        );
+    }
     let mut builder = Builder {
         path,
         options,
@@ -95,8 +107,8 @@ impl CharOffsets {
         (
             self.byte(m.index()),
             Position {
-                line: m.line(),
-                column: m.col() + 1,
+                line: to_u32(m.line()),
+                column: to_u32(m.col() + 1),
             },
         )
     }
@@ -105,8 +117,8 @@ impl CharOffsets {
         let (start, start_pos) = self.position(start);
         let (end, end_pos) = self.position(end);
         Span {
-            start,
-            end: end.max(start),
+            start: to_u32(start),
+            end: to_u32(end.max(start)),
             start_pos,
             end_pos,
         }
@@ -118,21 +130,23 @@ enum Frame {
         items: Vec<Node>,
         span: Span,
         anchor: usize,
-        tag: Option<String>,
+        tag: Option<Box<str>>,
     },
-    Map {
-        entries: Vec<Entry>,
-        key: Option<Node>,
-        span: Span,
-        anchor: usize,
-        tag: Option<String>,
-    },
+    Map(MapFrame),
 }
 
-enum Entry {
-    Pair(Node, Node),
-    /// The sources of one `<<` key, in priority order.
-    Merge(Vec<Node>),
+/// A mapping being built. Pairs are checked for duplicates as they arrive; `<<` sources wait
+/// until the mapping ends, when every explicit key is known.
+struct MapFrame {
+    pairs: Vec<(Node, Node)>,
+    /// (position in `pairs` where the `<<` stood, its sources in priority order).
+    merges: Vec<(usize, Vec<Node>)>,
+    /// Key text → position; built only once the mapping has [`LINEAR_KEYS`] pairs.
+    index: HashMap<String, usize>,
+    key: Option<Node>,
+    span: Span,
+    anchor: usize,
+    tag: Option<Box<str>>,
 }
 
 struct Builder<'a> {
@@ -170,13 +184,15 @@ impl Builder<'_> {
                     })?;
                 }
                 Event::MappingStart(anchor, tag) => {
-                    self.open(Frame::Map {
-                        entries: Vec::new(),
+                    self.open(Frame::Map(MapFrame {
+                        pairs: Vec::new(),
+                        merges: Vec::new(),
+                        index: HashMap::new(),
                         key: None,
                         span,
                         anchor,
                         tag: tag.as_deref().map(tag_text),
-                    })?;
+                    }))?;
                 }
                 Event::SequenceEnd | Event::MappingEnd => self.close(span)?,
                 Event::Alias(id) => {
@@ -209,7 +225,8 @@ impl Builder<'_> {
     fn open(&mut self, frame: Frame) -> Result<(), Box<Diagnostic>> {
         if self.stack.len() >= self.options.max_depth {
             let span = match &frame {
-                Frame::Seq { span, .. } | Frame::Map { span, .. } => *span,
+                Frame::Seq { span, .. } => *span,
+                Frame::Map(map) => map.span,
             };
             return Err(fatal(
                 self.path,
@@ -241,104 +258,22 @@ impl Builder<'_> {
                 node.tag = tag;
                 (node, anchor)
             }
-            Frame::Map {
-                entries,
-                span,
-                anchor,
-                tag,
-                ..
-            } => {
-                let entries = self.finish_map(entries);
+            Frame::Map(map) => {
+                let MapFrame {
+                    pairs,
+                    merges,
+                    span,
+                    anchor,
+                    tag,
+                    ..
+                } = map;
+                let entries = expand_merges(pairs, merges);
                 let mut node = Node::new(Value::Map(entries), span.to(end));
                 node.tag = tag;
                 (node, anchor)
             }
         };
         self.complete(node, anchor)
-    }
-
-    /// Applies duplicate-key policy and expands merge keys: explicit keys win over merged ones,
-    /// earlier merge sources over later ones; merged entries take the place of their `<<`.
-    fn finish_map(&mut self, entries: Vec<Entry>) -> Vec<(Node, Node)> {
-        let mut pairs: Vec<(Node, Node)> = Vec::with_capacity(entries.len());
-        // Small mappings (almost all of them) are searched linearly; a hash index is built only
-        // when a mapping grows large.
-        let mut index: HashMap<String, usize> = HashMap::new();
-        let mut merges: Vec<(usize, Vec<Node>)> = Vec::new();
-        for entry in entries {
-            match entry {
-                Entry::Merge(sources) => merges.push((pairs.len(), sources)),
-                Entry::Pair(key, value) => {
-                    let Some(text) = key_text(&key) else {
-                        pairs.push((key, value));
-                        continue;
-                    };
-                    let previous = if pairs.len() < LINEAR_KEYS {
-                        pairs
-                            .iter()
-                            .position(|(k, _)| key_text(k).as_deref() == Some(&*text))
-                    } else {
-                        if index.is_empty() {
-                            for (i, (k, _)) in pairs.iter().enumerate() {
-                                if let Some(t) = key_text(k) {
-                                    index.entry(t.into_owned()).or_insert(i);
-                                }
-                            }
-                        }
-                        index.get(&*text).copied()
-                    };
-                    if let Some(previous) = previous {
-                        match self.options.duplicate_keys {
-                            DuplicateKeys::Error => {
-                                self.diagnostics.push(Diagnostic::error(
-                                    self.path,
-                                    key.span,
-                                    "duplicate-key",
-                                    format!("'{text}' is already defined"),
-                                ));
-                            }
-                            DuplicateKeys::LastWins => {
-                                self.diagnostics.push(
-                                    Diagnostic::warning(
-                                        self.path,
-                                        key.span,
-                                        "duplicate-key",
-                                        format!("'{text}' is already defined; the last value wins"),
-                                    )
-                                    .with_help("remove one of the two definitions"),
-                                );
-                                pairs[previous].1 = value;
-                            }
-                        }
-                        continue;
-                    }
-                    if !index.is_empty() {
-                        index.insert(text.into_owned(), pairs.len());
-                    }
-                    pairs.push((key, value));
-                }
-            }
-        }
-        if merges.is_empty() {
-            return pairs;
-        }
-        let explicit: HashSet<String> = pairs
-            .iter()
-            .filter_map(|(k, _)| key_text(k).map(Cow::into_owned))
-            .collect();
-        let mut merged_keys: HashSet<String> = HashSet::new();
-        let mut out = Vec::with_capacity(pairs.len());
-        let mut merges = merges.into_iter().peekable();
-        for (position, pair) in pairs.into_iter().enumerate() {
-            while let Some((_, sources)) = merges.next_if(|(at, _)| *at == position) {
-                merge_into(&mut out, sources, &explicit, &mut merged_keys);
-            }
-            out.push(pair);
-        }
-        for (_, sources) in merges {
-            merge_into(&mut out, sources, &explicit, &mut merged_keys);
-        }
-        out
     }
 
     fn complete(&mut self, node: Node, anchor: usize) -> Result<(), Box<Diagnostic>> {
@@ -349,32 +284,37 @@ impl Builder<'_> {
         match self.stack.last_mut() {
             None => self.documents.push(node),
             Some(Frame::Seq { items, .. }) => items.push(node),
-            Some(Frame::Map { entries, key, .. }) => match key.take() {
-                None => *key = Some(node),
+            Some(Frame::Map(map)) => match map.key.take() {
+                None => map.key = Some(node),
                 Some(k) => {
                     let is_merge = k.style == Some(ScalarStyle::Plain)
                         && k.tag.is_none()
                         && k.as_str() == Some("<<");
-                    if is_merge {
-                        let sources = match node.value {
-                            Value::Map(_) => vec![node],
-                            Value::Seq(items) if items.iter().all(|i| i.as_map().is_some()) => {
-                                items
-                            }
-                            _ => {
-                                self.diagnostics.push(Diagnostic::error(
-                                    self.path,
-                                    node.span,
-                                    "yaml-merge",
-                                    "The value of a merge key `<<` must be a mapping or a list of mappings",
-                                ));
-                                return Ok(());
-                            }
-                        };
-                        entries.push(Entry::Merge(sources));
-                    } else {
-                        entries.push(Entry::Pair(k, node));
+                    if !is_merge {
+                        insert_pair(
+                            map,
+                            k,
+                            node,
+                            self.options.duplicate_keys,
+                            self.path,
+                            &mut self.diagnostics,
+                        );
+                        return Ok(());
                     }
+                    let sources = match node.value {
+                        Value::Map(_) => vec![node],
+                        Value::Seq(items) if items.iter().all(|i| i.as_map().is_some()) => items,
+                        _ => {
+                            self.diagnostics.push(Diagnostic::error(
+                                self.path,
+                                node.span,
+                                "yaml-merge",
+                                "The value of a merge key `<<` must be a mapping or a list of mappings",
+                            ));
+                            return Ok(());
+                        }
+                    };
+                    map.merges.push((map.pairs.len(), sources));
                 }
             },
         }
@@ -442,6 +382,87 @@ fn fatal(
     Box::new(Diagnostic::error(path, span, code, message))
 }
 
+/// Adds one explicit pair, applying the duplicate-key policy.
+fn insert_pair(
+    map: &mut MapFrame,
+    key: Node,
+    value: Node,
+    policy: DuplicateKeys,
+    path: &str,
+    diagnostics: &mut Vec<Diagnostic>,
+) {
+    let Some(text) = key_text(&key) else {
+        map.pairs.push((key, value));
+        return;
+    };
+    let previous = if map.pairs.len() < LINEAR_KEYS {
+        map.pairs
+            .iter()
+            .position(|(k, _)| key_text(k).as_deref() == Some(&*text))
+    } else {
+        if map.index.is_empty() {
+            for (i, (k, _)) in map.pairs.iter().enumerate() {
+                if let Some(t) = key_text(k) {
+                    map.index.entry(t.into_owned()).or_insert(i);
+                }
+            }
+        }
+        map.index.get(&*text).copied()
+    };
+    let Some(previous) = previous else {
+        if !map.index.is_empty() {
+            map.index.insert(text.into_owned(), map.pairs.len());
+        }
+        map.pairs.push((key, value));
+        return;
+    };
+    match policy {
+        DuplicateKeys::Error => diagnostics.push(Diagnostic::error(
+            path,
+            key.span,
+            "duplicate-key",
+            format!("'{text}' is already defined"),
+        )),
+        DuplicateKeys::LastWins => {
+            diagnostics.push(
+                Diagnostic::warning(
+                    path,
+                    key.span,
+                    "duplicate-key",
+                    format!("'{text}' is already defined; the last value wins"),
+                )
+                .with_help("remove one of the two definitions"),
+            );
+            map.pairs[previous].1 = value;
+        }
+    }
+}
+
+/// Expands `<<` merge keys: explicit keys win over merged ones, earlier sources over later
+/// ones; merged entries take the place of their `<<`.
+fn expand_merges(pairs: Vec<(Node, Node)>, merges: Vec<(usize, Vec<Node>)>) -> Vec<(Node, Node)> {
+    if merges.is_empty() {
+        return pairs;
+    }
+    let explicit: HashSet<String> = pairs
+        .iter()
+        .filter_map(|(k, _)| key_text(k).map(Cow::into_owned))
+        .collect();
+    let mut merged_keys: HashSet<String> = HashSet::new();
+    let mut out = Vec::with_capacity(pairs.len());
+    let mut merges = merges.into_iter().peekable();
+    for (position, pair) in pairs.into_iter().enumerate() {
+        while let Some((_, sources)) = merges.next_if(|(at, _)| *at == position) {
+            merge_into(&mut out, sources, &explicit, &mut merged_keys);
+        }
+        out.push(pair);
+    }
+    for (_, sources) in merges {
+        merge_into(&mut out, sources, &explicit, &mut merged_keys);
+    }
+    out
+}
+
 /// Mappings with fewer entries than this are checked for duplicates without hashing.
 const LINEAR_KEYS: usize = 16;
 
@@ -473,16 +494,16 @@ fn merge_into(
     }
 }
 
-fn tag_text(tag: &Tag) -> String {
+fn tag_text(tag: &Tag) -> Box<str> {
     if tag.is_yaml_core_schema() {
-        format!("!!{}", tag.suffix)
+        format!("!!{}", tag.suffix).into()
     } else if let Some(core) = tag.suffix.strip_prefix("tag:yaml.org,2002:") {
         // Verbatim form `!<tag:yaml.org,2002:str>`.
-        format!("!!{core}")
+        format!("!!{core}").into()
     } else if tag.handle == "!" {
-        format!("!{}", tag.suffix)
+        format!("!{}", tag.suffix).into()
     } else {
-        format!("{}{}", tag.handle, tag.suffix)
+        format!("{}{}", tag.handle, tag.suffix).into()
     }
 }
 

@@ -45,7 +45,7 @@ pub struct Node {
     /// Where the node is written (for an alias: where the alias is written).
     pub span: Span,
     /// An explicit tag as written (`!reference`, `!!str`), if any.
-    pub tag: Option<String>,
+    pub tag: Option<Box<str>>,
     /// The style of a scalar; `None` for collections.
     pub style: Option<ScalarStyle>,
 }
