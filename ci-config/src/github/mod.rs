@@ -17,7 +17,7 @@ pub use calls::WorkflowResolver;
 use crate::diagnostic::Diagnostic;
 use crate::model::Workflow;
 use crate::reader::Reader;
-use crate::yaml::{self, DuplicateKeys, LoadOptions, Node, Value};
+use crate::yaml::{self, DuplicateKeys, LoadOptions, Node, TagPolicy};
 
 /// A parse result: the model (when the file could be read at all) and every diagnostic.
 #[derive(Debug, Clone)]
@@ -65,6 +65,7 @@ pub fn parse_action(path: &str, src: &str) -> Parsed<Action> {
 fn read<T>(path: &str, src: &str, frontend: fn(&mut Reader<'_>, &Node) -> Option<T>) -> Parsed<T> {
     let options = LoadOptions {
         duplicate_keys: DuplicateKeys::Error,
+        tags: TagPolicy::CoreOnly,
         ..LoadOptions::default()
     };
     let (docs, mut diagnostics) = yaml::load(path, src, &options);
@@ -83,29 +84,10 @@ fn read<T>(path: &str, src: &str, frontend: fn(&mut Reader<'_>, &Node) -> Option
                     "Only one YAML document is allowed in this file",
                 );
             }
-            refuse_tags(&mut r, doc);
             frontend(&mut r, doc)
         }
     };
     diagnostics.append(&mut r.diagnostics);
     diagnostics.sort_by_key(|d| (d.span.start, d.span.end));
     Parsed { value, diagnostics }
-}
-
-/// GitHub accepts the YAML 1.2 core schema tags and refuses every other tag.
-fn refuse_tags(r: &mut Reader<'_>, node: &Node) {
-    const CORE: &[&str] = &[
-        "!!str", "!!int", "!!float", "!!bool", "!!null", "!!seq", "!!map",
-    ];
-    if let Some(tag) = node.tag.as_deref().filter(|t| !CORE.contains(t)) {
-        r.error(node.span, "yaml-tag", format!("Unexpected tag '{tag}'"));
-    }
-    match &node.value {
-        Value::Seq(items) => items.iter().for_each(|i| refuse_tags(r, i)),
-        Value::Map(entries) => entries.iter().for_each(|(k, v)| {
-            refuse_tags(r, k);
-            refuse_tags(r, v);
-        }),
-        _ => {}
-    }
 }

@@ -1,5 +1,6 @@
 //! A GitHub Actions workflow file → [`Workflow`].
 
+use std::collections::hash_map::Entry;
 use std::collections::HashMap;
 
 use indexmap::IndexMap;
@@ -147,7 +148,9 @@ fn jobs(r: &mut Reader<'_>, node: &Node) -> IndexMap<String, Job> {
         );
         return out;
     }
-    let mut lower: HashMap<String, ()> = HashMap::new();
+    // Lower-cased id → index in `out` (`None` for a job that could not be read): ids are
+    // case-insensitive, and `needs` resolves through this map.
+    let mut lower: HashMap<String, Option<usize>> = HashMap::with_capacity(entries.len());
     for (k, v) in entries {
         let Some(id) = k
             .scalar_text()
@@ -162,30 +165,35 @@ fn jobs(r: &mut Reader<'_>, node: &Node) -> IndexMap<String, Job> {
             r.error(k.span, "invalid-id", message);
             continue;
         }
-        if lower.insert(id.to_ascii_lowercase(), ()).is_some() {
-            if !out.contains_key(&id) {
-                r.error(k.span, "duplicate-id", format!("'{id}' is already defined"));
+        let slot = match lower.entry(id.to_ascii_lowercase()) {
+            Entry::Occupied(_) => {
+                if !out.contains_key(&id) {
+                    r.error(k.span, "duplicate-id", format!("'{id}' is already defined"));
+                }
+                continue;
             }
-            continue;
-        }
-        if let Some(job) = job(r, &id, k, v) {
+            Entry::Vacant(slot) => slot,
+        };
+        let job = job(r, &id, k, v);
+        slot.insert(job.as_ref().map(|_| out.len()));
+        if let Some(job) = job {
             out.insert(id, job);
         }
     }
-    check_needs(r, &out);
+    check_needs(r, &out, &lower);
     out
 }
 
 /// Unknown needs, self-needs, cycles, and a workflow where every job waits for another.
-fn check_needs(r: &mut Reader<'_>, jobs: &IndexMap<String, Job>) {
-    let by_lower: HashMap<String, &str> = jobs
-        .keys()
-        .map(|id| (id.to_ascii_lowercase(), id.as_str()))
-        .collect();
+fn check_needs(
+    r: &mut Reader<'_>,
+    jobs: &IndexMap<String, Job>,
+    lower: &HashMap<String, Option<usize>>,
+) {
     let mut all_known = true;
     for job in jobs.values() {
         for (need, span) in &job.needs {
-            if !by_lower.contains_key(&need.to_ascii_lowercase()) {
+            if !lower.contains_key(&need.to_ascii_lowercase()) {
                 all_known = false;
                 r.error(
                     *span,
@@ -205,7 +213,7 @@ fn check_needs(r: &mut Reader<'_>, jobs: &IndexMap<String, Job>) {
         return;
     }
     if all_known {
-        if let Some(cycle) = find_cycle(jobs, &by_lower) {
+        if let Some(cycle) = find_cycle(jobs, lower) {
             let (first, span) = &cycle[0];
             let path: Vec<&str> = cycle
                 .iter()
@@ -224,7 +232,7 @@ fn check_needs(r: &mut Reader<'_>, jobs: &IndexMap<String, Job>) {
 /// The first cycle of the `needs` graph, as (job, span of its edge to the next job).
 fn find_cycle(
     jobs: &IndexMap<String, Job>,
-    by_lower: &HashMap<String, &str>,
+    lower: &HashMap<String, Option<usize>>,
 ) -> Option<Vec<(String, Span)>> {
     #[derive(Clone, Copy, PartialEq)]
     enum Mark {
@@ -232,17 +240,12 @@ fn find_cycle(
         Active,
         Done,
     }
-    let index: HashMap<&str, usize> = jobs
-        .keys()
-        .enumerate()
-        .map(|(i, k)| (k.as_str(), i))
-        .collect();
     let edges: Vec<Vec<(usize, Span)>> = jobs
         .values()
         .map(|j| {
             j.needs
                 .iter()
-                .filter_map(|(n, s)| Some((index[by_lower.get(&n.to_ascii_lowercase())?], *s)))
+                .filter_map(|(n, s)| Some(((*lower.get(&n.to_ascii_lowercase())?)?, *s)))
                 .collect()
         })
         .collect();

@@ -19,6 +19,16 @@ pub enum DuplicateKeys {
     LastWins,
 }
 
+/// Which explicit tags a dialect accepts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum TagPolicy {
+    /// Keep every tag on its node for the frontend (GitLab's `!reference`).
+    Keep,
+    /// Accept the YAML 1.2 core schema tags (`!!str`, `!!int` …) and refuse others (GitHub).
+    CoreOnly,
+}
+
 /// Options of [`load`].
 #[derive(Debug, Clone)]
 pub struct LoadOptions {
@@ -28,6 +38,8 @@ pub struct LoadOptions {
     pub max_alias_nodes: usize,
     /// Deepest nesting of collections accepted.
     pub max_depth: usize,
+    /// Which explicit tags are accepted.
+    pub tags: TagPolicy,
 }
 
 impl Default for LoadOptions {
@@ -36,6 +48,7 @@ impl Default for LoadOptions {
             duplicate_keys: DuplicateKeys::Error,
             max_alias_nodes: 200_000,
             max_depth: 256,
+            tags: TagPolicy::Keep,
         }
     }
 }
@@ -172,10 +185,13 @@ impl Builder<'_> {
             let span = self.offsets.span(&span.start, &span.end);
             match event {
                 Event::Scalar(text, style, anchor, tag) => {
-                    let node = self.scalar(&text, style, tag.as_deref(), span)?;
+                    let node = self.scalar(text, style, tag.as_deref(), span)?;
                     self.complete(node, anchor)?;
                 }
                 Event::SequenceStart(anchor, tag) => {
+                    if let Some(t) = tag.as_deref().map(tag_text) {
+                        self.check_tag(&t, span);
+                    }
                     self.open(Frame::Seq {
                         items: Vec::new(),
                         span,
@@ -184,6 +200,9 @@ impl Builder<'_> {
                     })?;
                 }
                 Event::MappingStart(anchor, tag) => {
+                    if let Some(t) = tag.as_deref().map(tag_text) {
+                        self.check_tag(&t, span);
+                    }
                     self.open(Frame::Map(MapFrame {
                         pairs: Vec::new(),
                         merges: Vec::new(),
@@ -323,7 +342,7 @@ impl Builder<'_> {
 
     fn scalar(
         &mut self,
-        text: &str,
+        text: Cow<'_, str>,
         style: SaphyrStyle,
         tag: Option<&Tag>,
         span: Span,
@@ -336,30 +355,58 @@ impl Builder<'_> {
             SaphyrStyle::Folded => ScalarStyle::Folded,
         };
         let tag_string = tag.map(tag_text);
-        let value = match tag_string.as_deref() {
-            None if style == ScalarStyle::Plain => resolve_plain(text),
-            Some("!!null") => Value::Null,
-            Some("!!bool") => match resolve_plain(text) {
-                v @ Value::Bool(_) => v,
-                _ => return Err(self.bad_tagged(span, text, "!!bool")),
+        if let Some(t) = &tag_string {
+            self.check_tag(t, span);
+            let typed = matches!(&**t, "!!int" | "!!float" | "!!bool" | "!!null");
+            if typed && style != ScalarStyle::Plain && self.options.tags == TagPolicy::CoreOnly {
+                self.diagnostics.push(Diagnostic::error(
+                    self.path,
+                    span,
+                    "yaml-tag",
+                    format!("The scalar style '{style:?}' is not valid with the tag '{t}'"),
+                ));
+            }
+        }
+        let resolved = match tag_string.as_deref() {
+            None if style == ScalarStyle::Plain => resolve_plain(&text),
+            Some("!!null") => Some(Value::Null),
+            Some("!!bool") => match resolve_plain(&text) {
+                v @ Some(Value::Bool(_)) => v,
+                _ => return Err(self.bad_tagged(span, &text, "!!bool")),
             },
-            Some("!!int") => match resolve_plain(text) {
-                v @ Value::Int(_) => v,
-                _ => return Err(self.bad_tagged(span, text, "!!int")),
+            Some("!!int") => match resolve_plain(&text) {
+                v @ Some(Value::Int(_)) => v,
+                _ => return Err(self.bad_tagged(span, &text, "!!int")),
             },
-            Some("!!float") => match resolve_plain(text) {
-                Value::Int(i) => Value::Float(i as f64),
-                v @ Value::Float(_) => v,
-                _ => return Err(self.bad_tagged(span, text, "!!float")),
+            Some("!!float") => match resolve_plain(&text) {
+                Some(Value::Int(i)) => Some(Value::Float(i as f64)),
+                v @ Some(Value::Float(_)) => v,
+                _ => return Err(self.bad_tagged(span, &text, "!!float")),
             },
-            _ => Value::String(text.to_owned()),
+            _ => None,
         };
+        // Strings take the parser's buffer when it already owns one.
+        let value = resolved.unwrap_or_else(|| Value::String(text.into_owned()));
         Ok(Node {
             value,
             span,
             tag: tag_string,
             style: Some(style),
         })
+    }
+
+    fn check_tag(&mut self, tag: &str, span: Span) {
+        const CORE: &[&str] = &[
+            "!!str", "!!int", "!!float", "!!bool", "!!null", "!!seq", "!!map",
+        ];
+        if self.options.tags == TagPolicy::CoreOnly && !CORE.contains(&tag) {
+            self.diagnostics.push(Diagnostic::error(
+                self.path,
+                span,
+                "yaml-tag",
+                format!("Unexpected tag '{tag}'"),
+            ));
+        }
     }
 
     fn bad_tagged(&self, span: Span, text: &str, tag: &str) -> Box<Diagnostic> {
@@ -515,48 +562,42 @@ fn capitalize(s: &str) -> String {
     }
 }
 
-/// YAML 1.2 core schema resolution of a plain scalar.
-fn resolve_plain(text: &str) -> Value {
+/// YAML 1.2 core schema resolution of a plain scalar; `None` means it is a string.
+fn resolve_plain(text: &str) -> Option<Value> {
     match text {
-        "" | "~" | "null" | "Null" | "NULL" => return Value::Null,
-        "true" | "True" | "TRUE" => return Value::Bool(true),
-        "false" | "False" | "FALSE" => return Value::Bool(false),
+        "" | "~" | "null" | "Null" | "NULL" => return Some(Value::Null),
+        "true" | "True" | "TRUE" => return Some(Value::Bool(true)),
+        "false" | "False" | "FALSE" => return Some(Value::Bool(false)),
         ".inf" | ".Inf" | ".INF" | "+.inf" | "+.Inf" | "+.INF" => {
-            return Value::Float(f64::INFINITY)
+            return Some(Value::Float(f64::INFINITY))
         }
-        "-.inf" | "-.Inf" | "-.INF" => return Value::Float(f64::NEG_INFINITY),
-        ".nan" | ".NaN" | ".NAN" => return Value::Float(f64::NAN),
+        "-.inf" | "-.Inf" | "-.INF" => return Some(Value::Float(f64::NEG_INFINITY)),
+        ".nan" | ".NaN" | ".NAN" => return Some(Value::Float(f64::NAN)),
         _ => {}
     }
     if let Some(hex) = text.strip_prefix("0x") {
         if !hex.is_empty() && hex.bytes().all(|b| b.is_ascii_hexdigit()) {
-            return int_or_float(i64::from_str_radix(hex, 16).ok(), text);
+            return i64::from_str_radix(hex, 16).ok().map(Value::Int);
         }
     }
     if let Some(oct) = text.strip_prefix("0o") {
         if !oct.is_empty() && oct.bytes().all(|b| (b'0'..=b'7').contains(&b)) {
-            return int_or_float(i64::from_str_radix(oct, 8).ok(), text);
+            return i64::from_str_radix(oct, 8).ok().map(Value::Int);
         }
     }
     let digits = text.strip_prefix(['-', '+']).unwrap_or(text);
     if !digits.is_empty() && digits.bytes().all(|b| b.is_ascii_digit()) {
         return match text.parse::<i64>() {
-            Ok(i) => Value::Int(i),
-            Err(_) => text
-                .parse::<f64>()
-                .map_or_else(|_| Value::String(text.to_owned()), Value::Float),
+            Ok(i) => Some(Value::Int(i)),
+            Err(_) => text.parse::<f64>().ok().map(Value::Float),
         };
     }
     if is_core_float(digits) {
         if let Ok(f) = text.parse::<f64>() {
-            return Value::Float(f);
+            return Some(Value::Float(f));
         }
     }
-    Value::String(text.to_owned())
-}
-
-fn int_or_float(parsed: Option<i64>, text: &str) -> Value {
-    parsed.map_or_else(|| Value::String(text.to_owned()), Value::Int)
+    None
 }
 
 /// `(\.[0-9]+|[0-9]+(\.[0-9]*)?)([eE][-+]?[0-9]+)?` (sign already stripped).

@@ -8,5 +8,5 @@
 mod loader;
 mod node;
 
-pub use loader::{load, DuplicateKeys, LoadOptions};
+pub use loader::{load, DuplicateKeys, LoadOptions, TagPolicy};
 pub use node::{format_float, Node, ScalarStyle, Value};
