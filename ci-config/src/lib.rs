@@ -31,6 +31,7 @@
 //! ```
 
 pub mod diagnostic;
+pub mod expr;
 pub mod github;
 pub mod model;
 mod reader;
