@@ -1,6 +1,7 @@
 //! The `gantry` command line: argument parsing, terminal rendering and exit codes only.
 //! The work lives in the `ci-*` crates.
 
+mod expr;
 mod lint;
 
 // Reading large workflows allocates many small nodes; mimalloc is markedly faster at that
@@ -33,6 +34,22 @@ enum Command {
     /// Without paths: the repository's .github/workflows/*.{yml,yaml}, .gitlab-ci.yml and
     /// .circleci/config.yml. A directory stands for the YAML files directly in it.
     /// Exit status: 0 no errors, 1 errors found, 2 usage or I/O error.
+    /// Evaluate a GitHub Actions expression (with or without `${{ }}`).
+    ///
+    /// Prints {"kind": …, "value": …} and exits 0, or {"error": {"kind", "message"}} and exits 1.
+    /// The named values allowed are the top-level keys of the --context object; when it holds
+    /// `job.status`, the status functions success(), failure(), always(), cancelled() exist.
+    Expr {
+        /// The expression.
+        #[arg(required_unless_present = "jsonl")]
+        expression: Option<String>,
+        /// A JSON file with one object of contexts: {"github": {…}, "env": {…}}.
+        #[arg(long, value_name = "FILE.json")]
+        context: Option<std::path::PathBuf>,
+        /// Read {"expr": …, "contexts": {…}} lines on stdin; write one result line each.
+        #[arg(long, conflicts_with_all = ["expression", "context"])]
+        jsonl: bool,
+    },
     Lint {
         /// Files or directories to check.
         paths: Vec<std::path::PathBuf>,
@@ -55,6 +72,15 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Lint { paths, format } => lint::run(&paths, format, cli.quiet),
+        Command::Expr { jsonl: true, .. } => expr::run_jsonl(),
+        Command::Expr {
+            expression,
+            context,
+            ..
+        } => expr::run(
+            expression.as_deref().unwrap_or_default(),
+            context.as_deref(),
+        ),
     };
     match result {
         Ok(code) => code,

@@ -141,3 +141,73 @@ fn lint_checks_calls_of_local_reusable_workflows() {
         .collect();
     assert_eq!(codes, ["missing-input", "unknown-input"], "{json}");
 }
+
+#[test]
+fn expr_prints_kind_and_value() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let ctx = write(
+        &dir,
+        "ctx.json",
+        r#"{"github": {"event_name": "push"}, "job": {"status": "success"}}"#,
+    );
+    let out = gantry()
+        .args([
+            "expr",
+            "${{ github.EVENT_NAME == 'Push' && success() }}",
+            "--context",
+        ])
+        .arg(&ctx)
+        .assert()
+        .success()
+        .get_output()
+        .stdout
+        .clone();
+    let json: Value = serde_json::from_slice(&out).expect("JSON output");
+    assert_eq!(json, serde_json::json!({"kind": "Boolean", "value": true}));
+}
+
+#[test]
+fn expr_errors_exit_one_with_githubs_message() {
+    let out = gantry()
+        .args(["expr", "success()"])
+        .assert()
+        .code(1)
+        .get_output()
+        .stdout
+        .clone();
+    let json: Value = serde_json::from_slice(&out).expect("JSON output");
+    assert_eq!(json["error"]["kind"], "parsing");
+    assert_eq!(
+        json["error"]["message"],
+        "Unrecognized function: 'success'. Located at position 1 within expression: success()"
+    );
+}
+
+#[test]
+fn expr_jsonl_answers_every_line_in_order() {
+    let input = [
+        r#"{"expr": "format('{0}-{1}', a, 2)", "contexts": {"a": "x"}}"#,
+        "not json",
+        r#"{"expr": "1 <"}"#,
+        r#"{"expr": "fromJSON('[1,2]')[1]"}"#,
+    ]
+    .join("\n");
+    let out = gantry()
+        .args(["expr", "--jsonl"])
+        .write_stdin(input)
+        .assert()
+        .success()
+        .get_output()
+        .stdout
+        .clone();
+    let lines: Vec<Value> = String::from_utf8(out)
+        .expect("utf-8")
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("each line is JSON"))
+        .collect();
+    assert_eq!(lines.len(), 4);
+    assert_eq!(lines[0]["value"], "x-2");
+    assert_eq!(lines[1]["error"]["kind"], "input");
+    assert_eq!(lines[2]["error"]["kind"], "parsing");
+    assert_eq!(lines[3], serde_json::json!({"kind": "Number", "value": 2}));
+}
