@@ -6,9 +6,41 @@
 use indexmap::IndexMap;
 
 use crate::diagnostic::Diagnostic;
+use crate::expr::{self, ExprError, Function, ParseOptions};
 use crate::span::{Source, Span};
 use crate::template::{self, Template};
 use crate::yaml::{Node, Value};
+
+/// The contexts and functions expressions may use where the reader currently is.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Scope {
+    pub contexts: &'static [&'static str],
+    pub functions: &'static [Function],
+}
+
+impl Scope {
+    /// Where the dialect has not said: every context and function GitHub knows.
+    pub const ANY: Scope = Scope {
+        contexts: &[
+            "github", "env", "vars", "secrets", "inputs", "needs", "strategy", "matrix", "job",
+            "jobs", "runner", "steps",
+        ],
+        functions: &[
+            Function::Success,
+            Function::Failure,
+            Function::Always,
+            Function::Cancelled,
+            Function::HashFiles,
+        ],
+    };
+
+    pub fn options(&self) -> ParseOptions<'static> {
+        ParseOptions {
+            contexts: self.contexts,
+            functions: self.functions,
+        }
+    }
+}
 
 /// Diagnostics collected while reading one file.
 #[derive(Debug)]
@@ -16,6 +48,8 @@ pub(crate) struct Reader<'a> {
     pub path: &'a str,
     pub source: Source<'a>,
     pub diagnostics: Vec<Diagnostic>,
+    /// What expressions may use at the key being read.
+    pub scope: Scope,
 }
 
 impl<'a> Reader<'a> {
@@ -24,6 +58,7 @@ impl<'a> Reader<'a> {
             path,
             source: Source::new(text),
             diagnostics: Vec::new(),
+            scope: Scope::ANY,
         }
     }
 
@@ -170,12 +205,50 @@ impl<'a> Reader<'a> {
         }
     }
 
-    /// Checks what can be checked of each expression before the expression engine sees it.
+    /// Sets the scope for the reads in `f`.
+    pub fn scoped<T>(&mut self, scope: Scope, f: impl FnOnce(&mut Self) -> T) -> T {
+        let outer = std::mem::replace(&mut self.scope, scope);
+        let out = f(self);
+        self.scope = outer;
+        out
+    }
+
+    /// Parses an expression in the current scope, reporting an error at its exact place:
+    /// `at` is the byte offset in the file where the expression text starts, when known.
+    pub fn parse_expr(
+        &mut self,
+        source: &str,
+        at: Option<usize>,
+        fallback: Span,
+    ) -> Option<expr::Expression> {
+        match expr::Expression::parse(source, &self.scope.options()) {
+            Ok(e) => Some(e),
+            Err(e) => {
+                let span = self.expr_error_span(&e, at, fallback);
+                self.error(span, "expression", e.to_string());
+                None
+            }
+        }
+    }
+
+    fn expr_error_span(&self, e: &ExprError, at: Option<usize>, fallback: Span) -> Span {
+        let (Some(at), Some(offset)) = (at, e.offset) else {
+            return fallback;
+        };
+        let start = at + offset;
+        let Some(rest) = self.source.text.get(start..) else {
+            return fallback;
+        };
+        let len = rest.chars().next().map_or(0, char::len_utf8);
+        self.source.span(start, start + len)
+    }
+
+    /// Checks each expression of a template: syntax, names allowed here, GitHub's limits.
     fn check_exprs(&mut self, t: &Template) {
         let embedded = t.single_expr().is_none();
         // Located at the value, as GitHub reports expression errors.
         let span = t.span;
-        for (source, _) in t.exprs() {
+        for (source, part_span) in t.exprs() {
             if source.is_empty() {
                 self.error(span, "expression-syntax", "An expression was expected");
             } else if source.chars().count() > template::MAX_EXPRESSION_LENGTH {
@@ -193,8 +266,20 @@ impl<'a> Reader<'a> {
                     "expression-syntax",
                     "The directive 'insert' is not allowed in this context. Directives are not supported for expressions that are embedded within a string. Directives are only supported when the entire value is an expression.",
                 );
+            } else if !source.eq_ignore_ascii_case("insert") {
+                let at = self.expr_text_start(part_span);
+                self.parse_expr(source, at, part_span);
             }
         }
+    }
+
+    /// Where the text of the expression inside `${{ … }}` written at `span` starts, when the
+    /// span really covers `${{` in the file.
+    fn expr_text_start(&self, span: Span) -> Option<usize> {
+        let text = self.source.text.get(span.range())?;
+        let body = text.strip_prefix("${{")?;
+        let leading = body.len() - body.trim_start().len();
+        Some(span.range().start + 3 + leading)
     }
 
     /// A string, or a sequence of strings (no expressions).

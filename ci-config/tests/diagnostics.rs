@@ -62,6 +62,15 @@ mistake!(
     "on: [push, pul_request]\njobs:\n  a:\n    runs-on: x\n    steps: [{run: a}]\n"
 );
 
+mistake!(expression_syntax_error_in_run, "on: push\njobs:\n  build:\n    runs-on: x\n    steps:\n      - run: echo ${{ github.sha == }}\n");
+mistake!(steps_context_in_job_if, "on: push\njobs:\n  build:\n    if: steps.x.outputs.ok == 'true'\n    runs-on: x\n    steps: [{run: a}]\n");
+mistake!(
+    secrets_in_runs_on,
+    "on: push\njobs:\n  build:\n    runs-on: ${{ secrets.RUNNER }}\n    steps: [{run: a}]\n"
+);
+mistake!(unknown_function_in_step_if, "on: push\njobs:\n  build:\n    runs-on: x\n    steps:\n      - if: startswith(github.ref, 'refs/tags/') && isTag()\n        run: a\n");
+mistake!(condition_mixing_text_and_expression, "on: push\njobs:\n  build:\n    runs-on: x\n    steps:\n      - if: github.ref == ${{ 'x' }}\n        run: a\n");
+
 #[test]
 fn composite_run_step_without_shell() {
     let src = "name: a\ndescription: b\nruns:\n  using: composite\n  steps:\n    - run: echo hi\n";

@@ -251,7 +251,7 @@ pub fn format_number(n: f64) -> String {
     // Round to 15 significant digits, as GitHub does before printing.
     let rounded: f64 = format!("{n:.14e}").parse().unwrap_or(n);
     let abs = rounded.abs();
-    if (1e-7..1e21).contains(&abs) {
+    if (1e-6..1e21).contains(&abs) {
         format!("{rounded}")
     } else {
         // Rust prints `1e21` / `1.5e-7`; JavaScript writes an explicit `+`.

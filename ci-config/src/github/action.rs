@@ -7,7 +7,7 @@ use crate::reader::Reader;
 use crate::template::Template;
 use crate::yaml::Node;
 
-use super::{events, workflow};
+use super::{events, scopes, workflow};
 
 /// How an action runs.
 #[derive(Debug, Clone, PartialEq)]
@@ -67,6 +67,7 @@ const ACTION_KEYS: &[&str] = &[
 
 pub(super) fn action(r: &mut Reader<'_>, doc: &Node) -> Option<Action> {
     r.map(doc, "an action mapping")?;
+    r.scope = scopes::ACTION;
     r.check_keys(doc, ACTION_KEYS, &["name", "runs"]);
     let name = doc.get("name").and_then(|n| r.text(n, "a string"));
     let description = doc.get("description").and_then(|n| r.text(n, "a string"));
@@ -216,5 +217,5 @@ fn composite_steps(r: &mut Reader<'_>, node: &Node) -> Vec<Step> {
             );
         }
     }
-    workflow::steps(r, node, false)
+    workflow::steps(r, node, &workflow::StepRules::COMPOSITE)
 }

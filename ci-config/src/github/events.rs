@@ -6,7 +6,7 @@ use crate::model::{InputDef, InputType, Trigger};
 use crate::reader::Reader;
 use crate::yaml::{Node, Value};
 
-use super::cron;
+use super::{cron, scopes};
 
 /// Events GitHub documents, with the activity types each accepts (`None`: no `types:` key;
 /// `Some(&[])`: any type).
@@ -293,7 +293,7 @@ fn trigger(r: &mut Reader<'_>, event: String, key: &Node, config: &Node) -> Trig
                 r.string_list(v, "a list of names");
             }
             "inputs" => t.inputs = inputs(r, v, &event),
-            "outputs" => t.outputs = call_outputs(r, v),
+            "outputs" => t.outputs = r.scoped(scopes::CALL_OUTPUT, |r| call_outputs(r, v)),
             "secrets" => t.secrets = call_secrets(r, v),
             _ => {}
         }

@@ -9,6 +9,7 @@ mod calls;
 mod cron;
 mod events;
 mod ids;
+mod scopes;
 mod workflow;
 
 pub use action::{Action, ActionRuns};

@@ -5,6 +5,7 @@ use std::collections::HashMap;
 
 use indexmap::IndexMap;
 
+use crate::expr::Expression;
 use crate::model::{
     Access, Concurrency, Condition, Container, Dialect, Env, Environment, Job, Matrix, Permissions,
     RunDefaults, RunsOn, Step, StepAction, Strategy, Workflow, WorkflowCall,
@@ -12,9 +13,10 @@ use crate::model::{
 use crate::reader::Reader;
 use crate::span::Span;
 use crate::template::{self, Template};
-use crate::yaml::{Node, Value};
+use crate::yaml::{Node, ScalarStyle, Value};
 
-use super::{events, ids};
+use super::{events, ids, scopes};
+use crate::reader::Scope;
 
 const WORKFLOW_KEYS: &[&str] = &[
     "name",
@@ -93,28 +95,34 @@ const PERMISSION_SCOPES: &[&str] = &[
     "security-events",
     "statuses",
 ];
-const STATUS_FUNCTIONS: &[&str] = &["success", "failure", "always", "cancelled"];
 
 /// Reads the document of a workflow file.
 pub(super) fn workflow(r: &mut Reader<'_>, doc: &Node) -> Option<Workflow> {
     r.map(doc, "a workflow mapping")?;
     r.check_keys(doc, WORKFLOW_KEYS, &["on", "jobs"]);
     let name = doc.get("name").and_then(|n| r.literal(n, "a string"));
-    let run_name = doc.get("run-name").and_then(|n| r.template(n, "a string"));
+    let run_name = r.scoped(scopes::WORKFLOW, |r| {
+        doc.get("run-name").and_then(|n| r.template(n, "a string"))
+    });
     if let Some(d) = doc.get("description") {
         r.literal(d, "a string");
     }
-    let triggers = doc
-        .get("on")
-        .map(|on| events::triggers(r, on))
-        .unwrap_or_default();
-    let env = doc.get("env").map(|n| env(r, n)).unwrap_or_default();
+    let triggers = r.scoped(scopes::WORKFLOW, |r| {
+        doc.get("on")
+            .map(|on| events::triggers(r, on))
+            .unwrap_or_default()
+    });
+    let env = r.scoped(scopes::WORKFLOW_ENV, |r| {
+        doc.get("env").map(|n| env(r, n)).unwrap_or_default()
+    });
     let defaults = doc
         .get("defaults")
         .map(|n| defaults(r, n))
         .unwrap_or_default();
     let permissions = doc.get("permissions").and_then(|n| permissions(r, n));
-    let concurrency = doc.get("concurrency").and_then(|n| concurrency(r, n));
+    let concurrency = r.scoped(scopes::WORKFLOW, |r| {
+        doc.get("concurrency").and_then(|n| concurrency(r, n))
+    });
     let jobs = doc
         .entry("jobs")
         .map(|(_, v)| jobs(r, v))
@@ -297,14 +305,16 @@ fn job(r: &mut Reader<'_>, id: &str, key: &Node, node: &Node) -> Option<Job> {
     } else {
         r.check_keys(node, JOB_KEYS, &["runs-on"]);
     }
+    r.scope = scopes::JOB;
     let name = match node.get("name") {
         Some(n) => r.template(n, "a string")?,
         None => Template::literal(id, key.span),
     };
     let needs = node.get("needs").map(|n| needs(r, n)).unwrap_or_default();
-    let condition = node
-        .get("if")
-        .map_or_else(|| default_condition(key.span), |n| condition(r, n));
+    let condition = r.scoped(scopes::JOB_IF, |r| {
+        node.get("if")
+            .map_or_else(|| default_condition(key.span), |n| condition(r, n))
+    });
     let runs_on = node
         .get("runs-on")
         .map(|n| runs_on(r, n))
@@ -314,15 +324,19 @@ fn job(r: &mut Reader<'_>, id: &str, key: &Node, node: &Node) -> Option<Job> {
         .and_then(|n| environment(r, n))
         .map(Box::new);
     let concurrency = node.get("concurrency").and_then(|n| concurrency(r, n));
-    let outputs = node
-        .get("outputs")
-        .map(|n| r.template_map(n, "a mapping of outputs"))
-        .unwrap_or_default();
-    let env = node.get("env").map(|n| env(r, n)).unwrap_or_default();
-    let defaults = node
-        .get("defaults")
-        .map(|n| defaults(r, n))
-        .unwrap_or_default();
+    let outputs = r.scoped(scopes::JOB_OUTPUTS, |r| {
+        node.get("outputs")
+            .map(|n| r.template_map(n, "a mapping of outputs"))
+            .unwrap_or_default()
+    });
+    let env = r.scoped(scopes::JOB_ENV, |r| {
+        node.get("env").map(|n| env(r, n)).unwrap_or_default()
+    });
+    let defaults = r.scoped(scopes::JOB_DEFAULTS, |r| {
+        node.get("defaults")
+            .map(|n| defaults(r, n))
+            .unwrap_or_default()
+    });
     let timeout_minutes = node
         .get("timeout-minutes")
         .and_then(|n| r.number_or_expr(n));
@@ -336,10 +350,11 @@ fn job(r: &mut Reader<'_>, id: &str, key: &Node, node: &Node) -> Option<Job> {
         .get("continue-on-error")
         .and_then(|n| r.bool_or_expr(n));
     let permissions = node.get("permissions").and_then(|n| permissions(r, n));
-    let strategy = node
-        .get("strategy")
-        .and_then(|n| strategy(r, n))
-        .map(Box::new);
+    let strategy = r.scoped(scopes::JOB_STRATEGY, |r| {
+        node.get("strategy")
+            .and_then(|n| strategy(r, n))
+            .map(Box::new)
+    });
     let container = node
         .get("container")
         .and_then(|n| container(r, n, "container"));
@@ -349,7 +364,7 @@ fn job(r: &mut Reader<'_>, id: &str, key: &Node, node: &Node) -> Option<Job> {
         .unwrap_or_default();
     let steps = node
         .get("steps")
-        .map(|n| steps(r, n, true))
+        .map(|n| steps(r, n, &StepRules::WORKFLOW))
         .unwrap_or_default();
     let call = if call {
         node.entry("uses")
@@ -414,9 +429,17 @@ fn condition(r: &mut Reader<'_>, node: &Node) -> Condition {
     let Some(t) = r.template_of(node, &text) else {
         return default_condition(node.span);
     };
-    let source = match t.single_expr() {
-        Some(expr) => expr.to_owned(),
-        None if t.is_literal() => text.trim().to_owned(),
+    let (source, tree) = match t.single_expr() {
+        // `template_of` has already reported any error in it.
+        Some(expr) => (
+            expr.to_owned(),
+            Expression::parse(expr, &r.scope.options()).ok(),
+        ),
+        None if t.is_literal() => {
+            let source = text.trim().to_owned();
+            let tree = r.parse_expr(&source, literal_start(node, &text), node.span);
+            (source, tree)
+        }
         None => {
             // GitHub evaluates this as `format(…)`: a non-empty string, so always true.
             r.warning(
@@ -424,12 +447,17 @@ fn condition(r: &mut Reader<'_>, node: &Node) -> Condition {
                 "condition-always-true",
                 "Text mixed with ${{ }} makes this condition a string, which is always true",
             );
-            t.to_expression().unwrap_or_else(|| text.clone())
+            let source = t.to_expression().unwrap_or_else(|| text.clone());
+            (source, None)
         }
     };
+    let calls_status = tree
+        .as_ref()
+        .and_then(Expression::tree)
+        .is_some_and(|e| e.calls_status_function());
     let effective = if source.is_empty() {
         "success()".to_owned()
-    } else if calls_status_function(&source) {
+    } else if calls_status {
         source.clone()
     } else {
         format!("success() && ({source})")
@@ -441,42 +469,15 @@ fn condition(r: &mut Reader<'_>, node: &Node) -> Condition {
     }
 }
 
-/// Whether an expression calls `success()`, `failure()`, `always()` or `cancelled()` outside
-/// string literals (names are case-insensitive, as in GitHub).
-fn calls_status_function(expr: &str) -> bool {
-    let mut in_string = false;
-    let bytes = expr.as_bytes();
-    let mut i = 0;
-    while i < bytes.len() {
-        let b = bytes[i];
-        if b == b'\'' {
-            in_string = !in_string;
-            i += 1;
-            continue;
-        }
-        if !in_string && (b.is_ascii_alphabetic() || b == b'_') {
-            let start = i;
-            while i < bytes.len()
-                && (bytes[i].is_ascii_alphanumeric() || bytes[i] == b'_' || bytes[i] == b'-')
-            {
-                i += 1;
-            }
-            let word = &expr[start..i];
-            let preceded_by_dot = start > 0 && bytes[start - 1] == b'.';
-            let rest = expr[i..].trim_start();
-            if !preceded_by_dot
-                && rest.starts_with('(')
-                && STATUS_FUNCTIONS
-                    .iter()
-                    .any(|f| f.eq_ignore_ascii_case(word))
-            {
-                return true;
-            }
-            continue;
-        }
-        i += 1;
-    }
-    false
+/// Where the text of a plain or quoted scalar starts in the file (after leading blanks).
+fn literal_start(node: &Node, text: &str) -> Option<usize> {
+    let quote = match node.style? {
+        ScalarStyle::Plain => 0,
+        ScalarStyle::SingleQuoted | ScalarStyle::DoubleQuoted => 1,
+        _ => return None,
+    };
+    let leading = text.len() - text.trim_start().len();
+    Some(node.span.range().start + quote + leading)
 }
 
 fn runs_on(r: &mut Reader<'_>, node: &Node) -> RunsOn {
@@ -557,7 +558,9 @@ fn environment(r: &mut Reader<'_>, node: &Node) -> Option<Environment> {
         let name = node
             .get("name")
             .and_then(|n| r.template(n, "an environment name"))?;
-        let url = node.get("url").and_then(|n| r.template(n, "a URL"));
+        let url = r.scoped(scopes::ENVIRONMENT_URL, |r| {
+            node.get("url").and_then(|n| r.template(n, "a URL"))
+        });
         if let Some(d) = node.get("deployment") {
             r.bool_or_expr(d);
         }
@@ -849,6 +852,7 @@ fn container(r: &mut Reader<'_>, node: &Node, what: &str) -> Option<Container> {
         &["image"],
     );
     let image = node.get("image").and_then(|n| r.template(n, "an image"))?;
+    let outer = std::mem::replace(&mut r.scope, scopes::CONTAINER_ENV);
     let credentials = node.get("credentials").and_then(|c| {
         r.map(c, "a mapping with username and password")?;
         r.check_keys(c, &["username", "password"], &["username", "password"]);
@@ -861,6 +865,7 @@ fn container(r: &mut Reader<'_>, node: &Node, what: &str) -> Option<Container> {
         Some((user, password))
     });
     let env = node.get("env").map(|n| env(r, n)).unwrap_or_default();
+    r.scope = outer;
     let ports = node
         .get("ports")
         .map(|n| r.template_list(n, "a list of ports"))
@@ -913,9 +918,38 @@ fn snapshot(r: &mut Reader<'_>, node: &Node) {
     }
 }
 
-/// Reads a job's steps. `duplicate_ids_are_errors` is false for composite actions, where
-/// GitHub's schema accepts repeated ids (we still warn).
-pub(super) fn steps(r: &mut Reader<'_>, node: &Node, duplicate_ids_are_errors: bool) -> Vec<Step> {
+/// How steps are read in a workflow and in a composite action.
+pub(super) struct StepRules {
+    /// False for composite actions, where GitHub's schema accepts repeated ids (we warn).
+    pub duplicate_ids_are_errors: bool,
+    /// What expressions in step keys may use.
+    pub body: Scope,
+    /// What a step's `if` may use.
+    pub condition: Scope,
+}
+
+impl StepRules {
+    pub const WORKFLOW: StepRules = StepRules {
+        duplicate_ids_are_errors: true,
+        body: scopes::STEP,
+        condition: scopes::STEP_IF,
+    };
+    pub const COMPOSITE: StepRules = StepRules {
+        duplicate_ids_are_errors: false,
+        body: scopes::ACTION_STEP,
+        condition: scopes::ACTION_STEP_IF,
+    };
+}
+
+/// Reads a list of steps.
+pub(super) fn steps(r: &mut Reader<'_>, node: &Node, rules: &StepRules) -> Vec<Step> {
+    let outer = std::mem::replace(&mut r.scope, rules.body);
+    let steps = read_steps(r, node, rules);
+    r.scope = outer;
+    steps
+}
+
+fn read_steps(r: &mut Reader<'_>, node: &Node, rules: &StepRules) -> Vec<Step> {
     let mut ids = ids::StepIds::default();
     // Explicit ids first, so generated ones never take a name the user chose.
     let mut id_nodes = Vec::new();
@@ -933,14 +967,14 @@ pub(super) fn steps(r: &mut Reader<'_>, node: &Node, duplicate_ids_are_errors: b
             let message = format!(
                 "The identifier '{id}' may not be used more than once within the same scope."
             );
-            if duplicate_ids_are_errors {
+            if rules.duplicate_ids_are_errors {
                 r.error(id_node.span, "duplicate-id", message);
             } else {
                 r.warning(id_node.span, "duplicate-id", message);
             }
         }
     }
-    steps_in(r, node, &mut ids)
+    steps_in(r, node, &mut ids, rules)
 }
 
 /// The `id:` nodes of a step list, including steps inside `parallel:` groups.
@@ -955,15 +989,28 @@ fn collect_id_nodes<'n>(steps: &'n Node, out: &mut Vec<&'n Node>) {
     }
 }
 
-fn steps_in(r: &mut Reader<'_>, node: &Node, ids: &mut ids::StepIds) -> Vec<Step> {
+fn steps_in(
+    r: &mut Reader<'_>,
+    node: &Node,
+    ids: &mut ids::StepIds,
+    rules: &StepRules,
+) -> Vec<Step> {
     let Some(items) = node.as_seq() else {
         r.unexpected(node, "a list of steps");
         return Vec::new();
     };
-    items.iter().filter_map(|item| step(r, item, ids)).collect()
+    items
+        .iter()
+        .filter_map(|item| step(r, item, ids, rules))
+        .collect()
 }
 
-fn step(r: &mut Reader<'_>, node: &Node, ids: &mut ids::StepIds) -> Option<Step> {
+fn step(
+    r: &mut Reader<'_>,
+    node: &Node,
+    ids: &mut ids::StepIds,
+    rules: &StepRules,
+) -> Option<Step> {
     r.map(node, "a step mapping")?;
     r.check_keys(node, STEP_KEYS, &[]);
     let run = node.get("run");
@@ -1017,7 +1064,7 @@ fn step(r: &mut Reader<'_>, node: &Node, ids: &mut ids::StepIds) -> Option<Step>
         }
         (None, None) if node.get("wait-all").is_some() => StepAction::WaitAll,
         (None, None) if node.get("parallel").is_some() => {
-            let group = node.get("parallel").map(|p| steps_in(r, p, ids));
+            let group = node.get("parallel").map(|p| steps_in(r, p, ids, rules));
             StepAction::Parallel {
                 steps: group.unwrap_or_default(),
             }
@@ -1063,9 +1110,10 @@ fn step(r: &mut Reader<'_>, node: &Node, ids: &mut ids::StepIds) -> Option<Step>
         id,
         generated_id,
         name: node.get("name").and_then(|n| r.template(n, "a string")),
-        condition: node
-            .get("if")
-            .map_or_else(|| default_condition(node.span), |n| condition(r, n)),
+        condition: r.scoped(rules.condition, |r| {
+            node.get("if")
+                .map_or_else(|| default_condition(node.span), |n| condition(r, n))
+        }),
         action,
         env: node.get("env").map(|n| env(r, n)).unwrap_or_default(),
         continue_on_error: node
@@ -1148,7 +1196,11 @@ fn workflow_call(r: &mut Reader<'_>, job: &Node, uses_node: &Node) -> Option<Wor
     if let Some(s) = job.get("secrets") {
         match &s.value {
             Value::String(v) if v == "inherit" => inherit_secrets = true,
-            Value::Map(_) => secrets = r.template_map(s, "a mapping of secrets"),
+            Value::Map(_) => {
+                secrets = r.scoped(scopes::JOB_ENV, |r| {
+                    r.template_map(s, "a mapping of secrets")
+                });
+            }
             _ => r.unexpected(s, "`inherit` or a mapping of secrets"),
         }
     }
