@@ -20,6 +20,7 @@
 mod ast;
 mod error;
 mod eval;
+mod hash_files;
 mod lexer;
 mod parser;
 mod value;
@@ -27,6 +28,7 @@ mod value;
 pub use ast::{CmpOp, Expr, ExprKind, Function, Literal};
 pub use error::{ErrorKind, ExprError};
 pub use eval::{evaluate, Contexts, EvalContext, MAX_STRING_BYTES};
+pub use hash_files::{hash_files, Directory, FileSystem};
 pub use parser::{parse, ParseOptions, MAX_DEPTH};
 pub use value::{format_number, parse_number_string, Kind, Value};
 
