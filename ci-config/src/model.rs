@@ -71,6 +71,8 @@ pub struct Workflow {
     pub concurrency: Option<Concurrency>,
     /// Jobs in source order, by id.
     pub jobs: IndexMap<String, Job>,
+    /// Stage names in order (GitLab); empty for dialects without stages.
+    pub stages: Vec<String>,
 }
 
 /// One event a workflow listens to, with its filters.
@@ -201,6 +203,19 @@ pub struct Job {
     pub name: Template,
     /// Jobs this one waits for, with the span of each reference.
     pub needs: Vec<(String, Span)>,
+    /// Whether `needs:` was written at all: with stages, a job without it waits for every
+    /// earlier stage, while `needs: []` starts at once.
+    pub needs_declared: bool,
+    /// The stage (GitLab); `None` in dialects without stages.
+    pub stage: Option<String>,
+    /// When the job runs relative to earlier results (GitLab `when:`; GitHub jobs use `if`).
+    pub when: When,
+    /// Failures that do not fail the pipeline (GitLab `allow_failure`).
+    pub allow_failure: AllowFailure,
+    /// Automatic retries.
+    pub retry: Retry,
+    /// `parallel:` instances (GitLab; GitHub uses `strategy.matrix`).
+    pub parallel: Option<Parallel>,
     /// `if:`
     pub condition: Condition,
     /// Runner labels (`runs-on`): empty for reusable-workflow jobs.
@@ -231,6 +246,53 @@ pub struct Job {
     pub steps: Vec<Step>,
     /// Set when the job calls a reusable workflow.
     pub call: Option<Box<WorkflowCall>>,
+}
+
+/// GitLab's `when:` (GitHub jobs keep the default and use their `if`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub enum When {
+    /// Run when everything before succeeded (the default).
+    #[default]
+    OnSuccess,
+    /// Run only when something before failed.
+    OnFailure,
+    /// Run whatever happened before.
+    Always,
+    /// Wait for someone to start it.
+    Manual,
+    /// Never run.
+    Never,
+}
+
+/// Which failures are tolerated.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct AllowFailure {
+    /// Any failure is tolerated.
+    pub any: bool,
+    /// Failures with these exit codes are tolerated.
+    pub exit_codes: Vec<i32>,
+}
+
+/// Automatic retries of a failed job.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Retry {
+    /// Retries after the first attempt (0: none).
+    pub max: u32,
+    /// Only for failures with these reasons (`script_failure`, `runner_system_failure`, …);
+    /// empty: any reason.
+    pub when: Vec<String>,
+    /// Only for these exit codes; empty: any.
+    pub exit_codes: Vec<i32>,
+}
+
+/// `parallel:` of a job.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Parallel {
+    /// `parallel: N` — instances `job 1/N` … `job N/N`.
+    Count(u32),
+    /// `parallel: matrix:` — a list of variable → values maps, each expanded as a product.
+    Matrix(Vec<IndexMap<String, Vec<String>>>),
 }
 
 /// Where a job runs.

@@ -7,8 +7,9 @@ use indexmap::IndexMap;
 
 use crate::expr::Expression;
 use crate::model::{
-    Access, Concurrency, Condition, Container, Dialect, Env, Environment, Job, Matrix, Permissions,
-    RunDefaults, RunsOn, Step, StepAction, Strategy, Workflow, WorkflowCall,
+    Access, AllowFailure, Concurrency, Condition, Container, Dialect, Env, Environment, Job,
+    Matrix, Permissions, Retry, RunDefaults, RunsOn, Step, StepAction, Strategy, When, Workflow,
+    WorkflowCall,
 };
 use crate::reader::Reader;
 use crate::span::Span;
@@ -138,6 +139,7 @@ pub(super) fn workflow(r: &mut Reader<'_>, doc: &Node) -> Option<Workflow> {
         permissions,
         concurrency,
         jobs,
+        stages: Vec::new(),
     })
 }
 
@@ -376,7 +378,13 @@ fn job(r: &mut Reader<'_>, id: &str, key: &Node, node: &Node) -> Option<Job> {
         id: id.to_owned(),
         span: key.span,
         name,
+        needs_declared: node.get("needs").is_some(),
         needs,
+        stage: None,
+        when: When::default(),
+        allow_failure: AllowFailure::default(),
+        retry: Retry::default(),
+        parallel: None,
         condition,
         runs_on,
         environment,
