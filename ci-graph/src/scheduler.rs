@@ -369,9 +369,9 @@ impl Scheduler {
     /// starting them.
     pub fn ready(&mut self, conditions: &mut dyn ConditionEvaluator) -> Vec<usize> {
         self.settle(conditions);
+        let startable_in_group = self.resolve_groups();
         let mut out = Vec::new();
         let mut started_per_job: HashMap<usize, usize> = HashMap::new();
-        let mut claimed: std::collections::HashSet<String> = std::collections::HashSet::new();
         let mut running = self.running;
         let queued: Vec<usize> = self.queued.iter().copied().collect();
         for i in queued {
@@ -391,14 +391,8 @@ impl Scheduler {
                     continue;
                 }
             }
-            if let Some(group) = inst.concurrency.clone() {
-                // One start per group per round; the rest wait as the group's pending one.
-                if claimed.contains(&group.group)
-                    || !self.claim_group(i, &group.group, group.cancel_in_progress)
-                {
-                    continue;
-                }
-                claimed.insert(group.group);
+            if inst.concurrency.is_some() && !startable_in_group.contains(&i) {
+                continue;
             }
             running += 1;
             *started_per_job.entry(job_index).or_default() += 1;
@@ -407,31 +401,46 @@ impl Scheduler {
         out
     }
 
-    /// Whether `i` may take its group's running slot now; otherwise it becomes the group's
-    /// pending instance (cancelling an older pending one, and with `cancel-in-progress` the
-    /// running one), as GitHub documents.
-    fn claim_group(&mut self, i: usize, group: &str, cancel_in_progress: bool) -> bool {
-        let slots = self.groups.entry(group.to_owned()).or_default();
-        let running = match slots.running {
-            None => {
-                if slots.pending == Some(i) {
-                    slots.pending = None;
-                }
-                return true;
+    /// Applies concurrency groups to the queued instances, as GitHub documents: at most one
+    /// running and one pending per group, the newest pending wins (older pending ones are
+    /// cancelled), and with `cancel-in-progress` the newest cancels the running one.
+    /// Returns the grouped instances that may start now.
+    fn resolve_groups(&mut self) -> std::collections::HashSet<usize> {
+        let mut by_group: IndexMap<String, Vec<usize>> = IndexMap::new();
+        for &i in &self.queued {
+            if let Some(g) = &self.plan.instances[i].concurrency {
+                by_group.entry(g.group.clone()).or_default().push(i);
             }
-            Some(r) if r == i => return true,
-            Some(r) => r,
-        };
-        let older = slots.pending.replace(i).filter(|&p| p != i);
-        if let Some(p) = older {
-            self.queued.remove(&p);
-            self.conclude(p, Conclusion::Cancelled);
         }
-        if cancel_in_progress && !self.cancel_requested[running] {
-            self.cancel_requested[running] = true;
-            self.cancellations.push(running);
+        let mut allowed = std::collections::HashSet::new();
+        for (group, members) in by_group {
+            let newest = *members.last().expect("groups are built from members");
+            let cancel_in_progress = self.plan.instances[newest]
+                .concurrency
+                .as_ref()
+                .is_some_and(|c| c.cancel_in_progress);
+            let running = self.groups.get(&group).and_then(|s| s.running);
+            let (start, pending) = match running {
+                None if cancel_in_progress => (Some(newest), None),
+                None => (Some(members[0]), (members.len() > 1).then_some(newest)),
+                Some(r) => {
+                    if cancel_in_progress && !self.cancel_requested[r] {
+                        self.cancel_requested[r] = true;
+                        self.cancellations.push(r);
+                    }
+                    (None, Some(newest))
+                }
+            };
+            for &m in &members {
+                if Some(m) != start && Some(m) != pending {
+                    self.queued.remove(&m);
+                    self.conclude(m, Conclusion::Cancelled);
+                }
+            }
+            self.groups.entry(group).or_default().pending = pending;
+            allowed.extend(start);
         }
-        false
+        allowed
     }
 
     /// Evaluates the conditions of every instance whose needs are done, until nothing changes.
