@@ -10,14 +10,7 @@ use crate::Format;
 
 /// Checks the given files (or the repository's defaults) and prints the findings.
 pub fn run(paths: &[PathBuf], format: Format, quiet: bool) -> Result<ExitCode> {
-    let files = if paths.is_empty() {
-        default_files(Path::new("."))?
-    } else {
-        expand(paths)?
-    };
-    if files.is_empty() {
-        bail!("no CI files found (looked for .github/workflows/*.yml, .gitlab-ci.yml, .circleci/config.yml)");
-    }
+    let files = files(paths)?;
     let mut all: Vec<Diagnostic> = Vec::new();
     let mut io_failed = false;
     let mut errors = 0;
@@ -74,6 +67,19 @@ pub fn run(paths: &[PathBuf], format: Format, quiet: bool) -> Result<ExitCode> {
     } else {
         ExitCode::SUCCESS
     })
+}
+
+/// The files named (directories stand for their YAML files), or the repository's defaults.
+pub fn files(paths: &[PathBuf]) -> Result<Vec<PathBuf>> {
+    let files = if paths.is_empty() {
+        default_files(Path::new("."))?
+    } else {
+        expand(paths)?
+    };
+    if files.is_empty() {
+        bail!("no CI files found (looked for .github/workflows/*.yml, .gitlab-ci.yml, .circleci/config.yml)");
+    }
+    Ok(files)
 }
 
 fn plural(n: usize) -> &'static str {

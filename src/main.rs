@@ -3,6 +3,7 @@
 
 mod expr;
 mod lint;
+mod plan;
 
 // Reading large workflows allocates many small nodes; mimalloc is markedly faster at that
 // than the system allocator (see the load benchmark).
@@ -50,6 +51,23 @@ enum Command {
         #[arg(long, conflicts_with_all = ["expression", "context"])]
         jsonl: bool,
     },
+    /// List the planned jobs: instances (matrix expanded), needs and stages.
+    List {
+        /// Workflow files or directories (default: the repository's workflows).
+        paths: Vec<std::path::PathBuf>,
+        #[command(flatten)]
+        facts: FactArgs,
+    },
+    /// Print the job graph.
+    Graph {
+        /// Workflow files or directories (default: the repository's workflows).
+        paths: Vec<std::path::PathBuf>,
+        /// Output format.
+        #[arg(long, value_enum, default_value_t = plan::GraphFormat::Dot)]
+        format: plan::GraphFormat,
+        #[command(flatten)]
+        facts: FactArgs,
+    },
     Lint {
         /// Files or directories to check.
         paths: Vec<std::path::PathBuf>,
@@ -57,6 +75,30 @@ enum Command {
         #[arg(long, value_enum, default_value_t = Format::Human)]
         format: Format,
     },
+}
+
+/// Facts about the run, for planning.
+#[derive(Debug, clap::Args)]
+struct FactArgs {
+    /// The triggering event (default: push).
+    #[arg(long, value_name = "NAME")]
+    event: Option<String>,
+    /// A configuration variable (`vars` context), KEY=VALUE; repeatable.
+    #[arg(long = "var", value_name = "K=V", value_parser = plan::key_value)]
+    vars: Vec<(String, String)>,
+    /// A workflow input (`inputs` context), KEY=VALUE; repeatable.
+    #[arg(long = "input", value_name = "K=V", value_parser = plan::key_value)]
+    inputs: Vec<(String, String)>,
+}
+
+impl FactArgs {
+    fn facts(self) -> plan::Facts {
+        plan::Facts {
+            event: self.event,
+            vars: self.vars,
+            inputs: self.inputs,
+        }
+    }
 }
 
 /// How results are printed.
@@ -72,6 +114,12 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Lint { paths, format } => lint::run(&paths, format, cli.quiet),
+        Command::List { paths, facts } => plan::list(&paths, &facts.facts()),
+        Command::Graph {
+            paths,
+            format,
+            facts,
+        } => plan::graph(&paths, &facts.facts(), format),
         Command::Expr { jsonl: true, .. } => expr::run_jsonl(),
         Command::Expr {
             expression,

@@ -211,3 +211,68 @@ fn expr_jsonl_answers_every_line_in_order() {
     assert_eq!(lines[2]["error"]["kind"], "parsing");
     assert_eq!(lines[3], serde_json::json!({"kind": "Number", "value": 2}));
 }
+
+#[test]
+fn list_shows_instances_and_needs() {
+    let out = gantry()
+        .args(["list", "examples/workflows/matrix.yml"])
+        .assert()
+        .success()
+        .get_output()
+        .stdout
+        .clone();
+    let out = String::from_utf8(out).expect("utf-8");
+    assert!(out.contains("test (ubuntu-latest, 22, true)"), "{out}");
+    assert!(
+        !out.contains("test (macos-latest, 18)"),
+        "excluded combination listed: {out}"
+    );
+}
+
+#[test]
+fn graph_formats_and_facts() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = write(
+        &dir,
+        "wf.yml",
+        "on: push\njobs:\n  a:\n    runs-on: x\n    strategy:\n      matrix:\n        target: ${{ fromJSON(vars.TARGETS) }}\n    steps: [{run: x}]\n  b:\n    needs: a\n    runs-on: x\n    steps: [{run: x}]\n",
+    );
+    let out = gantry()
+        .args([
+            "graph",
+            "--format",
+            "json",
+            "--var",
+            r#"TARGETS=["x86","arm"]"#,
+        ])
+        .arg(&path)
+        .assert()
+        .success()
+        .get_output()
+        .stdout
+        .clone();
+    let json: Value = serde_json::from_slice(&out).expect("JSON output");
+    let ids: Vec<&str> = json["jobs"]
+        .as_array()
+        .expect("jobs")
+        .iter()
+        .filter_map(|j| j["id"].as_str())
+        .collect();
+    assert_eq!(ids, ["a (x86)", "a (arm)", "b"]);
+    let dot = gantry()
+        .args(["graph", "--format", "dot"])
+        .arg(&path)
+        .arg("--var")
+        .arg(r#"TARGETS=["x"]"#)
+        .assert()
+        .success()
+        .get_output()
+        .stdout
+        .clone();
+    assert!(String::from_utf8_lossy(&dot).starts_with("digraph plan {"));
+    gantry()
+        .args(["graph", "--var", "nonsense"])
+        .arg(&path)
+        .assert()
+        .code(2);
+}
