@@ -169,8 +169,8 @@ pub enum Permissions {
     Scopes(IndexMap<String, Access>),
 }
 
-/// Access level of a permission scope.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// Access level of a permission scope (ordered: none < read < write).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 #[non_exhaustive]
 pub enum Access {
     /// `none`
@@ -179,6 +179,46 @@ pub enum Access {
     Read,
     /// `write`
     Write,
+}
+
+impl Access {
+    /// `none`, `read` or `write`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Access::None => "none",
+            Access::Read => "read",
+            Access::Write => "write",
+        }
+    }
+}
+
+impl Permissions {
+    /// Every permission scope GitHub knows.
+    pub const SCOPES: &'static [&'static str] = &[
+        "actions",
+        "attestations",
+        "checks",
+        "contents",
+        "deployments",
+        "discussions",
+        "id-token",
+        "issues",
+        "models",
+        "packages",
+        "pages",
+        "pull-requests",
+        "repository-projects",
+        "security-events",
+        "statuses",
+    ];
+
+    /// The access this grants (or requests) for one scope; scopes not named get none.
+    pub fn access(&self, scope: &str) -> Access {
+        match self {
+            Permissions::All(a) => *a,
+            Permissions::Scopes(map) => map.get(scope).copied().unwrap_or(Access::None),
+        }
+    }
 }
 
 /// `concurrency:`

@@ -248,6 +248,20 @@ impl<'a> Reader<'a> {
         let embedded = t.single_expr().is_none();
         // Located at the value, as GitHub reports expression errors.
         let span = t.span;
+        // GitHub turns text with expressions into one `format(…)` call; the limit applies to it.
+        if embedded && !t.is_literal() {
+            let length = t.to_expression().map_or(0, |e| e.chars().count());
+            if length > template::MAX_EXPRESSION_LENGTH {
+                self.error(
+                    span,
+                    "expression-syntax",
+                    format!(
+                        "Exceeded max expression length {}",
+                        template::MAX_EXPRESSION_LENGTH
+                    ),
+                );
+            }
+        }
         for (source, part_span) in t.exprs() {
             if source.is_empty() {
                 self.error(span, "expression-syntax", "An expression was expected");

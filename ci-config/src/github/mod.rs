@@ -13,7 +13,7 @@ mod scopes;
 mod workflow;
 
 pub use action::{Action, ActionRuns};
-pub use calls::WorkflowResolver;
+pub use calls::{DefaultPermissions, WorkflowResolver};
 
 use crate::diagnostic::Diagnostic;
 use crate::model::Workflow;

@@ -79,23 +79,7 @@ const STEP_KEYS: &[&str] = &[
     "cancel",
     "parallel",
 ];
-const PERMISSION_SCOPES: &[&str] = &[
-    "actions",
-    "attestations",
-    "checks",
-    "contents",
-    "deployments",
-    "discussions",
-    "id-token",
-    "issues",
-    "models",
-    "packages",
-    "pages",
-    "pull-requests",
-    "repository-projects",
-    "security-events",
-    "statuses",
-];
+const PERMISSION_SCOPES: &[&str] = Permissions::SCOPES;
 
 /// Reads the document of a workflow file.
 pub(super) fn workflow(r: &mut Reader<'_>, doc: &Node) -> Option<Workflow> {
