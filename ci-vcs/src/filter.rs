@@ -77,7 +77,13 @@ fn translate(pattern: &str) -> String {
         match c {
             '*' if chars.peek() == Some(&'*') => {
                 chars.next();
-                out.push_str(".*");
+                // `**/` also matches no directory at all (`**/README.md` matches `README.md`).
+                if chars.peek() == Some(&'/') {
+                    chars.next();
+                    out.push_str("(?:.*/)?");
+                } else {
+                    out.push_str(".*");
+                }
             }
             '*' => out.push_str("[^/]*"),
             '?' | '+' => out.push(c),
