@@ -342,6 +342,38 @@ impl Repository {
     }
 }
 
+impl Repository {
+    /// A local `workflow_dispatch` of HEAD with `inputs` (what `gantry run --event
+    /// workflow_dispatch --input K=V` starts).
+    pub fn local_dispatch(
+        &self,
+        inputs: IndexMap<String, serde_json::Value>,
+    ) -> Result<Event, GitError> {
+        let mut event = self.local_push()?;
+        event.kind = EventKind::WorkflowDispatch;
+        event.payload = json!({
+            "inputs": inputs,
+            "ref": event.git_ref,
+            "repository": event.payload["repository"],
+            "sender": event.payload["sender"],
+        });
+        event.inputs = inputs;
+        event.before = None;
+        Ok(event)
+    }
+
+    /// A local `schedule` event of HEAD for the cron expression `cron`.
+    pub fn local_schedule(&self, cron: &str) -> Result<Event, GitError> {
+        let mut event = self.local_push()?;
+        event.kind = EventKind::Schedule {
+            cron: cron.to_owned(),
+        };
+        event.payload = json!({ "schedule": cron, "repository": event.payload["repository"] });
+        event.before = None;
+        Ok(event)
+    }
+}
+
 /// `owner/name` from `git@host:owner/name.git`, `https://host/owner/name(.git)`, or
 /// `ssh://git@host/group/sub/name`.
 fn parse_remote(url: &str) -> Option<String> {

@@ -167,3 +167,25 @@ fn local_push_event_from_head() {
     git(dir.path(), &["checkout", "-q", "v1"]);
     assert_eq!(repo.local_push().unwrap().git_ref, "refs/tags/v1");
 }
+
+#[test]
+fn local_dispatch_and_schedule_events() {
+    let (dir, _) = repo();
+    let repo = Repository::open(dir.path()).unwrap();
+    let mut inputs = indexmap::IndexMap::new();
+    inputs.insert("version".to_owned(), serde_json::json!("1.2"));
+    let dispatch = repo.local_dispatch(inputs).unwrap();
+    assert_eq!(dispatch.name(), "workflow_dispatch");
+    let ctx = dispatch.github_context(&ci_vcs::RunInfo::default());
+    assert_eq!(ctx["event"]["inputs"]["version"], "1.2");
+    assert_eq!(ctx["ref"], "refs/heads/main");
+    let schedule = repo.local_schedule("0 3 * * *").unwrap();
+    assert_eq!(
+        schedule.gitlab_variables(&Default::default())["CI_PIPELINE_SOURCE"],
+        "schedule"
+    );
+    assert_eq!(
+        schedule.github_context(&Default::default())["event"]["schedule"],
+        "0 3 * * *"
+    );
+}
