@@ -351,8 +351,10 @@ impl Repository {
     ) -> Result<Event, GitError> {
         let mut event = self.local_push()?;
         event.kind = EventKind::WorkflowDispatch;
+        let inputs_json: serde_json::Map<String, serde_json::Value> =
+            inputs.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
         event.payload = json!({
-            "inputs": inputs,
+            "inputs": inputs_json,
             "ref": event.git_ref,
             "repository": event.payload["repository"],
             "sender": event.payload["sender"],
