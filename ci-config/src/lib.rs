@@ -30,6 +30,7 @@
 //! eprintln!("{}", d.render(bad, false)); // rustc-style, with the line and a caret
 //! ```
 
+pub mod cycle;
 pub mod diagnostic;
 pub mod expr;
 pub mod github;

@@ -136,7 +136,7 @@ impl Plan {
                 }
                 Err(message) => errors.push(Diagnostic::error(
                     &workflow.path,
-                    matrix_span(job),
+                    job.span,
                     "matrix",
                     message,
                 )),
@@ -383,10 +383,6 @@ pub fn node_value(node: &Node, contexts: &Contexts, names: &[&str]) -> Result<Va
     })
 }
 
-fn matrix_span(job: &Job) -> Span {
-    job.span
-}
-
 /// Contexts for one instance: the run's, plus `matrix` and `strategy`.
 struct InstanceContexts<'a> {
     facts: &'a Contexts,
@@ -450,7 +446,6 @@ fn instance(
         eval(&job.name).map_or_else(|| job.name.raw.clone(), |v| expr::render(&v))
     } else {
         match &suffix {
-            Some(s) if s.starts_with('(') || s.starts_with('[') => format!("{} {s}", job.name.raw),
             Some(s) => format!("{} {s}", job.name.raw),
             None => job.name.raw.clone(),
         }
@@ -533,7 +528,7 @@ fn check_needs(workflow: &Workflow) -> Vec<Diagnostic> {
                 .collect()
         })
         .collect();
-    if let Some(cycle) = find_cycle(&edges) {
+    if let Some(cycle) = ci_config::cycle::find_cycle(&edges) {
         let ids: Vec<&str> = cycle.iter().map(|&(j, _)| jobs[j].id.as_str()).collect();
         let path = format!("{} → {}", ids.join(" → "), ids[0]);
         for (j, span) in &cycle {
@@ -546,51 +541,4 @@ fn check_needs(workflow: &Workflow) -> Vec<Diagnostic> {
         }
     }
     out
-}
-
-/// The first cycle of a graph given as adjacency lists (job → (needed job, edge span)):
-/// each element is a job and the span of its edge to the next.
-pub(crate) fn find_cycle(edges: &[Vec<(usize, Span)>]) -> Option<Vec<(usize, Span)>> {
-    #[derive(Clone, Copy, PartialEq)]
-    enum Mark {
-        New,
-        Active,
-        Done,
-    }
-    let mut mark = vec![Mark::New; edges.len()];
-    for root in 0..edges.len() {
-        if mark[root] != Mark::New {
-            continue;
-        }
-        let mut stack: Vec<(usize, usize)> = vec![(root, 0)];
-        mark[root] = Mark::Active;
-        while let Some(&mut (node, ref mut next)) = stack.last_mut() {
-            if let Some(&(to, _)) = edges[node].get(*next) {
-                *next += 1;
-                match mark[to] {
-                    Mark::New => {
-                        mark[to] = Mark::Active;
-                        stack.push((to, 0));
-                    }
-                    Mark::Active => {
-                        let start = stack
-                            .iter()
-                            .position(|(n, _)| *n == to)
-                            .expect("an active node is on the stack");
-                        return Some(
-                            stack[start..]
-                                .iter()
-                                .map(|&(n, e)| (n, edges[n][e - 1].1))
-                                .collect(),
-                        );
-                    }
-                    Mark::Done => {}
-                }
-            } else {
-                mark[node] = Mark::Done;
-                stack.pop();
-            }
-        }
-    }
-    None
 }

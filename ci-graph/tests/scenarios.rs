@@ -5,8 +5,8 @@ use std::collections::{HashMap, VecDeque};
 use ci_config::model::{AllowFailure, Retry, When};
 use ci_config::yaml::{self, Node};
 use ci_graph::{
-    evaluate_deferred_matrix, Conclusion, ExprConditions, Outcome, OutcomeStatus, Plan, RunFacts,
-    Scheduler, SchedulerOptions,
+    evaluate_deferred_matrix, Conclusion, ExprConditions, Outcome, Plan, RunFacts, Scheduler,
+    SchedulerOptions,
 };
 
 fn parse_outcome(node: &Node) -> Outcome {
@@ -248,7 +248,6 @@ fn run(case: &Node) -> Vec<String> {
             ));
         }
     }
-    let _ = OutcomeStatus::Success;
     problems
 }
 

@@ -139,7 +139,7 @@ pub fn parse(
     }
     match forge {
         Forge::GitLab => gitlab(event_name, json),
-        _ => github_like(forge, event_name, json),
+        _ => github_like(event_name, json),
     }
 }
 
@@ -208,7 +208,7 @@ fn required(v: &Value, path: &[&str]) -> Result<String, WebhookError> {
     s(v, path).ok_or_else(|| WebhookError::Malformed(format!("missing '{}'", path.join("."))))
 }
 
-fn github_like(forge: Forge, event_name: &str, json: Value) -> Result<Delivery, WebhookError> {
+fn github_like(event_name: &str, json: Value) -> Result<Delivery, WebhookError> {
     let repository = || -> Result<RepositoryInfo, WebhookError> {
         let full_name = required(&json, &["repository", "full_name"])?;
         let owner = s(&json, &["repository", "owner", "login"])
@@ -278,10 +278,7 @@ fn github_like(forge: Forge, event_name: &str, json: Value) -> Result<Delivery, 
             })))
         }
         // Gitea/Forgejo announce a pushed tag as `create` as well as `push`; the push wins.
-        other => {
-            let _ = forge;
-            Err(WebhookError::Unsupported(other.to_owned()))
-        }
+        other => Err(WebhookError::Unsupported(other.to_owned())),
     }
 }
 

@@ -223,17 +223,11 @@ fn check_needs(
     }
 }
 
-/// The first cycle of the `needs` graph, as (job, span of its edge to the next job).
+/// The first cycle of the `needs` graph, as (job id, span of its edge to the next job).
 fn find_cycle(
     jobs: &IndexMap<String, Job>,
     lower: &HashMap<String, Option<usize>>,
 ) -> Option<Vec<(String, Span)>> {
-    #[derive(Clone, Copy, PartialEq)]
-    enum Mark {
-        New,
-        Active,
-        Done,
-    }
     let edges: Vec<Vec<(usize, Span)>> = jobs
         .values()
         .map(|j| {
@@ -243,44 +237,13 @@ fn find_cycle(
                 .collect()
         })
         .collect();
-    let mut mark = vec![Mark::New; jobs.len()];
-    // Iterative DFS: the stack holds (node, next edge index).
-    for root in 0..jobs.len() {
-        if mark[root] != Mark::New {
-            continue;
-        }
-        let mut stack: Vec<(usize, usize)> = vec![(root, 0)];
-        mark[root] = Mark::Active;
-        while let Some(&mut (node, ref mut next)) = stack.last_mut() {
-            if let Some(&(to, _)) = edges[node].get(*next) {
-                *next += 1;
-                match mark[to] {
-                    Mark::New => {
-                        mark[to] = Mark::Active;
-                        stack.push((to, 0));
-                    }
-                    Mark::Active => {
-                        let start = stack
-                            .iter()
-                            .position(|(n, _)| *n == to)
-                            .expect("active nodes are on the stack");
-                        let ids: Vec<&String> = jobs.keys().collect();
-                        return Some(
-                            stack[start..]
-                                .iter()
-                                .map(|&(n, e)| (ids[n].clone(), edges[n][e - 1].1))
-                                .collect(),
-                        );
-                    }
-                    Mark::Done => {}
-                }
-            } else {
-                mark[node] = Mark::Done;
-                stack.pop();
-            }
-        }
-    }
-    None
+    let ids: Vec<&String> = jobs.keys().collect();
+    crate::cycle::find_cycle(&edges).map(|cycle| {
+        cycle
+            .into_iter()
+            .map(|(n, span)| (ids[n].clone(), span))
+            .collect()
+    })
 }
 
 fn job(r: &mut Reader<'_>, id: &str, key: &Node, node: &Node) -> Option<Job> {
