@@ -1,0 +1,291 @@
+//! The host executor: steps run as local processes, each in its own process group.
+//!
+//! Timeout and cancel send SIGTERM to the step's group, then SIGKILL after a grace period.
+//! Processes a step leaves running in its group (`server &`) survive into later steps, as on
+//! GitHub's runners, and are killed at teardown — no orphans.
+
+use std::path::PathBuf;
+use std::process::Stdio;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use nix::sys::signal::{killpg, Signal};
+use nix::unistd::Pid;
+use tokio::io::AsyncReadExt;
+use tokio::process::Command;
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+use crate::executor::{ExecError, Executor, JobEnvironment};
+use crate::spec::{Chunk, JobSpec, StepOutcome, StepSpec, Stream};
+
+/// Runs steps as processes on this machine.
+#[derive(Debug, Clone)]
+pub struct HostExecutor {
+    /// Time between SIGTERM and SIGKILL.
+    pub grace: Duration,
+    /// How long output is still read after the step's main process exited without any new
+    /// output arriving (background processes may keep the pipes open; reading stops then).
+    pub drain: Duration,
+}
+
+impl Default for HostExecutor {
+    fn default() -> Self {
+        HostExecutor {
+            grace: Duration::from_secs(5),
+            drain: Duration::from_secs(1),
+        }
+    }
+}
+
+#[async_trait::async_trait]
+impl Executor for HostExecutor {
+    fn name(&self) -> &str {
+        "host"
+    }
+
+    async fn available(&self) -> Result<(), ExecError> {
+        Ok(())
+    }
+
+    async fn prepare(&self, job: &JobSpec) -> Result<Box<dyn JobEnvironment>, ExecError> {
+        let workspace = job.workspace.clone();
+        let scripts = std::env::temp_dir().join(format!(
+            "gantry-{}-{}-{}",
+            sanitize(&job.run_id),
+            sanitize(&job.job_id),
+            std::process::id()
+        ));
+        for dir in [&workspace, &scripts] {
+            tokio::fs::create_dir_all(dir)
+                .await
+                .map_err(|e| ExecError::Prepare(format!("{}: {e}", dir.display())))?;
+        }
+        Ok(Box::new(HostJob {
+            job: job.clone(),
+            scripts,
+            deadline: job.timeout.map(|t| Instant::now() + t),
+            groups: Mutex::new(Vec::new()),
+            grace: self.grace,
+            drain: self.drain,
+        }))
+    }
+}
+
+fn sanitize(s: &str) -> String {
+    s.chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect()
+}
+
+struct HostJob {
+    job: JobSpec,
+    scripts: PathBuf,
+    deadline: Option<Instant>,
+    /// Process groups started by steps, killed at teardown.
+    groups: Mutex<Vec<i32>>,
+    grace: Duration,
+    drain: Duration,
+}
+
+enum End {
+    Exited(std::process::ExitStatus),
+    TimedOut,
+    Cancelled,
+}
+
+impl HostJob {
+    fn time_left(&self, step: &StepSpec) -> Option<Duration> {
+        let job_left = self
+            .deadline
+            .map(|d| d.saturating_duration_since(Instant::now()));
+        match (step.timeout, job_left) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+
+    async fn stop_group(&self, pgid: i32, child: &mut tokio::process::Child) {
+        let _ = killpg(Pid::from_raw(pgid), Signal::SIGTERM);
+        if tokio::time::timeout(self.grace, child.wait())
+            .await
+            .is_err()
+        {
+            let _ = killpg(Pid::from_raw(pgid), Signal::SIGKILL);
+            let _ = child.wait().await;
+        }
+        // Whatever else is left in the group goes too.
+        let _ = killpg(Pid::from_raw(pgid), Signal::SIGKILL);
+    }
+}
+
+async fn pump(
+    mut reader: impl tokio::io::AsyncRead + Unpin,
+    stream: Stream,
+    tx: mpsc::Sender<Chunk>,
+    progress: Arc<AtomicU64>,
+) {
+    let mut buf = vec![0u8; 64 * 1024];
+    loop {
+        match reader.read(&mut buf).await {
+            Ok(0) | Err(_) => return,
+            Ok(n) => {
+                progress.fetch_add(n as u64, Ordering::Relaxed);
+                let chunk = Chunk {
+                    stream,
+                    data: Bytes::copy_from_slice(&buf[..n]),
+                };
+                if tx.send(chunk).await.is_err() {
+                    return;
+                }
+            }
+        }
+    }
+}
+
+#[async_trait::async_trait]
+impl JobEnvironment for HostJob {
+    async fn run_step(
+        &self,
+        step: &StepSpec,
+        output: mpsc::Sender<Chunk>,
+        cancel: CancellationToken,
+    ) -> StepOutcome {
+        if self.time_left(step) == Some(Duration::ZERO) {
+            return StepOutcome::TimedOut;
+        }
+        let script =
+            self.scripts
+                .join(format!("{}.{}", sanitize(&step.id), step.shell.extension()));
+        if let Err(e) = tokio::fs::write(&script, &step.script).await {
+            return StepOutcome::StartFailed(format!("writing {}: {e}", script.display()));
+        }
+        let argv = step.shell.argv(&script.to_string_lossy());
+        let Some((program, args)) = argv.split_first() else {
+            return StepOutcome::StartFailed("the shell command line is empty".to_owned());
+        };
+        let workdir = match &step.workdir {
+            Some(dir) => self.job.workspace.join(dir),
+            None => self.job.workspace.clone(),
+        };
+        let mut command = Command::new(program);
+        command
+            .args(args)
+            .current_dir(&workdir)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .process_group(0);
+        if !step.inherit_env {
+            command.env_clear();
+            // A step without PATH cannot find its shell; keep the host's unless one is given.
+            if let Ok(path) = std::env::var("PATH") {
+                command.env("PATH", path);
+            }
+        }
+        command.envs(&self.job.env).envs(&step.env);
+        let mut child = match command.spawn() {
+            Ok(c) => c,
+            Err(e) => return StepOutcome::StartFailed(format!("{program}: {e}")),
+        };
+        let Some(pid) = child.id().and_then(|p| i32::try_from(p).ok()) else {
+            return StepOutcome::StartFailed("the process ended before it could be tracked".into());
+        };
+        self.groups
+            .lock()
+            .expect("the group list is never poisoned")
+            .push(pid);
+        let progress = Arc::new(AtomicU64::new(0));
+        let readers = [
+            child.stdout.take().map(|r| {
+                tokio::spawn(pump(
+                    r,
+                    Stream::Stdout,
+                    output.clone(),
+                    Arc::clone(&progress),
+                ))
+            }),
+            child.stderr.take().map(|r| {
+                tokio::spawn(pump(
+                    r,
+                    Stream::Stderr,
+                    output.clone(),
+                    Arc::clone(&progress),
+                ))
+            }),
+        ];
+        drop(output);
+        let timeout = self.time_left(step);
+        let end = tokio::select! {
+            status = child.wait() => match status {
+                Ok(s) => End::Exited(s),
+                Err(e) => return StepOutcome::StartFailed(e.to_string()),
+            },
+            _ = async {
+                match timeout {
+                    Some(t) => tokio::time::sleep(t).await,
+                    None => std::future::pending::<()>().await,
+                }
+            } => End::TimedOut,
+            _ = cancel.cancelled() => End::Cancelled,
+        };
+        if !matches!(end, End::Exited(_)) {
+            self.stop_group(pid, &mut child).await;
+        }
+        for mut reader in readers.into_iter().flatten() {
+            // Background processes may hold the pipes open: read while output still flows,
+            // stop once it has been quiet for `drain`.
+            loop {
+                let seen = progress.load(Ordering::Relaxed);
+                match tokio::time::timeout(self.drain, &mut reader).await {
+                    Ok(_) => break,
+                    Err(_) if progress.load(Ordering::Relaxed) != seen => continue,
+                    Err(_) => {
+                        reader.abort();
+                        break;
+                    }
+                }
+            }
+        }
+        match end {
+            End::TimedOut => StepOutcome::TimedOut,
+            End::Cancelled => StepOutcome::Cancelled,
+            End::Exited(status) => {
+                use std::os::unix::process::ExitStatusExt;
+                match (status.code(), status.signal()) {
+                    (Some(code), _) => StepOutcome::Exited(code),
+                    (None, Some(signal)) => StepOutcome::Signaled(signal),
+                    (None, None) => StepOutcome::Exited(-1),
+                }
+            }
+        }
+    }
+
+    async fn teardown(&self) -> Result<(), ExecError> {
+        let groups = std::mem::take(
+            &mut *self
+                .groups
+                .lock()
+                .expect("the group list is never poisoned"),
+        );
+        for pgid in groups {
+            let _ = killpg(Pid::from_raw(pgid), Signal::SIGKILL);
+        }
+        match tokio::fs::remove_dir_all(&self.scripts).await {
+            Ok(()) => Ok(()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(ExecError::Teardown(format!(
+                "{}: {e}",
+                self.scripts.display()
+            ))),
+        }
+    }
+}

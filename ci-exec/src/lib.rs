@@ -1,0 +1,56 @@
+//! `ci-exec` runs CI steps and nothing else.
+//!
+//! What it is for: the [`Executor`] seam (prepare a job environment, run steps with streamed
+//! output, time out or cancel them without leaving processes behind, tear down), its
+//! implementations — [`HostExecutor`] (local processes in their own process groups) and
+//! [`FakeExecutor`] (scripted, for tests) — and the log pipeline every step's output goes
+//! through: line framing, workflow commands (`::add-mask::`, `::group::`, `::error::` …),
+//! secret masking with all the variants a secret leaks as, and the env-file protocol of
+//! `GITHUB_OUTPUT` / `GITHUB_ENV` / `GITHUB_PATH`.
+//!
+//! What it is not for: workflow files (it takes its own [`JobSpec`]/[`StepSpec`]), or
+//! deciding what runs when (`ci-graph`). The Docker executor is not built yet.
+//!
+//! # Example
+//!
+//! ```
+//! use ci_exec::{Executor, HostExecutor, JobSpec, LogPipeline, Shell, StepSpec};
+//! use tokio_util::sync::CancellationToken;
+//!
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() {
+//! let dir = std::env::temp_dir().join("ci-exec-doc");
+//! let job = JobSpec { run_id: "1".into(), job_id: "build".into(), workspace: dir, ..Default::default() };
+//! let env = HostExecutor::default().prepare(&job).await.unwrap();
+//! let step = StepSpec { id: "hello".into(), script: "echo token=hunter2".into(), shell: Shell::Sh, ..Default::default() };
+//! let (tx, mut rx) = tokio::sync::mpsc::channel(16);
+//! let outcome = env.run_step(&step, tx, CancellationToken::new()).await;
+//! assert!(outcome.success());
+//! let mut logs = LogPipeline::new(&["hunter2"]);
+//! let mut text = Vec::new();
+//! while let Some(chunk) = rx.recv().await {
+//!     for event in logs.push(&chunk).into_iter().chain(logs.finish()) {
+//!         if let ci_exec::LogEvent::Output { data, .. } = event {
+//!             text.extend_from_slice(&data);
+//!         }
+//!     }
+//! }
+//! assert_eq!(text, b"token=***\n");
+//! env.teardown().await.unwrap();
+//! # }
+//! ```
+
+pub mod conformance;
+pub mod envfile;
+mod executor;
+mod fake;
+mod host;
+pub mod log;
+pub mod mask;
+mod spec;
+
+pub use executor::{ExecError, Executor, JobEnvironment};
+pub use fake::{FakeExecutor, FakeStep};
+pub use host::HostExecutor;
+pub use log::{LogEvent, LogPipeline};
+pub use spec::{Chunk, JobSpec, Shell, StepOutcome, StepSpec, Stream};
