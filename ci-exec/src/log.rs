@@ -89,6 +89,11 @@ impl LogPipeline {
         }
     }
 
+    /// Bytes held back waiting for the end of a line (bounded by [`MAX_LINE`] plus one chunk).
+    pub fn buffered(&self) -> usize {
+        self.stdout.carry.len() + self.stderr.carry.len()
+    }
+
     /// The masker (secrets added by `::add-mask::` included).
     pub fn masker(&self) -> &Masker {
         &self.masker
@@ -324,6 +329,34 @@ mod tests {
                 title: Some("Bad".into()),
             }
         );
+    }
+
+    #[test]
+    fn memory_stays_bounded_without_newlines() {
+        let mut p = LogPipeline::new(&["needle-secret"]);
+        let chunk = Chunk {
+            stream: Stream::Stdout,
+            data: Bytes::from(vec![b'x'; 64 * 1024]),
+        };
+        let mut out = 0;
+        for _ in 0..64 {
+            for e in p.push(&chunk) {
+                if let LogEvent::Output { data, .. } = e {
+                    out += data.len();
+                }
+            }
+            assert!(
+                p.buffered() <= MAX_LINE + 64 * 1024,
+                "{} bytes held",
+                p.buffered()
+            );
+        }
+        for e in p.finish() {
+            if let LogEvent::Output { data, .. } = e {
+                out += data.len();
+            }
+        }
+        assert_eq!(out, 64 * 64 * 1024, "every byte comes out once");
     }
 
     #[test]

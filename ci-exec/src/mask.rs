@@ -1,7 +1,7 @@
 //! Secret masking: every secret and its variants (each line of a multi-line secret, base64,
 //! URL- and JSON-escaped forms) replaced by `***`, with one Aho–Corasick automaton.
 
-use aho_corasick::{AhoCorasick, AhoCorasickBuilder, MatchKind};
+use aho_corasick::{AhoCorasick, AhoCorasickBuilder, AhoCorasickKind, MatchKind};
 use base64::Engine as _;
 
 /// What a secret is replaced by.
@@ -82,8 +82,12 @@ impl Masker {
         self.automaton = if self.patterns.is_empty() {
             None
         } else {
+            // A DFA without prefilter: secrets often share bytes that are frequent in logs
+            // (digits), which makes the rare-byte prefilter fire constantly (measured: 2× slower).
             AhoCorasickBuilder::new()
                 .match_kind(MatchKind::LeftmostLongest)
+                .kind(Some(AhoCorasickKind::DFA))
+                .prefilter(false)
                 .build(&self.patterns)
                 .ok()
         };
