@@ -2,14 +2,15 @@
 //!
 //! What it is for: the [`Executor`] seam (prepare a job environment, run steps with streamed
 //! output, time out or cancel them without leaving processes behind, tear down), its
-//! implementations — [`HostExecutor`] (local processes in their own process groups) and
-//! [`FakeExecutor`] (scripted, for tests) — and the log pipeline every step's output goes
+//! implementations — [`HostExecutor`] (local processes in their own process groups),
+//! `DockerExecutor` (feature `docker`, on by default: containers over the Docker Engine API)
+//! and [`FakeExecutor`] (scripted, for tests) — and the log pipeline every step's output goes
 //! through: line framing, workflow commands (`::add-mask::`, `::group::`, `::error::` …),
 //! secret masking with all the variants a secret leaks as, and the env-file protocol of
 //! `GITHUB_OUTPUT` / `GITHUB_ENV` / `GITHUB_PATH`.
 //!
 //! What it is not for: workflow files (it takes its own [`JobSpec`]/[`StepSpec`]), or
-//! deciding what runs when (`ci-graph`). The Docker executor is not built yet.
+//! deciding what runs when (`ci-graph`).
 //!
 //! # Example
 //!
@@ -41,6 +42,8 @@
 //! ```
 
 pub mod conformance;
+#[cfg(feature = "docker")]
+mod docker;
 pub mod envfile;
 mod executor;
 mod fake;
@@ -49,8 +52,10 @@ pub mod log;
 pub mod mask;
 mod spec;
 
+#[cfg(feature = "docker")]
+pub use docker::DockerExecutor;
 pub use executor::{ExecError, Executor, JobEnvironment};
 pub use fake::{FakeExecutor, FakeStep};
 pub use host::HostExecutor;
 pub use log::{LogEvent, LogPipeline};
-pub use spec::{Chunk, JobSpec, Shell, StepOutcome, StepSpec, Stream};
+pub use spec::{Chunk, ContainerSpec, JobSpec, ServiceSpec, Shell, StepOutcome, StepSpec, Stream};

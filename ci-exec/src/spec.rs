@@ -19,6 +19,40 @@ pub struct JobSpec {
     pub env: IndexMap<String, String>,
     /// Longest the whole job may take.
     pub timeout: Option<Duration>,
+    /// The job container (container executors; the host executor ignores it).
+    pub container: Option<ContainerSpec>,
+    /// Service containers, reachable from the job by their names.
+    pub services: Vec<ServiceSpec>,
+    /// Whether the job needs a network (container executors run without one otherwise).
+    pub network: bool,
+}
+
+/// A job container.
+#[derive(Debug, Clone, Default)]
+pub struct ContainerSpec {
+    /// The image.
+    pub image: String,
+    /// Container environment (steps add theirs).
+    pub env: IndexMap<String, String>,
+    /// `user` to run as.
+    pub user: Option<String>,
+}
+
+/// A service container (a database, a cache …) the job talks to.
+#[derive(Debug, Clone, Default)]
+pub struct ServiceSpec {
+    /// Its name: the host name the job reaches it by.
+    pub name: String,
+    /// The image.
+    pub image: String,
+    /// Its environment.
+    pub env: IndexMap<String, String>,
+    /// Command override.
+    pub command: Option<Vec<String>>,
+    /// A shell command run inside the service until it exits 0 (readiness).
+    pub health_cmd: Option<String>,
+    /// Longest to wait for readiness.
+    pub health_timeout: Option<Duration>,
 }
 
 /// The shell a step's script runs in, as GitHub defines them.
