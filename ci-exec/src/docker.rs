@@ -47,6 +47,10 @@ pub struct DockerExecutor {
     pub default_image: String,
     /// Time between SIGTERM and SIGKILL when a step times out or is cancelled.
     pub grace: Duration,
+    /// Put services and the job in one network namespace (services answer on `localhost`)
+    /// instead of a per-job network with aliases. Chosen automatically when the daemon
+    /// cannot create user-defined networks.
+    pub shared_namespace: bool,
 }
 
 fn api(e: impl std::fmt::Display) -> String {
@@ -70,6 +74,7 @@ impl DockerExecutor {
             docker,
             default_image: default_image.to_owned(),
             grace: Duration::from_secs(5),
+            shared_namespace: false,
         })
     }
 
@@ -224,15 +229,17 @@ impl DockerExecutor {
         labels: &HashMap<String, String>,
         env: &mut DockerJob,
     ) -> Result<(), ExecError> {
-        let prepare = |e: bollard::errors::Error| ExecError::Prepare(api(e));
         let base = format!(
             "gantry-{}-{}",
             name_part(&job.run_id),
             name_part(&job.job_id)
         );
-        let network_mode = if !job.services.is_empty() {
-            let network = self
-                .docker
+        let isolated = if job.network { "bridge" } else { "none" };
+        let network = if job.services.is_empty() || self.shared_namespace {
+            None
+        } else {
+            // Where user-defined networks are not available, fall back to a shared namespace.
+            self.docker
                 .create_network(NetworkCreateRequest {
                     name: format!("{base}-{}", std::process::id()),
                     driver: Some("bridge".into()),
@@ -240,7 +247,12 @@ impl DockerExecutor {
                     ..Default::default()
                 })
                 .await
-                .map_err(prepare)?;
+                .ok()
+        };
+        if !job.services.is_empty() && network.is_none() {
+            return self.start_shared(job, labels, env, isolated).await;
+        }
+        let network_mode = if let Some(network) = network {
             env.network = Some(network.id.clone());
             network.id
         } else if job.network {
@@ -288,6 +300,66 @@ impl DockerExecutor {
                 })?;
             }
         }
+        env.container = self
+            .start_job_container(job, labels, env, network_mode)
+            .await?;
+        Ok(())
+    }
+
+    /// Services and the job share the first service's network namespace: services answer on
+    /// `localhost`.
+    async fn start_shared(
+        &self,
+        job: &JobSpec,
+        labels: &HashMap<String, String>,
+        env: &mut DockerJob,
+        isolated: &str,
+    ) -> Result<(), ExecError> {
+        let mut mode = isolated.to_owned();
+        for service in &job.services {
+            let body = ContainerCreateBody {
+                image: Some(service.image.clone()),
+                env: Some(env_list([&service.env])),
+                cmd: service.command.clone(),
+                labels: Some(labels.clone()),
+                host_config: Some(HostConfig {
+                    network_mode: Some(mode.clone()),
+                    ..Default::default()
+                }),
+                ..Default::default()
+            };
+            let id = self.create_and_start(body).await?;
+            if env.services.is_empty() {
+                mode = format!("container:{id}");
+            }
+            env.services.push(id.clone());
+            if let Some(check) = &service.health_cmd {
+                wait_healthy(
+                    &self.docker,
+                    &id,
+                    check,
+                    service.health_timeout.unwrap_or(Duration::from_secs(60)),
+                )
+                .await
+                .map_err(|e| {
+                    ExecError::Prepare(format!(
+                        "service '{}' never became healthy: {e}",
+                        service.name
+                    ))
+                })?;
+            }
+        }
+        env.container = self.start_job_container(job, labels, env, mode).await?;
+        Ok(())
+    }
+
+    async fn start_job_container(
+        &self,
+        job: &JobSpec,
+        labels: &HashMap<String, String>,
+        env: &DockerJob,
+        network_mode: String,
+    ) -> Result<String, ExecError> {
         let container = job.container.clone().unwrap_or_default();
         let image = if container.image.is_empty() {
             self.default_image.clone()
@@ -311,8 +383,7 @@ impl DockerExecutor {
             }),
             ..Default::default()
         };
-        env.container = self.create_and_start(body).await?;
-        Ok(())
+        self.create_and_start(body).await
     }
 
     async fn create_and_start(&self, body: ContainerCreateBody) -> Result<String, ExecError> {

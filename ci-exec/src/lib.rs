@@ -50,6 +50,7 @@ mod fake;
 mod host;
 pub mod log;
 pub mod mask;
+mod sink;
 mod spec;
 
 #[cfg(feature = "docker")]
@@ -58,4 +59,5 @@ pub use executor::{ExecError, Executor, JobEnvironment};
 pub use fake::{FakeExecutor, FakeStep};
 pub use host::HostExecutor;
 pub use log::{LogEvent, LogPipeline};
+pub use sink::{Fanout, LogSink};
 pub use spec::{Chunk, ContainerSpec, JobSpec, ServiceSpec, Shell, StepOutcome, StepSpec, Stream};

@@ -153,3 +153,49 @@ async fn no_network_unless_asked_and_prune_sweeps_leftovers() {
     assert_eq!(docker.prune(&run).await.expect("prunes"), 1);
     assert!(containers_labelled(&run).is_empty());
 }
+
+#[tokio::test]
+async fn shared_namespace_services_answer_on_localhost() {
+    let Some(mut docker) = docker().await else {
+        return;
+    };
+    docker.shared_namespace = true;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let run = format!("shared-{}", std::process::id());
+    let job = JobSpec {
+        run_id: run.clone(),
+        job_id: "j".into(),
+        workspace: dir.path().to_path_buf(),
+        services: vec![ServiceSpec {
+            name: "web".into(),
+            image: IMAGE.into(),
+            command: Some(vec![
+                "sh".into(),
+                "-c".into(),
+                "mkdir -p /w && echo shared > /w/index.html && httpd -f -p 8081 -h /w".into(),
+            ]),
+            health_cmd: Some("wget -q -O- http://127.0.0.1:8081/".into()),
+            ..ServiceSpec::default()
+        }],
+        ..JobSpec::default()
+    };
+    let env = docker.prepare(&job).await.expect("prepares");
+    let (tx, mut rx) = tokio::sync::mpsc::channel::<ci_exec::Chunk>(16);
+    let step = StepSpec {
+        id: "c".into(),
+        script: "wget -q -O- http://localhost:8081/".into(),
+        shell: Shell::Sh,
+        ..StepSpec::default()
+    };
+    assert_eq!(
+        env.run_step(&step, tx, CancellationToken::new()).await,
+        StepOutcome::Exited(0)
+    );
+    let mut out = Vec::new();
+    while let Some(c) = rx.recv().await {
+        out.extend_from_slice(&c.data);
+    }
+    assert_eq!(out, b"shared\n");
+    env.teardown().await.expect("tears down");
+    assert!(containers_labelled(&run).is_empty());
+}
