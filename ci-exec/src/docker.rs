@@ -188,7 +188,7 @@ impl Executor for DockerExecutor {
             "gantry-docker-{}-{}-{}",
             name_part(&job.run_id),
             name_part(&job.job_id),
-            std::process::id()
+            crate::spec::unique_suffix()
         ));
         for dir in [&job.workspace, &scripts] {
             std::fs::create_dir_all(dir)
@@ -241,7 +241,7 @@ impl DockerExecutor {
             // Where user-defined networks are not available, fall back to a shared namespace.
             self.docker
                 .create_network(NetworkCreateRequest {
-                    name: format!("{base}-{}", std::process::id()),
+                    name: format!("{base}-{}", crate::spec::unique_suffix()),
                     driver: Some("bridge".into()),
                     labels: Some(labels.clone()),
                     ..Default::default()

@@ -56,7 +56,7 @@ impl Executor for HostExecutor {
             "gantry-{}-{}-{}",
             sanitize(&job.run_id),
             sanitize(&job.job_id),
-            std::process::id()
+            crate::spec::unique_suffix()
         ));
         for dir in [&workspace, &scripts] {
             tokio::fs::create_dir_all(dir)

@@ -6,6 +6,14 @@ use std::time::Duration;
 use bytes::Bytes;
 use indexmap::IndexMap;
 
+/// A suffix unique within this machine for the life of the process: prepared jobs never share
+/// temporary directories, even with equal run and job ids.
+pub(crate) fn unique_suffix() -> String {
+    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    format!("{}-{n}", std::process::id())
+}
+
 /// A job environment to prepare.
 #[derive(Debug, Clone, Default)]
 pub struct JobSpec {
