@@ -1,0 +1,30 @@
+//! `ci-store` keeps what CI runs leave behind.
+//!
+//! What it is for: a [`BlobStore`] over `object_store` chosen by URL (`file:///dir` by
+//! default, `memory://`), step logs written as live append segments and compacted when the
+//! step ends ([`logs`]), and artifacts stored compressed by digest with a manifest
+//! ([`artifacts`]).
+//!
+//! Not built yet (see the issue): caches with `actions/cache` and GitLab semantics, S3, and
+//! the `RunStore` with its SQLite and Postgres backends.
+//!
+//! # Example
+//!
+//! ```
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), ci_store::StoreError> {
+//! let store = ci_store::BlobStore::open("memory://")?;
+//! let mut log = ci_store::logs::LogWriter::new(store.clone(), "run1", "build", "1");
+//! log.append(b"compiling\nlinking\n").await?;
+//! log.finish().await?;
+//! let reader = ci_store::logs::LogReader::new(store, "run1", "build", "1");
+//! assert_eq!(reader.read_lines(1..2).await?, ["linking"]);
+//! # Ok(())
+//! # }
+//! ```
+
+pub mod artifacts;
+mod blob;
+pub mod logs;
+
+pub use blob::{BlobStore, StoreError};

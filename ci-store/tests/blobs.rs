@@ -1,0 +1,278 @@
+//! Logs and artifacts on the local-filesystem and in-memory stores.
+
+use std::time::Duration;
+
+use ci_store::artifacts::{self, IfNoFilesFound};
+use ci_store::logs::{LogReader, LogWriter, SEGMENT_BYTES};
+use ci_store::{BlobStore, StoreError};
+
+fn stores() -> Vec<(String, BlobStore, Option<tempfile::TempDir>)> {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let url = format!("file://{}", dir.path().join("blobs").display());
+    vec![
+        (
+            "memory".into(),
+            BlobStore::open("memory://").expect("memory"),
+            None,
+        ),
+        ("fs".into(), BlobStore::open(&url).expect("fs"), Some(dir)),
+    ]
+}
+
+#[tokio::test]
+async fn urls_choose_the_backend() {
+    assert!(matches!(
+        BlobStore::open("s3://bucket/x"),
+        Err(StoreError::UnsupportedUrl(_))
+    ));
+    assert!(matches!(
+        BlobStore::open("file://relative"),
+        Err(StoreError::UnsupportedUrl(_))
+    ));
+}
+
+#[tokio::test]
+async fn put_get_list_delete() {
+    for (name, store, _dir) in stores() {
+        store.put("a/1", "one".into()).await.unwrap();
+        store.put("a/2", "two".into()).await.unwrap();
+        store.put("b/1", "x".into()).await.unwrap();
+        assert_eq!(
+            store.get("a/1").await.unwrap().as_deref(),
+            Some(b"one".as_slice()),
+            "{name}"
+        );
+        assert_eq!(store.list("a").await.unwrap(), ["a/1", "a/2"], "{name}");
+        assert_eq!(store.get_range("a/2", 1..3).await.unwrap().as_ref(), b"wo");
+        store.delete("a/1").await.unwrap();
+        store.delete("a/1").await.unwrap();
+        assert_eq!(store.get("a/1").await.unwrap(), None, "{name}");
+    }
+}
+
+#[tokio::test]
+async fn logs_segments_compaction_and_reads() {
+    for (name, store, _dir) in stores() {
+        let mut w = LogWriter::new(store.clone(), "r", "j", "s");
+        let reader = LogReader::new(store.clone(), "r", "j", "s");
+        let line = "x".repeat(99) + "\n";
+        for _ in 0..(SEGMENT_BYTES / 100 + 10) {
+            w.append(line.as_bytes()).await.unwrap();
+        }
+        // A live reader sees the flushed segments before the step ends.
+        assert!(!reader.read_all().await.unwrap().is_empty(), "{name}");
+        assert!(!reader.is_finished().await.unwrap());
+        w.append(b"last line\n").await.unwrap();
+        w.finish().await.unwrap();
+        assert!(reader.is_finished().await.unwrap());
+        let all = reader.read_all().await.unwrap();
+        assert_eq!(all.len(), (SEGMENT_BYTES / 100 + 10) * 100 + 10, "{name}");
+        assert!(
+            store.list("logs/r/j/s/segments").await.unwrap().is_empty(),
+            "segments removed"
+        );
+        assert_eq!(reader.read_bytes(0..3).await.unwrap().as_ref(), b"xxx");
+        let lines = reader
+            .read_lines(SEGMENT_BYTES / 100 + 10..SEGMENT_BYTES / 100 + 20)
+            .await
+            .unwrap();
+        assert_eq!(lines, ["last line"]);
+    }
+}
+
+#[tokio::test]
+async fn following_a_running_log() {
+    let store = BlobStore::open("memory://").unwrap();
+    let mut w = LogWriter::new(store.clone(), "r", "j", "follow");
+    w.append(b"first\n").await.unwrap();
+    w.flush().await.unwrap();
+    let reader = LogReader::new(store.clone(), "r", "j", "follow");
+    let follower = tokio::spawn(async move {
+        let mut seen = Vec::new();
+        reader
+            .follow(Duration::from_millis(10), |b| seen.extend_from_slice(&b))
+            .await
+            .unwrap();
+        seen
+    });
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    w.append(b"second\n").await.unwrap();
+    w.finish().await.unwrap();
+    assert_eq!(follower.await.unwrap(), b"first\nsecond\n");
+}
+
+fn workspace() -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    let w = dir.path();
+    std::fs::create_dir_all(w.join("dist/sub")).unwrap();
+    std::fs::write(w.join("dist/app.bin"), vec![7u8; 100_000]).unwrap();
+    std::fs::write(w.join("dist/sub/notes.txt"), "notes").unwrap();
+    std::fs::write(w.join("dist/sub/skip.log"), "skip").unwrap();
+    std::fs::write(w.join("README.md"), "readme").unwrap();
+    dir
+}
+
+#[tokio::test]
+async fn upload_and_download_round_trip() {
+    for (name, store, _dir) in stores() {
+        let ws = workspace();
+        let up = artifacts::upload(
+            &store,
+            "r1",
+            "dist",
+            ws.path(),
+            "dist/\n!**/*.log\nREADME.md",
+            IfNoFilesFound::Error,
+            None,
+        )
+        .await
+        .unwrap();
+        let manifest = up.manifest.expect("uploaded");
+        let paths: Vec<&str> = manifest.entries.iter().map(|e| e.path.as_str()).collect();
+        assert_eq!(
+            paths,
+            ["README.md", "dist/app.bin", "dist/sub/notes.txt"],
+            "{name}"
+        );
+        assert_eq!(artifacts::list(&store, "r1").await.unwrap(), ["dist"]);
+        let target = tempfile::tempdir().unwrap();
+        artifacts::download(&store, "r1", "dist", target.path())
+            .await
+            .unwrap();
+        assert_eq!(
+            std::fs::read(target.path().join("dist/app.bin")).unwrap(),
+            vec![7u8; 100_000]
+        );
+        assert_eq!(
+            std::fs::read_to_string(target.path().join("dist/sub/notes.txt")).unwrap(),
+            "notes"
+        );
+        artifacts::delete(&store, "r1", "dist").await.unwrap();
+        assert!(artifacts::list(&store, "r1").await.unwrap().is_empty());
+    }
+}
+
+#[tokio::test]
+async fn no_files_found_warn_error_ignore() {
+    let store = BlobStore::open("memory://").unwrap();
+    let ws = workspace();
+    let warn = artifacts::upload(
+        &store,
+        "r",
+        "a",
+        ws.path(),
+        "nothing/*",
+        IfNoFilesFound::Warn,
+        None,
+    )
+    .await
+    .unwrap();
+    assert!(warn.manifest.is_none() && warn.warning.is_some());
+    let ignore = artifacts::upload(
+        &store,
+        "r",
+        "a",
+        ws.path(),
+        "nothing/*",
+        IfNoFilesFound::Ignore,
+        None,
+    )
+    .await
+    .unwrap();
+    assert!(ignore.warning.is_none());
+    let error = artifacts::upload(
+        &store,
+        "r",
+        "a",
+        ws.path(),
+        "nothing/*",
+        IfNoFilesFound::Error,
+        None,
+    )
+    .await;
+    assert!(matches!(error, Err(StoreError::NoFiles(_))));
+}
+
+#[tokio::test]
+async fn unsafe_paths_are_refused_on_both_sides() {
+    let store = BlobStore::open("memory://").unwrap();
+    let ws = workspace();
+    for bad in ["../etc/passwd", "/etc/passwd", "dist/../../x"] {
+        let r = artifacts::upload(
+            &store,
+            "r",
+            "a",
+            ws.path(),
+            bad,
+            IfNoFilesFound::Error,
+            None,
+        )
+        .await;
+        assert!(matches!(r, Err(StoreError::UnsafePath(_))), "{bad}: {r:?}");
+    }
+    // A symlink leaving the workspace.
+    let outside = tempfile::tempdir().unwrap();
+    std::fs::write(outside.path().join("secret"), "s").unwrap();
+    std::os::unix::fs::symlink(outside.path().join("secret"), ws.path().join("dist/link")).unwrap();
+    let r = artifacts::upload(
+        &store,
+        "r",
+        "a",
+        ws.path(),
+        "dist/",
+        IfNoFilesFound::Error,
+        None,
+    )
+    .await;
+    assert!(matches!(r, Err(StoreError::UnsafePath(_))), "{r:?}");
+    // A tampered manifest that writes outside the target.
+    let manifest = serde_json::json!({"name": "evil", "entries": [{"path": "../escape", "size": 1, "sha256": "00", "executable": false}], "expires_at": null});
+    store
+        .put(
+            "artifacts/r/evil/manifest.json",
+            manifest.to_string().into(),
+        )
+        .await
+        .unwrap();
+    let target = tempfile::tempdir().unwrap();
+    let r = artifacts::download(&store, "r", "evil", &target.path().join("t")).await;
+    assert!(matches!(r, Err(StoreError::UnsafePath(_))), "{r:?}");
+    assert!(!target.path().join("escape").exists());
+}
+
+#[tokio::test]
+async fn corrupted_content_is_detected_and_expiry_sweeps() {
+    let store = BlobStore::open("memory://").unwrap();
+    let ws = workspace();
+    let up = artifacts::upload(
+        &store,
+        "r",
+        "a",
+        ws.path(),
+        "README.md",
+        IfNoFilesFound::Error,
+        Some(100),
+    )
+    .await
+    .unwrap();
+    let entry = &up.manifest.unwrap().entries[0];
+    let blob = format!("artifacts/r/a/blobs/{}.zst", entry.sha256);
+    store
+        .put(&blob, zstd::encode_all(&b"tampered"[..], 3).unwrap().into())
+        .await
+        .unwrap();
+    let target = tempfile::tempdir().unwrap();
+    assert!(matches!(
+        artifacts::download(&store, "r", "a", target.path()).await,
+        Err(StoreError::Corrupt(_))
+    ));
+    assert_eq!(
+        artifacts::sweep_expired(&store, &["r"], 99).await.unwrap(),
+        0
+    );
+    assert_eq!(
+        artifacts::sweep_expired(&store, &["r"], 100).await.unwrap(),
+        1
+    );
+    assert!(artifacts::list(&store, "r").await.unwrap().is_empty());
+}
