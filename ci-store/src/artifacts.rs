@@ -64,7 +64,7 @@ fn key(run: &str, name: &str) -> String {
 }
 
 /// Whether `p` is a safe relative path: not absolute, no `..`, no root or prefix.
-fn safe_relative(p: &str) -> bool {
+pub(crate) fn safe_relative(p: &str) -> bool {
     let path = Path::new(p);
     !p.is_empty()
         && path

@@ -3,10 +3,12 @@
 //! What it is for: a [`BlobStore`] over `object_store` chosen by URL (`file:///dir` by
 //! default, `memory://`), step logs written as live append segments and compacted when the
 //! step ends ([`logs`]), and artifacts stored compressed by digest with a manifest
-//! ([`artifacts`]).
+//! ([`artifacts`]), and caches.
 //!
-//! Not built yet (see the issue): caches with `actions/cache` and GitLab semantics, S3, and
-//! the `RunStore` with its SQLite and Postgres backends.
+//! [`caches`] follow `actions/cache` (key, `restore-keys` prefixes, branch scoping) and
+//! GitLab (`fallback_keys`, `key: files`), with LRU eviction.
+//!
+//! Not built yet (see the issue): S3, and the `RunStore` with its SQLite and Postgres backends.
 //!
 //! # Example
 //!
@@ -25,6 +27,7 @@
 
 pub mod artifacts;
 mod blob;
+pub mod caches;
 pub mod logs;
 
 pub use blob::{BlobStore, StoreError};
