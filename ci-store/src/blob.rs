@@ -42,9 +42,12 @@ pub enum StoreError {
     /// Nothing matched the upload patterns and `if-no-files-found: error`.
     #[error("no files were found with the provided path: {0}")]
     NoFiles(String),
-    /// No such object.
+    /// No such object or record.
     #[error("not found: {0}")]
     NotFound(String),
+    /// The run database failed.
+    #[error("database: {0}")]
+    Database(String),
 }
 
 /// Where blobs live.

@@ -8,7 +8,10 @@
 //! [`caches`] follow `actions/cache` (key, `restore-keys` prefixes, branch scoping) and
 //! GitLab (`fallback_keys`, `key: files`), with LRU eviction.
 //!
-//! Not built yet (see the issue): S3, and the `RunStore` with its SQLite and Postgres backends.
+//! [`runs`] keeps run history behind the `RunStore` trait: SQLite (default, WAL) and Postgres
+//! (feature `postgres`), with migrations for both.
+//!
+//! Not built yet (see the issue): S3.
 //!
 //! # Example
 //!
@@ -29,5 +32,6 @@ pub mod artifacts;
 mod blob;
 pub mod caches;
 pub mod logs;
+pub mod runs;
 
 pub use blob::{BlobStore, StoreError};
