@@ -1,9 +1,11 @@
-//! The log pipeline of a step: chunks → lines → workflow commands (`::add-mask::`,
+//! The log pipeline of a step: chunks → timestamped lines → workflow commands (`::add-mask::`,
 //! `::group::`, `::error …::` …) → masking → events for the sinks.
 //!
 //! Complete lines are masked in batches with one automaton pass, so throughput stays high; a
 //! line longer than [`MAX_LINE`] is flushed in pieces, holding back just enough bytes that a
 //! secret split across pieces is still caught. Memory per stream is bounded by `MAX_LINE`.
+
+use std::time::SystemTime;
 
 use bytes::Bytes;
 
@@ -38,6 +40,8 @@ pub enum LogEvent {
         stream: Stream,
         /// The bytes.
         data: Bytes,
+        /// When the pipeline framed them.
+        at: SystemTime,
     },
     /// `::group::title`
     Group {
@@ -168,6 +172,7 @@ impl LogPipeline {
             events.push(LogEvent::Output {
                 stream,
                 data: Bytes::from(out),
+                at: SystemTime::now(),
             });
             framer.carry = rest[used..].to_vec();
         } else {
@@ -180,6 +185,7 @@ impl LogPipeline {
             events.push(LogEvent::Output {
                 stream,
                 data: Bytes::from(self.masker.mask(data)),
+                at: SystemTime::now(),
             });
         }
     }

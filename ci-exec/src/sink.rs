@@ -83,6 +83,7 @@ mod tests {
         LogEvent::Output {
             stream: Stream::Stdout,
             data: Bytes::from(format!("{i}\n")),
+            at: std::time::UNIX_EPOCH,
         }
     }
 
