@@ -18,7 +18,9 @@ use object_store::{ObjectStore, ObjectStoreExt, PutPayload};
 #[non_exhaustive]
 pub enum StoreError {
     /// A URL this build cannot open.
-    #[error("unsupported store URL '{0}' (use file:///absolute/dir or memory://)")]
+    #[error(
+        "unsupported store URL '{0}' (use file:///absolute/dir, memory:// or s3://bucket/prefix)"
+    )]
     UnsupportedUrl(String),
     /// The backend failed.
     #[error("object store: {0}")]
@@ -57,7 +59,9 @@ pub struct BlobStore {
 }
 
 impl BlobStore {
-    /// Opens a store: `file:///abs/dir` (created when missing) or `memory://`.
+    /// Opens a store: `file:///abs/dir` (created when missing), `memory://`, or with the `s3`
+    /// feature `s3://bucket/prefix` (credentials, region and endpoint from the usual `AWS_*`
+    /// variables; `AWS_ENDPOINT` + `AWS_ALLOW_HTTP=true` for S3-compatible servers).
     pub fn open(url: &str) -> Result<Self, StoreError> {
         let inner: Arc<dyn ObjectStore> = if let Some(dir) = url.strip_prefix("file://") {
             if !dir.starts_with('/') {
@@ -70,6 +74,8 @@ impl BlobStore {
             Arc::new(object_store::local::LocalFileSystem::new_with_prefix(dir)?)
         } else if url == "memory://" || url.starts_with("memory://") {
             Arc::new(InMemory::new())
+        } else if let Some(rest) = url.strip_prefix("s3://") {
+            s3(url, rest)?
         } else {
             return Err(StoreError::UnsupportedUrl(url.to_owned()));
         };
@@ -132,4 +138,25 @@ impl BlobStore {
         keys.sort();
         Ok(keys)
     }
+}
+
+#[cfg(feature = "s3")]
+fn s3(_url: &str, rest: &str) -> Result<Arc<dyn ObjectStore>, StoreError> {
+    let (bucket, prefix) = rest.split_once('/').unwrap_or((rest, ""));
+    let store = object_store::aws::AmazonS3Builder::from_env()
+        .with_bucket_name(bucket)
+        .build()?;
+    let prefix = prefix.trim_matches('/');
+    Ok(if prefix.is_empty() {
+        Arc::new(store)
+    } else {
+        Arc::new(object_store::prefix::PrefixStore::new(store, prefix))
+    })
+}
+
+#[cfg(not(feature = "s3"))]
+fn s3(url: &str, _rest: &str) -> Result<Arc<dyn ObjectStore>, StoreError> {
+    Err(StoreError::UnsupportedUrl(format!(
+        "{url} (built without the `s3` feature)"
+    )))
 }

@@ -1,7 +1,7 @@
 //! `ci-store` keeps what CI runs leave behind.
 //!
 //! What it is for: a [`BlobStore`] over `object_store` chosen by URL (`file:///dir` by
-//! default, `memory://`), step logs written as live append segments and compacted when the
+//! default, `memory://`, `s3://bucket/prefix` with the `s3` feature), step logs written as live append segments and compacted when the
 //! step ends ([`logs`]), and artifacts stored compressed by digest with a manifest
 //! ([`artifacts`]), and caches.
 //!
@@ -10,8 +10,7 @@
 //!
 //! [`runs`] keeps run history behind the `RunStore` trait: SQLite (default, WAL) and Postgres
 //! (feature `postgres`), with migrations for both.
-//!
-//! Not built yet (see the issue): S3.
+
 //!
 //! # Example
 //!
