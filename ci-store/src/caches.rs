@@ -16,6 +16,42 @@ use sha2::{Digest, Sha256};
 use crate::artifacts::safe_relative;
 use crate::blob::{BlobStore, StoreError};
 
+/// GitLab's `cache:policy`: whether a job restores the cache before it runs, saves it after,
+/// or both (`actions/cache` is always `PullPush`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub enum Policy {
+    /// Restore only.
+    Pull,
+    /// Save only.
+    Push,
+    /// Restore, then save (the default).
+    #[default]
+    PullPush,
+}
+
+impl Policy {
+    /// Parses `pull`, `push` or `pull-push`.
+    pub fn parse(s: &str) -> Option<Policy> {
+        match s {
+            "pull" => Some(Policy::Pull),
+            "push" => Some(Policy::Push),
+            "pull-push" => Some(Policy::PullPush),
+            _ => None,
+        }
+    }
+
+    /// Whether the job restores before running.
+    pub fn pulls(self) -> bool {
+        matches!(self, Policy::Pull | Policy::PullPush)
+    }
+
+    /// Whether the job saves after running.
+    pub fn pushes(self) -> bool {
+        matches!(self, Policy::Push | Policy::PullPush)
+    }
+}
+
 /// What is known of a stored cache.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CacheMeta {

@@ -1,6 +1,6 @@
 //! Cache semantics of actions/cache and GitLab.
 
-use ci_store::caches::{files_key, Caches, Saved};
+use ci_store::caches::{files_key, Caches, Policy, Saved};
 use ci_store::BlobStore;
 
 const MAIN: &str = "refs/heads/main";
@@ -154,4 +154,13 @@ async fn unsafe_cache_paths_are_refused() {
             "{bad}"
         );
     }
+}
+
+#[test]
+fn gitlab_policies() {
+    assert_eq!(Policy::parse("pull"), Some(Policy::Pull));
+    assert!(Policy::Pull.pulls() && !Policy::Pull.pushes());
+    assert!(!Policy::Push.pulls() && Policy::Push.pushes());
+    assert!(Policy::default().pulls() && Policy::default().pushes());
+    assert_eq!(Policy::parse("sometimes"), None);
 }
