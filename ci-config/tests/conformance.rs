@@ -3,6 +3,10 @@
 //! `GANTRY_CONFORMANCE_DIR` overrides the default `../shared/conformance` beside the workspace.
 //! Without the data the tests skip loudly, and fail when `CI=true`.
 
+mod common;
+
+use common::conformance_dir;
+
 use std::path::{Path, PathBuf};
 
 use std::collections::HashMap;
@@ -14,25 +18,6 @@ use ci_config::model::{Matrix, Strategy};
 use ci_config::yaml::{Node, Value};
 use ci_config::{Job, Template};
 use serde_json::{json, Value as Json};
-
-fn conformance_dir() -> Option<PathBuf> {
-    let dir = std::env::var_os("GANTRY_CONFORMANCE_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/conformance"));
-    if dir.is_dir() {
-        return Some(dir);
-    }
-    assert!(
-        std::env::var("CI").as_deref() != Ok("true"),
-        "conformance data not found at {} (CI=true: failing instead of skipping)",
-        dir.display()
-    );
-    eprintln!(
-        "SKIPPED: conformance data not found at {}; set GANTRY_CONFORMANCE_DIR",
-        dir.display()
-    );
-    None
-}
 
 fn files(dir: &Path) -> Vec<PathBuf> {
     let mut files: Vec<PathBuf> = std::fs::read_dir(dir)

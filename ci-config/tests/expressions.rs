@@ -1,26 +1,14 @@
 //! Tier 1: GitHub's own expression test data (`../shared/conformance/expressions`), read in
 //! place. Every case must pass; errors must fail at the named stage with GitHub's message.
 
-use std::path::{Path, PathBuf};
+mod common;
+
+use common::conformance_dir;
+
+use std::path::PathBuf;
 
 use ci_config::expr::{Contexts, Expression, Function, ParseOptions, Value};
 use serde_json::Value as Json;
-
-fn conformance_dir() -> Option<PathBuf> {
-    let dir = std::env::var_os("GANTRY_CONFORMANCE_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/conformance"));
-    if dir.is_dir() {
-        return Some(dir);
-    }
-    assert!(
-        std::env::var("CI").as_deref() != Ok("true"),
-        "conformance data not found at {} (CI=true: failing instead of skipping)",
-        dir.display()
-    );
-    eprintln!("SKIPPED: conformance data not found at {}", dir.display());
-    None
-}
 
 /// Runs one case; `Err` says why it failed.
 fn run_case(case: &Json) -> Result<(), String> {

@@ -268,37 +268,10 @@ impl DockerExecutor {
                     ..Default::default()
                 },
             )]);
-            let body = ContainerCreateBody {
-                image: Some(service.image.clone()),
-                env: Some(env_list([&service.env])),
-                cmd: service.command.clone(),
-                labels: Some(labels.clone()),
-                host_config: Some(HostConfig {
-                    network_mode: Some(network_mode.clone()),
-                    ..Default::default()
-                }),
-                networking_config: Some(NetworkingConfig {
-                    endpoints_config: Some(endpoints),
-                }),
-                ..Default::default()
-            };
-            let id = self.create_and_start(body).await?;
-            env.services.push(id.clone());
-            if let Some(check) = &service.health_cmd {
-                wait_healthy(
-                    &self.docker,
-                    &id,
-                    check,
-                    service.health_timeout.unwrap_or(Duration::from_secs(60)),
-                )
-                .await
-                .map_err(|e| {
-                    ExecError::Prepare(format!(
-                        "service '{}' never became healthy: {e}",
-                        service.name
-                    ))
-                })?;
-            }
+            let id = self
+                .start_service(service, labels, &network_mode, Some(endpoints))
+                .await?;
+            env.services.push(id);
         }
         env.container = self
             .start_job_container(job, labels, env, network_mode)
@@ -317,29 +290,42 @@ impl DockerExecutor {
     ) -> Result<(), ExecError> {
         let mut mode = isolated.to_owned();
         for service in &job.services {
-            let body = ContainerCreateBody {
-                image: Some(service.image.clone()),
-                env: Some(env_list([&service.env])),
-                cmd: service.command.clone(),
-                labels: Some(labels.clone()),
-                host_config: Some(HostConfig {
-                    network_mode: Some(mode.clone()),
-                    ..Default::default()
-                }),
-                ..Default::default()
-            };
-            let id = self.create_and_start(body).await?;
+            let id = self.start_service(service, labels, &mode, None).await?;
             if env.services.is_empty() {
                 mode = format!("container:{id}");
             }
-            env.services.push(id.clone());
-            if let Some(check) = &service.health_cmd {
-                wait_healthy(
-                    &self.docker,
-                    &id,
-                    check,
-                    service.health_timeout.unwrap_or(Duration::from_secs(60)),
-                )
+            env.services.push(id);
+        }
+        env.container = self.start_job_container(job, labels, env, mode).await?;
+        Ok(())
+    }
+
+    /// Starts one service container and waits until its health command passes.
+    async fn start_service(
+        &self,
+        service: &crate::spec::ServiceSpec,
+        labels: &HashMap<String, String>,
+        network_mode: &str,
+        endpoints: Option<HashMap<String, EndpointSettings>>,
+    ) -> Result<String, ExecError> {
+        let body = ContainerCreateBody {
+            image: Some(service.image.clone()),
+            env: Some(env_list([&service.env])),
+            cmd: service.command.clone(),
+            labels: Some(labels.clone()),
+            host_config: Some(HostConfig {
+                network_mode: Some(network_mode.to_owned()),
+                ..Default::default()
+            }),
+            networking_config: endpoints.map(|e| NetworkingConfig {
+                endpoints_config: Some(e),
+            }),
+            ..Default::default()
+        };
+        let id = self.create_and_start(body).await?;
+        if let Some(check) = &service.health_cmd {
+            let timeout = service.health_timeout.unwrap_or(Duration::from_secs(60));
+            wait_healthy(&self.docker, &id, check, timeout)
                 .await
                 .map_err(|e| {
                     ExecError::Prepare(format!(
@@ -347,10 +333,8 @@ impl DockerExecutor {
                         service.name
                     ))
                 })?;
-            }
         }
-        env.container = self.start_job_container(job, labels, env, mode).await?;
-        Ok(())
+        Ok(id)
     }
 
     async fn start_job_container(
