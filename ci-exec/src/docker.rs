@@ -493,13 +493,7 @@ impl JobEnvironment for DockerJob {
         output: mpsc::Sender<Chunk>,
         cancel: CancellationToken,
     ) -> StepOutcome {
-        let job_left = self
-            .deadline
-            .map(|d| d.saturating_duration_since(Instant::now()));
-        let limit = match (step.timeout, job_left) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
-        };
+        let limit = crate::spec::time_left(step, self.deadline);
         if limit == Some(Duration::ZERO) {
             return StepOutcome::TimedOut;
         }

@@ -146,13 +146,7 @@ impl JobEnvironment for FakeJob {
             return StepOutcome::StartFailed(reason.clone());
         }
         send(&output, &script.output).await;
-        let job_left = self
-            .deadline
-            .map(|d| d.saturating_duration_since(Instant::now()));
-        let limit = match (step.timeout, job_left) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
-        };
+        let limit = crate::spec::time_left(step, self.deadline);
         let timed_out = limit.is_some_and(|l| l < script.delay);
         let wait = limit.map_or(script.delay, |l| l.min(script.delay));
         tokio::select! {

@@ -104,13 +104,7 @@ enum End {
 
 impl HostJob {
     fn time_left(&self, step: &StepSpec) -> Option<Duration> {
-        let job_left = self
-            .deadline
-            .map(|d| d.saturating_duration_since(Instant::now()));
-        match (step.timeout, job_left) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
-        }
+        crate::spec::time_left(step, self.deadline)
     }
 
     async fn stop_group(&self, pgid: i32, child: &mut tokio::process::Child) {

@@ -14,6 +14,16 @@ pub(crate) fn unique_suffix() -> String {
     format!("{}-{n}", std::process::id())
 }
 
+/// How long a step may still run: the shorter of its own timeout and what is left of the
+/// job's `deadline` (every executor applies the same rule).
+pub(crate) fn time_left(step: &StepSpec, deadline: Option<std::time::Instant>) -> Option<Duration> {
+    let job_left = deadline.map(|d| d.saturating_duration_since(std::time::Instant::now()));
+    match (step.timeout, job_left) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, b) => a.or(b),
+    }
+}
+
 /// A job environment to prepare.
 #[derive(Debug, Clone, Default)]
 pub struct JobSpec {
