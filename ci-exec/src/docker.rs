@@ -361,7 +361,13 @@ impl DockerExecutor {
             working_dir: Some(ws.clone()),
             labels: Some(labels.clone()),
             host_config: Some(HostConfig {
-                binds: Some(vec![format!("{ws}:{ws}"), format!("{scripts}:{scripts}")]),
+                binds: Some(
+                    [ws.clone(), scripts]
+                        .into_iter()
+                        .chain(job.mounts.iter().map(|m| m.to_string_lossy().into_owned()))
+                        .map(|d| format!("{d}:{d}"))
+                        .collect(),
+                ),
                 network_mode: Some(network_mode),
                 ..Default::default()
             }),

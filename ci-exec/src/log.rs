@@ -103,6 +103,11 @@ impl LogPipeline {
         &self.masker
     }
 
+    /// Masks `secret` from now on (as `::add-mask::` does).
+    pub fn add_mask(&mut self, secret: &str) {
+        self.masker.add(secret);
+    }
+
     /// Processes one chunk.
     pub fn push(&mut self, chunk: &Chunk) -> Vec<LogEvent> {
         let mut framer = std::mem::take(self.framer(chunk.stream));

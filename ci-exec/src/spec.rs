@@ -43,6 +43,10 @@ pub struct JobSpec {
     pub services: Vec<ServiceSpec>,
     /// Whether the job needs a network (container executors run without one otherwise).
     pub network: bool,
+    /// Further host directories the job's steps read and write (the engine's per-job temp
+    /// directory with the `GITHUB_OUTPUT`-style files); container executors mount them at the
+    /// same paths.
+    pub mounts: Vec<PathBuf>,
 }
 
 /// A job container.

@@ -778,6 +778,12 @@ impl Scheduler {
             .all(|c| !matches!(c, Conclusion::Failure | Conclusion::Cancelled))
     }
 
+    /// The `needs` context of an instance: each needed job's `result` and `outputs` (what
+    /// its steps may read once it runs).
+    pub fn needs_context(&self, index: usize) -> Value {
+        self.snapshot(index).needs
+    }
+
     /// The outputs an instance reported.
     pub fn outputs(&self, index: usize) -> &IndexMap<String, String> {
         &self.outputs[index]

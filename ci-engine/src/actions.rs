@@ -1,0 +1,957 @@
+//! Steps that `uses:` something: built-in actions (checkout, artifacts, cache), local and
+//! mapped actions (composite, node, docker), `docker://` images, and reusable workflows.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use ci_config::expr::{EvalContext, Value};
+use ci_config::github::{Action, ActionRuns};
+use ci_config::model::{InputType, Job, Step, WorkflowCall};
+use ci_exec::{ContainerSpec, JobSpec, Shell, StepSpec};
+use ci_graph::Outcome;
+use ci_store::artifacts::{self, IfNoFilesFound};
+use ci_store::caches::Caches;
+use indexmap::IndexMap;
+
+use crate::context::{object, strings, Scope};
+use crate::events::Status;
+use crate::job::{Executed, Frame, JobRunner, JobTask, StepResult};
+use crate::run::{JobResult, WorkflowScope};
+
+/// Work left for the end of the job (GitHub's post steps).
+pub(crate) enum Post {
+    /// `actions/cache`: save the paths under the key unless it was restored exactly.
+    CacheSave {
+        key: String,
+        paths: Vec<String>,
+        step: usize,
+    },
+    /// A node action's `post:` script.
+    Node {
+        dir: PathBuf,
+        script: String,
+        env: IndexMap<String, String>,
+        step: usize,
+    },
+}
+
+/// Splits words as a shell would (quotes group; no expansion).
+pub(crate) fn split_words(s: &str) -> Vec<String> {
+    let mut words = Vec::new();
+    let mut cur = String::new();
+    let mut quote: Option<char> = None;
+    let mut in_word = false;
+    for c in s.chars() {
+        match (quote, c) {
+            (Some(q), c) if c == q => quote = None,
+            (Some(_), c) => cur.push(c),
+            (None, '"' | '\'') => {
+                quote = Some(c);
+                in_word = true;
+            }
+            (None, c) if c.is_whitespace() => {
+                if in_word {
+                    words.push(std::mem::take(&mut cur));
+                    in_word = false;
+                }
+            }
+            (None, c) => {
+                cur.push(c);
+                in_word = true;
+            }
+        }
+    }
+    if in_word {
+        words.push(cur);
+    }
+    words
+}
+
+fn lines(s: &str) -> Vec<String> {
+    s.lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .map(str::to_owned)
+        .collect()
+}
+
+fn ok(outputs: IndexMap<String, String>) -> StepResult {
+    StepResult {
+        outcome: Status::Success,
+        outputs,
+    }
+}
+
+/// The name of an action without its ref (`actions/checkout`).
+fn action_name(uses: &str) -> &str {
+    uses.split_once('@').map_or(uses, |(n, _)| n)
+}
+
+/// Runs a `uses:` step.
+#[allow(clippy::too_many_arguments)]
+pub(crate) async fn uses(
+    runner: &mut JobRunner,
+    frame: &mut Frame,
+    step: &Step,
+    index: usize,
+    uses: &str,
+    inputs: IndexMap<String, String>,
+    env: IndexMap<String, String>,
+    timeout: Option<Duration>,
+) -> Result<StepResult, String> {
+    if let Some(image) = uses.strip_prefix("docker://") {
+        return docker_step(runner, index, step, image, &inputs, env, timeout).await;
+    }
+    if uses.starts_with("./") || uses.starts_with("../") {
+        let rel = uses.trim_start_matches("./");
+        let dir = [runner.workspace.join(rel), runner.ctx.root.join(rel)]
+            .into_iter()
+            .find(|d| d.join("action.yml").is_file() || d.join("action.yaml").is_file())
+            .ok_or_else(|| {
+                format!("local action '{uses}': no action.yml in the workspace or the repository")
+            })?;
+        return run_action(runner, frame, step, index, uses, &dir, inputs, env, timeout).await;
+    }
+    if let Some((dir, sub)) = crate::engine::mapped_action(&runner.ctx.inner, uses) {
+        let dir = dir.join(sub);
+        return run_action(runner, frame, step, index, uses, &dir, inputs, env, timeout).await;
+    }
+    match action_name(uses) {
+        "actions/checkout" => checkout(runner, index, &inputs).await,
+        "actions/upload-artifact" => upload_artifact(runner, index, &inputs).await,
+        "actions/download-artifact" => download_artifact(runner, index, &inputs).await,
+        "actions/cache" => cache_restore(runner, index, &inputs, true).await,
+        "actions/cache/restore" => cache_restore(runner, index, &inputs, false).await,
+        "actions/cache/save" => {
+            let key = inputs.get("key").cloned().unwrap_or_default();
+            let paths = lines(inputs.get("path").map_or("", String::as_str));
+            cache_save(runner, index, &key, &paths).await?;
+            Ok(ok(IndexMap::new()))
+        }
+        _ => Err(format!(
+            "action '{uses}' is not built in and would have to be downloaded; map it to a local \
+             copy with --action-dir {}=PATH",
+            uses
+        )),
+    }
+}
+
+/// Reads `action.yml` of a directory.
+fn read_action(dir: &Path, uses: &str) -> Result<Action, String> {
+    let file = ["action.yml", "action.yaml"]
+        .iter()
+        .map(|f| dir.join(f))
+        .find(|p| p.is_file())
+        .ok_or_else(|| format!("action '{uses}': no action.yml in {}", dir.display()))?;
+    let text = std::fs::read_to_string(&file)
+        .map_err(|e| format!("action '{uses}': {}: {e}", file.display()))?;
+    let shown = file.display().to_string();
+    let parsed = ci_config::github::parse_action(&shown, &text);
+    if parsed.has_errors() {
+        let first = parsed
+            .diagnostics
+            .iter()
+            .find(|d| d.is_error())
+            .map(|d| d.render(&text, false))
+            .unwrap_or_default();
+        return Err(format!("action '{uses}' has errors:\n{first}"));
+    }
+    parsed
+        .value
+        .ok_or_else(|| format!("action '{uses}': {shown} is empty"))
+}
+
+/// Inputs of an action: given values, then defaults (which may be expressions).
+fn action_inputs(
+    runner: &JobRunner,
+    frame: &Frame,
+    action: &Action,
+    given: &IndexMap<String, String>,
+    uses: &str,
+) -> Result<IndexMap<String, String>, String> {
+    let env = runner.frame_env(frame);
+    let contexts = runner.contexts(frame, &env);
+    let scope = Scope::new(&contexts);
+    let mut out = IndexMap::new();
+    for (name, def) in &action.inputs {
+        let value = match given.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)) {
+            Some((_, v)) => v.clone(),
+            None => match &def.default {
+                Some(d) => scope.node_text(d)?,
+                None if def.required => {
+                    return Err(format!("action '{uses}': input '{name}' is required"))
+                }
+                None => String::new(),
+            },
+        };
+        out.insert(name.clone(), value);
+    }
+    for (k, v) in given {
+        if !out.keys().any(|n| n.eq_ignore_ascii_case(k)) {
+            out.insert(k.clone(), v.clone());
+        }
+    }
+    Ok(out)
+}
+
+fn input_env(inputs: &IndexMap<String, String>) -> IndexMap<String, String> {
+    inputs
+        .iter()
+        .map(|(k, v)| {
+            (
+                format!("INPUT_{}", k.replace(' ', "_").to_uppercase()),
+                v.clone(),
+            )
+        })
+        .collect()
+}
+
+/// Runs an action from a directory (composite, node or docker).
+#[allow(clippy::too_many_arguments)]
+async fn run_action(
+    runner: &mut JobRunner,
+    frame: &mut Frame,
+    step: &Step,
+    index: usize,
+    uses: &str,
+    dir: &Path,
+    given: IndexMap<String, String>,
+    env: IndexMap<String, String>,
+    timeout: Option<Duration>,
+) -> Result<StepResult, String> {
+    let action = read_action(dir, uses)?;
+    let inputs = action_inputs(runner, frame, &action, &given, uses)?;
+    let dir = std::fs::canonicalize(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+    match &action.runs {
+        ActionRuns::Composite { steps } => {
+            if frame.depth >= 10 {
+                return Err(format!(
+                    "action '{uses}': composite actions nest too deeply"
+                ));
+            }
+            let mut sub = Frame {
+                inputs: Some(strings(&inputs)),
+                action_path: Some(dir.clone()),
+                env: env.clone(),
+                depth: frame.depth + 1,
+                ..Frame::default()
+            };
+            sub.env.insert(
+                "GITHUB_ACTION_PATH".into(),
+                dir.to_string_lossy().into_owned(),
+            );
+            for s in steps {
+                runner.step(s, &mut sub).await;
+            }
+            let env = runner.frame_env(&sub);
+            let contexts = runner.contexts(&sub, &env);
+            let scope = Scope::new(&contexts);
+            let mut outputs = IndexMap::new();
+            for (name, value) in &action.outputs {
+                if let Some(t) = value {
+                    outputs.insert(name.clone(), scope.render(t)?);
+                }
+            }
+            Ok(StepResult {
+                outcome: if sub.failed {
+                    Status::Failure
+                } else {
+                    Status::Success
+                },
+                outputs,
+            })
+        }
+        ActionRuns::Node {
+            main, post, pre, ..
+        } => {
+            if runner.in_container {
+                return Err(format!(
+                    "action '{uses}': JavaScript actions run on the host executor only"
+                ));
+            }
+            let mut env = env;
+            env.extend(input_env(&inputs));
+            env.insert(
+                "GITHUB_ACTION_PATH".into(),
+                dir.to_string_lossy().into_owned(),
+            );
+            if let Some(pre) = pre {
+                let done = node(runner, index, &step.id, &dir, pre, env.clone(), timeout).await;
+                let r = runner.conclude(index, done).await;
+                if r.outcome != Status::Success {
+                    return Ok(r);
+                }
+            }
+            let done = node(runner, index, &step.id, &dir, main, env.clone(), timeout).await;
+            let result = runner.conclude(index, done).await;
+            if let Some(post) = post {
+                runner.post.push(Post::Node {
+                    dir: dir.clone(),
+                    script: post.clone(),
+                    env,
+                    step: index,
+                });
+            }
+            Ok(result)
+        }
+        ActionRuns::Docker {
+            image,
+            entrypoint,
+            args,
+        } => {
+            let Some(image) = image.strip_prefix("docker://") else {
+                return Err(format!(
+                    "action '{uses}': building a Dockerfile action is not supported; use \
+                     `image: docker://IMAGE` with an image that exists locally"
+                ));
+            };
+            let mut with = IndexMap::new();
+            let contexts = runner.contexts(
+                &Frame {
+                    inputs: Some(strings(&inputs)),
+                    ..Frame::default()
+                },
+                &env,
+            );
+            let scope = Scope::new(&contexts);
+            if let Some(e) = entrypoint {
+                with.insert("entrypoint".to_owned(), scope.render(e)?);
+            }
+            let rendered: Vec<String> = args
+                .iter()
+                .map(|a| scope.render(a).map(|s| shell_quote(&s)))
+                .collect::<Result<_, _>>()?;
+            if !rendered.is_empty() {
+                with.insert("args".to_owned(), rendered.join(" "));
+            }
+            let mut env = env;
+            env.extend(input_env(&inputs));
+            docker_step(runner, index, step, image, &with, env, timeout).await
+        }
+        _ => Err(format!(
+            "action '{uses}': this kind of action is not supported"
+        )),
+    }
+}
+
+fn shell_quote(s: &str) -> String {
+    if !s.is_empty()
+        && s.chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-_./=:,@%+".contains(c))
+    {
+        s.to_owned()
+    } else {
+        format!("'{}'", s.replace('\'', "'\\''"))
+    }
+}
+
+async fn node(
+    runner: &mut JobRunner,
+    index: usize,
+    id: &str,
+    dir: &Path,
+    script: &str,
+    env: IndexMap<String, String>,
+    timeout: Option<Duration>,
+) -> Executed {
+    let path = dir.join(script);
+    let spec = StepSpec {
+        id: id.to_owned(),
+        script: format!("exec node {}\n", shell_quote(&path.to_string_lossy())),
+        shell: Shell::Sh,
+        env,
+        workdir: None,
+        timeout,
+        inherit_env: true,
+    };
+    runner.exec(index, spec).await
+}
+
+/// Runs a command in a container of `image` with the workspace mounted (`docker://` steps
+/// and docker actions).
+async fn docker_step(
+    runner: &mut JobRunner,
+    index: usize,
+    step: &Step,
+    image: &str,
+    with: &IndexMap<String, String>,
+    env: IndexMap<String, String>,
+    timeout: Option<Duration>,
+) -> Result<StepResult, String> {
+    let executor = runner.containers.clone().ok_or_else(|| {
+        format!("step 'docker://{image}' needs the docker executor, and none is available")
+    })?;
+    let entrypoint = with.get("entrypoint").cloned().unwrap_or_default();
+    let args = with.get("args").cloned().unwrap_or_default();
+    if entrypoint.is_empty() && args.is_empty() {
+        return Err(format!(
+            "step 'docker://{image}': give `with: entrypoint` and/or `args` (the image's own \
+             entrypoint is not inspected)"
+        ));
+    }
+    let command = if entrypoint.is_empty() {
+        args
+    } else {
+        format!("{} {args}", shell_quote(&entrypoint))
+    };
+    let spec = JobSpec {
+        run_id: runner.ctx.run_id.clone(),
+        job_id: format!("{}-step{index}", crate::job::storage_key(&runner.id)),
+        workspace: runner.workspace.clone(),
+        env: IndexMap::new(),
+        timeout: Some(runner.deadline.saturating_duration_since(Instant::now())),
+        container: Some(ContainerSpec {
+            image: image.to_owned(),
+            env: IndexMap::new(),
+            user: None,
+        }),
+        services: Vec::new(),
+        network: false,
+        mounts: vec![runner.temp.clone()],
+    };
+    let environment = executor
+        .prepare(&spec)
+        .await
+        .map_err(|e| format!("docker://{image}: {e}"))?;
+    let saved = std::mem::replace(&mut runner.environment, environment);
+    let was_in_container = std::mem::replace(&mut runner.in_container, true);
+    let done = runner
+        .exec(
+            index,
+            StepSpec {
+                id: step.id.clone(),
+                script: format!("exec {command}\n"),
+                shell: Shell::Sh,
+                env,
+                workdir: None,
+                timeout,
+                inherit_env: false,
+            },
+        )
+        .await;
+    let environment = std::mem::replace(&mut runner.environment, saved);
+    runner.in_container = was_in_container;
+    if let Err(e) = environment.teardown().await {
+        runner
+            .logs
+            .annotate(index, "warning", &format!("docker://{image}: {e}"))
+            .await;
+    }
+    Ok(runner.conclude(index, done).await)
+}
+
+/// `actions/checkout`: the event's commit of the local repository, cloned into the
+/// workspace.
+async fn checkout(
+    runner: &mut JobRunner,
+    index: usize,
+    inputs: &IndexMap<String, String>,
+) -> Result<StepResult, String> {
+    if let Some(repo) = inputs.get("repository").filter(|r| !r.is_empty()) {
+        if *repo != runner.ctx.event.repository.full_name {
+            return Err(format!(
+                "actions/checkout of another repository ('{repo}') needs the network; map it \
+                 with --action-dir or check it out in a run step"
+            ));
+        }
+    }
+    let repo = ci_vcs::Repository::open(&runner.ctx.root).map_err(|e| {
+        format!(
+            "actions/checkout: {} is not a git repository: {e}",
+            runner.ctx.root.display()
+        )
+    })?;
+    let rev = inputs
+        .get("ref")
+        .filter(|r| !r.is_empty())
+        .cloned()
+        .unwrap_or_else(|| runner.ctx.event.sha.clone());
+    let depth: u32 = inputs
+        .get("fetch-depth")
+        .and_then(|d| d.parse().ok())
+        .unwrap_or(1);
+    let path = inputs.get("path").map_or("", String::as_str);
+    if !path.is_empty() && !safe_relative(path) {
+        return Err(format!(
+            "actions/checkout: path '{path}' leaves the workspace"
+        ));
+    }
+    let dest = runner.workspace.join(path);
+    runner
+        .logs
+        .line(
+            index,
+            &format!("Checking out {rev} into {}", dest.display()),
+        )
+        .await;
+    let dest2 = dest.clone();
+    tokio::task::spawn_blocking(move || {
+        if dest2.exists() {
+            // git clone wants an empty directory; the workspace may hold earlier files.
+            let empty = std::fs::read_dir(&dest2).map_or(true, |mut d| d.next().is_none());
+            if !empty {
+                return Err(format!(
+                    "actions/checkout: {} is not empty",
+                    dest2.display()
+                ));
+            }
+            let _ = std::fs::remove_dir(&dest2);
+        }
+        repo.clone_at(&rev, &dest2, depth)
+            .map_err(|e| format!("actions/checkout: {e}"))
+    })
+    .await
+    .map_err(|e| format!("actions/checkout: {e}"))??;
+    let mut out = IndexMap::new();
+    out.insert("ref".into(), runner.ctx.event.git_ref.clone());
+    out.insert("commit".into(), runner.ctx.event.sha.clone());
+    Ok(ok(out))
+}
+
+fn safe_relative(p: &str) -> bool {
+    Path::new(p).components().all(|c| {
+        matches!(
+            c,
+            std::path::Component::Normal(_) | std::path::Component::CurDir
+        )
+    })
+}
+
+async fn upload_artifact(
+    runner: &mut JobRunner,
+    index: usize,
+    inputs: &IndexMap<String, String>,
+) -> Result<StepResult, String> {
+    let name = inputs
+        .get("name")
+        .filter(|n| !n.is_empty())
+        .cloned()
+        .unwrap_or_else(|| "artifact".into());
+    let paths = inputs.get("path").cloned().unwrap_or_default();
+    if paths.trim().is_empty() {
+        return Err("actions/upload-artifact: input 'path' is required".into());
+    }
+    let policy = match inputs.get("if-no-files-found").map(String::as_str) {
+        None | Some("") | Some("warn") => IfNoFilesFound::Warn,
+        Some("error") => IfNoFilesFound::Error,
+        Some("ignore") => IfNoFilesFound::Ignore,
+        Some(other) => {
+            return Err(format!(
+                "actions/upload-artifact: if-no-files-found must be warn, error or ignore, not '{other}'"
+            ))
+        }
+    };
+    let expires = inputs
+        .get("retention-days")
+        .and_then(|d| d.parse::<u64>().ok())
+        .filter(|d| *d > 0)
+        .map(|days| {
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_secs())
+                + days * 86_400
+        });
+    let ctx = Arc::clone(&runner.ctx);
+    let upload = artifacts::upload(
+        &ctx.inner.blobs,
+        &ctx.run_id,
+        &name,
+        &runner.workspace,
+        &paths,
+        policy,
+        expires,
+    )
+    .await
+    .map_err(|e| format!("actions/upload-artifact: {e}"))?;
+    if let Some(w) = &upload.warning {
+        runner.logs.annotate(index, "warning", w).await;
+    }
+    let mut out = IndexMap::new();
+    if let Some(m) = &upload.manifest {
+        runner
+            .logs
+            .line(
+                index,
+                &format!("Uploaded artifact '{name}': {} file(s)", m.entries.len()),
+            )
+            .await;
+        ctx.inner
+            .runs
+            .record_artifact(
+                &ctx.run_id,
+                &name,
+                &format!("artifacts/{}/{name}/manifest.json", ctx.run_id),
+            )
+            .await
+            .map_err(|e| format!("actions/upload-artifact: recording: {e}"))?;
+        out.insert("artifact-id".into(), name.clone());
+    }
+    Ok(ok(out))
+}
+
+async fn download_artifact(
+    runner: &mut JobRunner,
+    index: usize,
+    inputs: &IndexMap<String, String>,
+) -> Result<StepResult, String> {
+    let path = inputs.get("path").map_or("", String::as_str);
+    if !path.is_empty() && !safe_relative(path) && !Path::new(path).starts_with(&runner.workspace) {
+        return Err(format!(
+            "actions/download-artifact: path '{path}' leaves the workspace"
+        ));
+    }
+    let target = runner.workspace.join(path);
+    let ctx = Arc::clone(&runner.ctx);
+    let store = &ctx.inner.blobs;
+    let names = match inputs.get("name").filter(|n| !n.is_empty()) {
+        Some(n) => vec![(n.clone(), target.clone())],
+        None => artifacts::list(store, &ctx.run_id)
+            .await
+            .map_err(|e| format!("actions/download-artifact: {e}"))?
+            .into_iter()
+            .map(|n| {
+                let t = target.join(&n);
+                (n, t)
+            })
+            .collect(),
+    };
+    for (name, dest) in &names {
+        let m = artifacts::download(store, &ctx.run_id, name, dest)
+            .await
+            .map_err(|e| format!("actions/download-artifact: {e}"))?;
+        runner
+            .logs
+            .line(
+                index,
+                &format!(
+                    "Downloaded artifact '{name}' ({} file(s)) to {}",
+                    m.entries.len(),
+                    dest.display()
+                ),
+            )
+            .await;
+    }
+    let mut out = IndexMap::new();
+    out.insert(
+        "download-path".into(),
+        target.to_string_lossy().into_owned(),
+    );
+    Ok(ok(out))
+}
+
+/// Cache scopes: the run's ref, then the default branch (as GitHub restricts caches).
+fn cache_scopes(runner: &JobRunner) -> (String, String) {
+    let event = &runner.ctx.event;
+    (
+        event.git_ref.clone(),
+        format!("refs/heads/{}", event.repository.default_branch),
+    )
+}
+
+async fn cache_restore(
+    runner: &mut JobRunner,
+    index: usize,
+    inputs: &IndexMap<String, String>,
+    save_after: bool,
+) -> Result<StepResult, String> {
+    let key = inputs.get("key").cloned().unwrap_or_default();
+    if key.is_empty() {
+        return Err("actions/cache: input 'key' is required".into());
+    }
+    let paths = lines(inputs.get("path").map_or("", String::as_str));
+    if paths.is_empty() {
+        return Err("actions/cache: input 'path' is required".into());
+    }
+    let restore_keys = lines(inputs.get("restore-keys").map_or("", String::as_str));
+    let (scope, default_scope) = cache_scopes(runner);
+    let caches = Caches::new(runner.ctx.inner.blobs.clone());
+    let prefixes: Vec<&str> = restore_keys.iter().map(String::as_str).collect();
+    let hit = caches
+        .lookup(&scope, &default_scope, &key, &prefixes)
+        .await
+        .map_err(|e| format!("actions/cache: {e}"))?;
+    let mut out = IndexMap::new();
+    out.insert("cache-primary-key".into(), key.clone());
+    let exact = match &hit {
+        Some(hit) => {
+            let files = caches
+                .restore(hit, &runner.workspace)
+                .await
+                .map_err(|e| format!("actions/cache: {e}"))?;
+            runner
+                .logs
+                .line(
+                    index,
+                    &format!("Cache restored from key: {} ({files} file(s))", hit.key),
+                )
+                .await;
+            out.insert("cache-matched-key".into(), hit.key.clone());
+            hit.exact
+        }
+        None => {
+            runner
+                .logs
+                .line(index, &format!("Cache not found for input keys: {key}"))
+                .await;
+            false
+        }
+    };
+    out.insert("cache-hit".into(), exact.to_string());
+    if save_after && !exact {
+        runner.post.push(Post::CacheSave {
+            key,
+            paths,
+            step: index,
+        });
+    }
+    Ok(ok(out))
+}
+
+async fn cache_save(
+    runner: &mut JobRunner,
+    index: usize,
+    key: &str,
+    paths: &[String],
+) -> Result<(), String> {
+    if key.is_empty() || paths.is_empty() {
+        return Err("actions/cache/save: inputs 'key' and 'path' are required".into());
+    }
+    let (scope, _) = cache_scopes(runner);
+    let caches = Caches::new(runner.ctx.inner.blobs.clone());
+    let refs: Vec<&str> = paths.iter().map(String::as_str).collect();
+    match caches
+        .save(&scope, key, &runner.workspace, &refs)
+        .await
+        .map_err(|e| format!("actions/cache: {e}"))?
+    {
+        ci_store::caches::Saved::Stored(meta) => {
+            runner
+                .logs
+                .line(
+                    index,
+                    &format!("Cache saved with key: {key} ({} bytes)", meta.size),
+                )
+                .await
+        }
+        _ => {
+            runner
+                .logs
+                .line(
+                    index,
+                    &format!("Cache not saved: key '{key}' exists already"),
+                )
+                .await
+        }
+    }
+    Ok(())
+}
+
+/// Runs a post step (cache save only after a successful job, as actions/cache does).
+pub(crate) async fn run_post(runner: &mut JobRunner, frame: &mut Frame, post: Post) {
+    match post {
+        Post::CacheSave { key, paths, step } => {
+            if frame.failed || runner.cancel.is_cancelled() {
+                return;
+            }
+            if let Err(e) = cache_save(runner, step, &key, &paths).await {
+                runner.logs.annotate(step, "warning", &e).await;
+            }
+        }
+        Post::Node {
+            dir,
+            script,
+            env,
+            step,
+        } => {
+            let id = format!("post-{step}");
+            let done = node(runner, step, &id, &dir, &script, env, None).await;
+            let r = runner.conclude(step, done).await;
+            if r.outcome == Status::Failure {
+                frame.failed = true;
+            }
+        }
+    }
+}
+
+/// A job that calls a reusable workflow: its jobs run as part of this run, named
+/// `caller / job`.
+pub(crate) async fn call_workflow(
+    task: &JobTask,
+    job: &Job,
+    call: &WorkflowCall,
+    started: Instant,
+    started_at: i64,
+) -> JobResult {
+    let id = task.id();
+    let fail = |message: String| {
+        task.ctx.emit(crate::RunEvent::Annotation {
+            job: id.clone(),
+            level: "error",
+            message,
+        });
+        JobResult {
+            outcome: Outcome::failure(1),
+            steps: Vec::new(),
+            started_at,
+            duration: started.elapsed(),
+            name: task.instance.name.clone(),
+        }
+    };
+    if task.scope.depth >= 4 {
+        return fail(format!(
+            "'{}': reusable workflows nest at most 4 levels deep",
+            call.uses
+        ));
+    }
+    let file = if let Some(rel) = call.uses.strip_prefix("./") {
+        task.ctx.root.join(rel)
+    } else if let Some((dir, sub)) = crate::engine::mapped_action(&task.ctx.inner, &call.uses) {
+        dir.join(sub)
+    } else {
+        return fail(format!(
+            "reusable workflow '{}' would have to be downloaded; map its repository to a local \
+             copy with --action-dir {}=PATH",
+            call.uses,
+            call.uses.split('/').take(2).collect::<Vec<_>>().join("/")
+        ));
+    };
+    let text = match std::fs::read_to_string(&file) {
+        Ok(t) => t,
+        Err(e) => return fail(format!("reusable workflow '{}': {e}", call.uses)),
+    };
+    let called = match crate::run::load_workflow(&call.uses, &text) {
+        Ok(w) => w,
+        Err(e) => {
+            let detail = match &e {
+                crate::EngineError::Invalid { diagnostics, .. } => diagnostics
+                    .iter()
+                    .filter(|d| d.is_error())
+                    .map(|d| d.render(&text, false))
+                    .collect::<Vec<_>>()
+                    .join("\n"),
+                other => other.to_string(),
+            };
+            return fail(format!("reusable workflow '{}': {detail}", call.uses));
+        }
+    };
+    let Some(trigger) = called.triggers.iter().find(|t| t.event == "workflow_call") else {
+        return fail(format!(
+            "'{}' cannot be called: it has no `on: workflow_call`",
+            call.uses
+        ));
+    };
+    // Inputs and secrets, evaluated in the caller's contexts.
+    let mut caller = task.scope.contexts.clone();
+    caller
+        .insert("needs", task.needs.clone())
+        .insert(
+            "matrix",
+            task.instance
+                .matrix
+                .as_ref()
+                .map_or(Value::Null, |m| object(m.clone())),
+        )
+        .insert("strategy", object(IndexMap::new()));
+    let scope = Scope::new(&caller);
+    let mut inputs: IndexMap<String, Value> = IndexMap::new();
+    for (name, def) in &trigger.inputs {
+        let value = match call.with.get(name) {
+            Some(node) => match scope.node(node) {
+                Ok(v) => v,
+                Err(e) => return fail(format!("with.{name}: {e}")),
+            },
+            None => match &def.default {
+                Some(d) => match scope.node(d) {
+                    Ok(v) => v,
+                    Err(e) => return fail(format!("default of input '{name}': {e}")),
+                },
+                None if def.required => {
+                    return fail(format!("'{}' requires input '{name}'", call.uses))
+                }
+                None => Value::Null,
+            },
+        };
+        let value = match (def.kind, &value) {
+            (InputType::Boolean | InputType::Number, Value::String(s)) => {
+                crate::run::typed(def.kind, s)
+            }
+            _ => value,
+        };
+        inputs.insert(name.clone(), value);
+    }
+    let caller_secrets = task.scope.contexts.context("secrets");
+    let mut secrets: IndexMap<String, String> = IndexMap::new();
+    if call.inherit_secrets {
+        if let Some(Value::Object(map)) = &caller_secrets {
+            for (k, v) in map.iter() {
+                secrets.insert(k.clone(), ci_config::expr::render(v));
+            }
+        }
+    } else {
+        for (k, t) in &call.secrets {
+            match scope.render(t) {
+                Ok(v) => {
+                    secrets.insert(k.clone(), v);
+                }
+                Err(e) => return fail(format!("secrets.{k}: {e}")),
+            }
+        }
+    }
+    for (name, required) in &trigger.secrets {
+        if *required && !secrets.contains_key(name) {
+            return fail(format!("'{}' requires secret '{name}'", call.uses));
+        }
+    }
+    let mut contexts = task.scope.contexts.clone();
+    contexts
+        .insert("inputs", object(inputs))
+        .insert("secrets", strings(&secrets));
+    let mut masked = task.scope.secrets.clone();
+    masked.extend(secrets.values().filter(|s| !s.is_empty()).cloned());
+    let nested = WorkflowScope {
+        prefix: format!("{id} / "),
+        contexts: contexts.clone(),
+        secrets: masked,
+        depth: task.scope.depth + 1,
+    };
+    let _ = job;
+    let result = crate::run::run_workflow(
+        Arc::clone(&task.ctx),
+        Arc::new(called.clone()),
+        nested,
+        task.cancel.clone(),
+    )
+    .await;
+    // Outputs: `on.workflow_call.outputs`, which read `jobs.<id>.outputs`.
+    let jobs_ctx: IndexMap<String, Value> = result
+        .jobs
+        .iter()
+        .map(|(k, (status, outputs))| {
+            let mut m = IndexMap::new();
+            m.insert("result".to_owned(), Value::string(status.as_str()));
+            m.insert("outputs".to_owned(), strings(outputs));
+            (k.clone(), object(m))
+        })
+        .collect();
+    contexts.insert("jobs", object(jobs_ctx));
+    let scope = Scope::new(&contexts);
+    let mut outputs = IndexMap::new();
+    for (name, t) in &trigger.outputs {
+        match scope.render(t) {
+            Ok(v) => {
+                outputs.insert(name.clone(), v);
+            }
+            Err(e) => return fail(format!("output '{name}': {e}")),
+        }
+    }
+    let mut outcome = crate::job::outcome_of(result.status);
+    outcome.outputs = outputs;
+    JobResult {
+        outcome,
+        steps: Vec::new(),
+        started_at,
+        duration: started.elapsed(),
+        name: task.instance.name.clone(),
+    }
+}

@@ -1,0 +1,1111 @@
+//! One job attempt as GitHub runs it: contexts, environment layering, steps with their
+//! conditions, file commands (`GITHUB_OUTPUT`, `GITHUB_ENV`, `GITHUB_PATH`,
+//! `GITHUB_STEP_SUMMARY`), timeouts, post steps and outputs.
+
+use std::hash::{Hash, Hasher};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use ci_config::expr::{Contexts, Value};
+use ci_config::model::{Job, Step, StepAction, Workflow};
+use ci_exec::envfile::{parse_env_file, parse_path_file};
+use ci_exec::log::Level;
+use ci_exec::{
+    Chunk, ContainerSpec, Executor, JobEnvironment, JobSpec, LogEvent, LogPipeline, ServiceSpec,
+    Shell, StepOutcome, StepSpec, Stream,
+};
+use ci_graph::{JobInstance, Outcome};
+use ci_store::logs::LogWriter;
+use ci_store::runs::StepRecord;
+use indexmap::IndexMap;
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+use crate::context::{object, strings, Scope, StatusFns};
+use crate::events::{RunEvent, Status};
+use crate::run::{now_ms, JobResult, RunCtx, WorkflowScope};
+
+/// GitHub's default job time limit.
+const DEFAULT_JOB_TIMEOUT: Duration = Duration::from_secs(360 * 60);
+
+/// A job attempt handed to a task.
+pub(crate) struct JobTask {
+    pub ctx: Arc<RunCtx>,
+    pub workflow: Arc<Workflow>,
+    pub scope: WorkflowScope,
+    pub needs: Value,
+    pub instance: JobInstance,
+    pub attempt: u32,
+    pub cancel: CancellationToken,
+    /// `strategy.job-index` and `strategy.job-total`.
+    pub matrix_pos: (usize, usize),
+}
+
+impl JobTask {
+    /// The id shown and recorded (`caller / job (a, b)` inside called workflows).
+    pub fn id(&self) -> String {
+        format!("{}{}", self.scope.prefix, self.instance.id)
+    }
+
+    pub async fn run(self) -> JobResult {
+        let started = Instant::now();
+        let started_at = now_ms();
+        let job = Arc::clone(&self.workflow);
+        let job = &job.jobs[&self.instance.job];
+        self.ctx.emit(RunEvent::JobStarted {
+            job: self.id(),
+            name: self.instance.name.clone(),
+            attempt: self.attempt,
+        });
+        if let Some(call) = &job.call {
+            return crate::actions::call_workflow(&self, job, call, started, started_at).await;
+        }
+        let permit = tokio::select! {
+            p = Arc::clone(&self.ctx.inner.capacity).acquire_owned() => p.ok(),
+            _ = self.cancel.cancelled() => None,
+        };
+        let _group = match (&self.instance.concurrency, permit.is_some()) {
+            (Some(group), true) => {
+                self.ctx
+                    .inner
+                    .groups
+                    .acquire(&group.group, group.cancel_in_progress, &self.cancel)
+                    .await
+            }
+            _ => None,
+        };
+        if permit.is_none() || self.cancel.is_cancelled() {
+            return JobResult {
+                outcome: Outcome::cancelled(),
+                steps: Vec::new(),
+                started_at,
+                duration: started.elapsed(),
+                name: self.instance.name.clone(),
+            };
+        }
+        let (outcome, steps) = match JobRunner::new(&self, job).await {
+            Ok(mut runner) => {
+                let outcome = runner.run(job).await;
+                runner.close().await;
+                (outcome, runner.records)
+            }
+            Err((outcome, message)) => {
+                self.ctx.emit(RunEvent::Annotation {
+                    job: self.id(),
+                    level: "error",
+                    message,
+                });
+                (outcome, Vec::new())
+            }
+        };
+        JobResult {
+            outcome,
+            steps,
+            started_at,
+            duration: started.elapsed(),
+            name: self.instance.name.clone(),
+        }
+    }
+}
+
+/// A storage key for a job id: safe characters plus a hash keeping distinct ids distinct.
+pub(crate) fn storage_key(id: &str) -> String {
+    let safe: String = id
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.') {
+                c
+            } else {
+                '_'
+            }
+        })
+        .take(80)
+        .collect();
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    id.hash(&mut h);
+    format!("{safe}-{:08x}", h.finish() as u32)
+}
+
+/// A step scope: the job's own steps, or a composite action's.
+#[derive(Default)]
+pub(crate) struct Frame {
+    /// `steps` context: id → {outputs, outcome, conclusion}.
+    pub steps: serde_json::Map<String, serde_json::Value>,
+    /// `inputs` inside a composite action.
+    pub inputs: Option<Value>,
+    /// `github.action_path` inside an action.
+    pub action_path: Option<PathBuf>,
+    /// Environment added by the action step that opened the frame.
+    pub env: IndexMap<String, String>,
+    /// A step failed (without continue-on-error).
+    pub failed: bool,
+    /// Nesting of composite actions.
+    pub depth: usize,
+}
+
+/// What one executed script produced.
+pub(crate) struct Executed {
+    pub outcome: StepOutcome,
+    pub outputs: IndexMap<String, String>,
+}
+
+/// A step's result for the `steps` context.
+pub(crate) struct StepResult {
+    pub outcome: Status,
+    pub outputs: IndexMap<String, String>,
+}
+
+/// Log handling of a job: masking pipeline, durable writer, events.
+pub(crate) struct Logs {
+    ctx: Arc<RunCtx>,
+    job: String,
+    pipeline: LogPipeline,
+    writer: Option<LogWriter>,
+    failed: bool,
+}
+
+impl Logs {
+    async fn write(&mut self, data: &[u8]) {
+        if let Some(w) = &mut self.writer {
+            if let Err(e) = w.append(data).await {
+                if !self.failed {
+                    self.failed = true;
+                    self.ctx
+                        .error(format!("writing the log of '{}': {e}", self.job));
+                }
+            }
+        }
+    }
+
+    /// A line the engine itself writes (headers, errors), masked like step output.
+    pub async fn line(&mut self, step: usize, text: &str) {
+        let masked = self.pipeline.masker().mask(text.as_bytes());
+        let mut data = masked.clone();
+        data.push(b'\n');
+        self.write(&data).await;
+        if self.ctx.options.log_events {
+            self.ctx.emit(RunEvent::Log {
+                job: self.job.clone(),
+                step,
+                stream: "stdout",
+                line: String::from_utf8_lossy(&masked).into_owned(),
+            });
+        }
+    }
+
+    /// An annotation (shown, and kept in the log).
+    pub async fn annotate(&mut self, step: usize, level: &'static str, message: &str) {
+        let masked =
+            String::from_utf8_lossy(&self.pipeline.masker().mask(message.as_bytes())).into_owned();
+        self.write(format!("##[{level}]{masked}\n").as_bytes())
+            .await;
+        let _ = step;
+        self.ctx.emit(RunEvent::Annotation {
+            job: self.job.clone(),
+            level,
+            message: masked,
+        });
+    }
+
+    async fn events(&mut self, step: usize, events: Vec<LogEvent>) {
+        for event in events {
+            match event {
+                LogEvent::Output { stream, data, .. } => {
+                    self.write(&data).await;
+                    if self.ctx.options.log_events {
+                        let text = String::from_utf8_lossy(&data);
+                        for line in text.lines() {
+                            self.ctx.emit(RunEvent::Log {
+                                job: self.job.clone(),
+                                step,
+                                stream: match stream {
+                                    Stream::Stdout => "stdout",
+                                    Stream::Stderr => "stderr",
+                                },
+                                line: line.to_owned(),
+                            });
+                        }
+                    }
+                }
+                LogEvent::Group { title } => {
+                    self.write(format!("##[group]{title}\n").as_bytes()).await;
+                }
+                LogEvent::EndGroup => self.write(b"##[endgroup]\n").await,
+                LogEvent::Annotation { level, message, .. } => {
+                    let level = match level {
+                        Level::Error => "error",
+                        Level::Warning => "warning",
+                        Level::Notice => "notice",
+                        _ => "debug",
+                    };
+                    if level == "debug" {
+                        self.write(format!("##[debug]{message}\n").as_bytes()).await;
+                    } else {
+                        self.annotate(step, level, &message).await;
+                    }
+                }
+                _ => {}
+            }
+        }
+    }
+}
+
+/// A job being run.
+pub(crate) struct JobRunner {
+    pub ctx: Arc<RunCtx>,
+    pub id: String,
+    pub base: Contexts,
+    /// Job environment (workflow → job → `GITHUB_ENV`).
+    pub env: IndexMap<String, String>,
+    pub path_adds: Vec<String>,
+    pub workspace: PathBuf,
+    pub temp: PathBuf,
+    pub environment: Box<dyn JobEnvironment>,
+    pub in_container: bool,
+    pub logs: Logs,
+    pub records: Vec<StepRecord>,
+    pub post: Vec<crate::actions::Post>,
+    pub cancel: CancellationToken,
+    pub deadline: Instant,
+    pub timed_out: bool,
+    pub step_index: usize,
+    pub scripts: usize,
+    pub defaults_shell: Option<String>,
+    pub defaults_workdir: Option<String>,
+    pub summary: String,
+    pub secrets: Vec<String>,
+    pub github: Value,
+    pub log_key: String,
+    pub job_status: Status,
+    system_failure: bool,
+    /// Executor used for `docker://` steps and docker actions.
+    pub containers: Option<Arc<dyn Executor>>,
+}
+
+impl JobRunner {
+    /// Prepares the job: contexts, environment, workspace, executor environment.
+    async fn new(task: &JobTask, job: &Job) -> Result<JobRunner, (Outcome, String)> {
+        let ctx = Arc::clone(&task.ctx);
+        let id = task.id();
+        let key = storage_key(&id);
+        let job_dir = ctx.run_dir.join(format!("{key}-{}", task.attempt));
+        let workspace = job_dir.join("workspace");
+        let temp = job_dir.join("temp");
+        let fail = |m: String| {
+            let mut o = Outcome::failure(1);
+            o.reason = Some("runner_system_failure".into());
+            (o, m)
+        };
+        for d in [&workspace, &temp] {
+            std::fs::create_dir_all(d).map_err(|e| fail(format!("{}: {e}", d.display())))?;
+        }
+        let workspace =
+            std::fs::canonicalize(&workspace).map_err(|e| fail(format!("workspace: {e}")))?;
+        let temp = std::fs::canonicalize(&temp).map_err(|e| fail(format!("temp: {e}")))?;
+        let ws = workspace.to_string_lossy().into_owned();
+        let github = ctx.github(&ws, &task.instance.job);
+
+        let mut base = task.scope.contexts.clone();
+        let matrix = task
+            .instance
+            .matrix
+            .as_ref()
+            .map_or(Value::Null, |m| object(m.clone()));
+        let siblings = ctx_job_total(task);
+        let mut strategy = IndexMap::new();
+        strategy.insert("fail-fast".into(), Value::Bool(task.instance.fail_fast));
+        strategy.insert("job-index".into(), Value::Number(siblings.0 as f64));
+        strategy.insert("job-total".into(), Value::Number(siblings.1 as f64));
+        strategy.insert(
+            "max-parallel".into(),
+            Value::Number(task.instance.max_parallel.unwrap_or(siblings.1) as f64),
+        );
+        let mut runner_ctx = IndexMap::new();
+        for (k, v) in [
+            ("name", "gantry"),
+            ("os", "Linux"),
+            ("arch", std::env::consts::ARCH),
+            ("environment", "self-hosted"),
+        ] {
+            runner_ctx.insert(k.to_owned(), Value::string(v));
+        }
+        runner_ctx.insert(
+            "temp".into(),
+            Value::string(temp.to_string_lossy().as_ref()),
+        );
+        runner_ctx.insert(
+            "tool_cache".into(),
+            Value::string(temp.join("tool_cache").to_string_lossy().as_ref()),
+        );
+        base.insert("github", github.clone())
+            .insert("matrix", matrix)
+            .insert("strategy", object(strategy))
+            .insert("needs", task.needs.clone())
+            .insert("runner", object(runner_ctx))
+            .insert("env", Value::Null)
+            .insert("steps", object(IndexMap::new()))
+            .insert("job", object(IndexMap::new()));
+
+        // Environment: workflow, then job (each evaluated against what came before).
+        let mut env = IndexMap::new();
+        for block in [&task.workflow.env, &job.env] {
+            let mut scope_ctx = base.clone();
+            scope_ctx.insert("env", strings(&env));
+            let mut next = env.clone();
+            Scope::new(&scope_ctx)
+                .env(block, &mut next)
+                .map_err(|e| fail(format!("env: {e}")))?;
+            env = next;
+        }
+        let plain = Scope::new(&base);
+        let labels: Vec<String> = job
+            .runs_on
+            .labels
+            .iter()
+            .map(|l| plain.render(l))
+            .collect::<Result<_, _>>()
+            .map_err(|e| fail(format!("runs-on: {e}")))?;
+        let mut executor = crate::engine::executor_for(&ctx.inner, &labels);
+        let containers = ctx.inner.container_executor();
+        let container = match &job.container {
+            Some(c) => Some(container_spec(&plain, c).map_err(fail)?),
+            None => None,
+        };
+        let mut services = Vec::new();
+        for (name, s) in &job.services {
+            let spec = container_spec(&plain, s).map_err(fail)?;
+            let command = match &s.command {
+                Some(t) => Some(crate::actions::split_words(&plain.render(t).map_err(fail)?)),
+                None => None,
+            };
+            services.push(ServiceSpec {
+                name: name.clone(),
+                image: spec.image,
+                env: spec.env,
+                command,
+                health_cmd: None,
+                health_timeout: None,
+            });
+        }
+        if (container.is_some() || !services.is_empty()) && executor.name() == "host" {
+            match &containers {
+                Some(c) => executor = Arc::clone(c),
+                None => {
+                    return Err(fail(format!(
+                        "job '{id}' has a container or services, which need the docker executor: \
+                         start dockerd, or map its runs-on label with --platform {}=docker://IMAGE",
+                        labels.first().map_or("LABEL", String::as_str)
+                    )))
+                }
+            }
+        }
+        let in_container = executor.name() != "host" && executor.name() != "fake";
+        let timeout = match &job.timeout_minutes {
+            Some(n) => minutes(&plain, n).map_err(|e| fail(format!("timeout-minutes: {e}")))?,
+            None => DEFAULT_JOB_TIMEOUT,
+        };
+        let mut job_env = runner_env(&ctx, &github, &temp, &task.instance.job);
+        job_env.insert("GITHUB_WORKSPACE".into(), ws.clone());
+        let event_path = temp.join("event.json");
+        let _ = std::fs::write(&event_path, ctx.event.payload.to_string());
+        job_env.insert(
+            "GITHUB_EVENT_PATH".into(),
+            event_path.to_string_lossy().into_owned(),
+        );
+        let spec = JobSpec {
+            run_id: ctx.run_id.clone(),
+            job_id: key.clone(),
+            workspace: workspace.clone(),
+            env: job_env,
+            timeout: Some(timeout),
+            container,
+            services,
+            network: !job.services.is_empty(),
+            mounts: vec![temp.clone()],
+        };
+        let environment = executor.prepare(&spec).await.map_err(|e| {
+            let mut o = Outcome::failure(1);
+            o.reason = Some("runner_system_failure".into());
+            (
+                o,
+                format!("preparing the job on '{}': {e}", executor.name()),
+            )
+        })?;
+        let mut secrets = task.scope.secrets.clone();
+        secrets.retain(|s| !s.is_empty());
+        let log_key = key.clone();
+        let writer = LogWriter::new(ctx.inner.blobs.clone(), &ctx.run_id, &key, "log");
+        let pipeline = LogPipeline::new(&secrets);
+        let defaults_shell = [&job.defaults.shell, &task.workflow.defaults.shell]
+            .into_iter()
+            .flatten()
+            .next()
+            .map(|t| plain.render(t))
+            .transpose()
+            .map_err(|e| fail(format!("defaults.run.shell: {e}")))?;
+        let defaults_workdir = [
+            &job.defaults.working_directory,
+            &task.workflow.defaults.working_directory,
+        ]
+        .into_iter()
+        .flatten()
+        .next()
+        .map(|t| plain.render(t))
+        .transpose()
+        .map_err(|e| fail(format!("defaults.run.working-directory: {e}")))?;
+        Ok(JobRunner {
+            logs: Logs {
+                ctx: Arc::clone(&ctx),
+                job: id.clone(),
+                pipeline,
+                writer: Some(writer),
+                failed: false,
+            },
+            ctx,
+            id,
+            base,
+            env,
+            path_adds: Vec::new(),
+            workspace,
+            temp,
+            environment,
+            in_container,
+            records: Vec::new(),
+            post: Vec::new(),
+            cancel: task.cancel.clone(),
+            deadline: Instant::now() + timeout,
+            timed_out: false,
+            step_index: 0,
+            scripts: 0,
+            defaults_shell,
+            defaults_workdir,
+            summary: String::new(),
+            secrets,
+            github,
+            log_key,
+            job_status: Status::Success,
+            system_failure: false,
+            containers,
+        })
+    }
+
+    /// The contexts a step of `frame` sees.
+    pub fn contexts(&self, frame: &Frame, env: &IndexMap<String, String>) -> Contexts {
+        let mut c = self.base.clone();
+        let mut job_ctx = IndexMap::new();
+        job_ctx.insert("status".into(), Value::string(self.job_status.as_str()));
+        c.insert("env", strings(env))
+            .insert(
+                "steps",
+                Value::from_json(&serde_json::Value::Object(frame.steps.clone())),
+            )
+            .insert("job", object(job_ctx));
+        if let Some(inputs) = &frame.inputs {
+            c.insert("inputs", inputs.clone());
+        }
+        if let Some(path) = &frame.action_path {
+            let mut github = match &self.github {
+                Value::Object(m) => (**m).clone(),
+                _ => IndexMap::new(),
+            };
+            github.insert(
+                "action_path".into(),
+                Value::string(path.to_string_lossy().as_ref()),
+            );
+            c.insert("github", object(github));
+        }
+        c
+    }
+
+    /// The status functions for a step of `frame`.
+    pub fn status(&self, frame: &Frame) -> StatusFns {
+        let cancelled = self.cancel.is_cancelled();
+        StatusFns {
+            success: !frame.failed && !cancelled,
+            failure: frame.failed,
+            cancelled,
+        }
+    }
+
+    /// The environment a step of `frame` starts from.
+    pub fn frame_env(&self, frame: &Frame) -> IndexMap<String, String> {
+        let mut env = self.env.clone();
+        env.extend(frame.env.iter().map(|(k, v)| (k.clone(), v.clone())));
+        env
+    }
+
+    async fn run(&mut self, job: &Job) -> Outcome {
+        let mut frame = Frame::default();
+        for step in &job.steps {
+            self.step(step, &mut frame).await;
+        }
+        self.run_posts(&mut frame).await;
+        let status = if self.cancel.is_cancelled() {
+            Status::Cancelled
+        } else if frame.failed {
+            Status::Failure
+        } else {
+            Status::Success
+        };
+        self.job_status = status;
+        let outputs = self.outputs(job, &frame).await;
+        let mut outcome = match status {
+            Status::Success => Outcome::success(),
+            Status::Cancelled => Outcome::cancelled(),
+            _ => {
+                let mut o = Outcome::failure(1);
+                if self.timed_out {
+                    o.reason = Some("stuck_or_timeout_failure".into());
+                } else if self.system_failure {
+                    o.reason = Some("runner_system_failure".into());
+                }
+                o
+            }
+        };
+        outcome.outputs = outputs;
+        outcome
+    }
+
+    async fn outputs(&mut self, job: &Job, frame: &Frame) -> IndexMap<String, String> {
+        let env = self.frame_env(frame);
+        let contexts = self.contexts(frame, &env);
+        let scope = Scope::new(&contexts);
+        let mut out = IndexMap::new();
+        let mut problems = Vec::new();
+        for (name, template) in &job.outputs {
+            match scope.render(template) {
+                Ok(v) if self.secrets.iter().any(|s| v.contains(s.as_str())) => {
+                    problems.push(format!("Skip output '{name}' since it may contain secret."))
+                }
+                Ok(v) => {
+                    out.insert(name.clone(), v);
+                }
+                Err(e) => problems.push(format!("output '{name}': {e}")),
+            }
+        }
+        for p in problems {
+            self.logs.annotate(self.step_index, "warning", &p).await;
+        }
+        out
+    }
+
+    /// Runs one step of `frame` (a job step or a composite action's step).
+    pub fn step<'a>(
+        &'a mut self,
+        step: &'a Step,
+        frame: &'a mut Frame,
+    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send + 'a>> {
+        Box::pin(async move {
+            let index = self.step_index;
+            self.step_index += 1;
+            let env0 = self.frame_env(frame);
+            let contexts = self.contexts(frame, &env0);
+            let workspace = self.workspace.clone();
+            let mut scope = Scope::new(&contexts);
+            scope.status = Some(self.status(frame));
+            scope.workspace = Some(&workspace);
+            let name = step_name(&scope, step);
+            let started = Instant::now();
+            let started_at = now_ms();
+            let run = if Instant::now() >= self.deadline {
+                self.timed_out = true;
+                Ok(false)
+            } else {
+                scope.condition(&step.condition.effective)
+            };
+            let continue_on_error = match &step.continue_on_error {
+                Some(n) => scope.node(n).map(|v| v.is_truthy()).unwrap_or(false),
+                None => false,
+            };
+            let result = match run {
+                Ok(false) => StepResult {
+                    outcome: Status::Skipped,
+                    outputs: IndexMap::new(),
+                },
+                Err(e) => {
+                    self.ctx.emit(RunEvent::StepStarted {
+                        job: self.id.clone(),
+                        step: index,
+                        name: name.clone(),
+                    });
+                    self.logs
+                        .annotate(index, "error", &format!("step '{name}': if: {e}"))
+                        .await;
+                    StepResult {
+                        outcome: Status::Failure,
+                        outputs: IndexMap::new(),
+                    }
+                }
+                Ok(true) => {
+                    self.ctx.emit(RunEvent::StepStarted {
+                        job: self.id.clone(),
+                        step: index,
+                        name: name.clone(),
+                    });
+                    self.logs.line(index, &format!("##[group]{name}")).await;
+                    let r = self.execute(step, frame, &scope, index, &env0).await;
+                    self.logs.line(index, "##[endgroup]").await;
+                    match r {
+                        Ok(r) => r,
+                        Err(message) => {
+                            self.logs.annotate(index, "error", &message).await;
+                            StepResult {
+                                outcome: Status::Failure,
+                                outputs: IndexMap::new(),
+                            }
+                        }
+                    }
+                }
+            };
+            let conclusion = if result.outcome == Status::Failure && continue_on_error {
+                Status::Success
+            } else {
+                result.outcome
+            };
+            if conclusion == Status::Failure {
+                frame.failed = true;
+            }
+            frame.steps.insert(
+                step.id.clone(),
+                serde_json::json!({
+                    "outputs": result.outputs,
+                    "outcome": result.outcome.as_str(),
+                    "conclusion": conclusion.as_str(),
+                }),
+            );
+            if result.outcome != Status::Skipped {
+                self.ctx.emit(RunEvent::StepFinished {
+                    job: self.id.clone(),
+                    step: index,
+                    name: name.clone(),
+                    status: conclusion,
+                    duration_ms: started.elapsed().as_millis() as u64,
+                });
+            }
+            if frame.action_path.is_none() {
+                self.records.push(StepRecord {
+                    index: index as i64,
+                    name,
+                    status: conclusion.stored(),
+                    started_at: (result.outcome != Status::Skipped).then_some(started_at),
+                    finished_at: Some(now_ms()),
+                    log_key: Some(self.log_key.clone()),
+                });
+            }
+        })
+    }
+
+    /// Does a step's work.
+    async fn execute(
+        &mut self,
+        step: &Step,
+        frame: &mut Frame,
+        scope: &Scope<'_>,
+        index: usize,
+        env0: &IndexMap<String, String>,
+    ) -> Result<StepResult, String> {
+        let mut env = env0.clone();
+        scope.env(&step.env, &mut env)?;
+        let timeout = match &step.timeout_minutes {
+            Some(n) => Some(minutes(scope, n)?),
+            None => None,
+        };
+        match &step.action {
+            StepAction::Run {
+                script,
+                shell,
+                working_directory,
+            } => {
+                let script = scope.render(script)?;
+                let shell = match shell {
+                    Some(s) => Some(scope.render(s)?),
+                    None => self.defaults_shell.clone(),
+                };
+                let workdir = match working_directory {
+                    Some(w) => Some(scope.render(w)?),
+                    None => self.defaults_workdir.clone(),
+                };
+                let spec = StepSpec {
+                    id: step.id.clone(),
+                    script,
+                    shell: self.shell(shell.as_deref()),
+                    env,
+                    workdir: workdir.map(PathBuf::from),
+                    timeout,
+                    inherit_env: !self.in_container,
+                };
+                let done = self.exec(index, spec).await;
+                Ok(self.conclude(index, done).await)
+            }
+            StepAction::Uses { uses, with } => {
+                let mut inputs = IndexMap::new();
+                for (k, v) in with {
+                    inputs.insert(k.clone(), scope.node_text(v)?);
+                }
+                crate::actions::uses(self, frame, step, index, uses, inputs, env, timeout).await
+            }
+            StepAction::Parallel { .. }
+            | StepAction::Wait { .. }
+            | StepAction::WaitAll
+            | StepAction::Cancel { .. } => Err(format!(
+                "step '{}': parallel and background steps are not supported by the engine yet",
+                step.id
+            )),
+        }
+    }
+
+    /// The shell for a `run` step.
+    pub fn shell(&self, shell: Option<&str>) -> Shell {
+        match shell {
+            Some(s) => Shell::parse(s),
+            // GitHub: `bash -e {0}`, or `sh -e {0}` where bash is missing.
+            None if self.in_container => Shell::Custom(
+                "sh -c 'if command -v bash >/dev/null 2>&1; then exec bash -e \"$1\"; else exec sh -e \"$1\"; fi' gantry {0}"
+                    .into(),
+            ),
+            None if self.ctx.inner.bash => Shell::Custom("bash -e {0}".into()),
+            None => Shell::Custom("sh -e {0}".into()),
+        }
+    }
+
+    /// Maps an executed script to a step result, logging why it failed.
+    pub async fn conclude(&mut self, index: usize, done: Executed) -> StepResult {
+        let outcome = match &done.outcome {
+            StepOutcome::Exited(0) => Status::Success,
+            StepOutcome::Exited(code) => {
+                self.logs
+                    .annotate(
+                        index,
+                        "error",
+                        &format!("Process completed with exit code {code}."),
+                    )
+                    .await;
+                Status::Failure
+            }
+            StepOutcome::Signaled(sig) => {
+                self.logs
+                    .annotate(
+                        index,
+                        "error",
+                        &format!("Process was killed by signal {sig}."),
+                    )
+                    .await;
+                Status::Failure
+            }
+            StepOutcome::TimedOut => {
+                if Instant::now() >= self.deadline {
+                    self.timed_out = true;
+                    self.logs
+                        .annotate(
+                            index,
+                            "error",
+                            "The job has exceeded its time limit (timeout-minutes).",
+                        )
+                        .await;
+                } else {
+                    self.logs
+                        .annotate(index, "error", "The step has timed out (timeout-minutes).")
+                        .await;
+                }
+                Status::Failure
+            }
+            StepOutcome::Cancelled => {
+                self.logs
+                    .annotate(index, "error", "The operation was canceled.")
+                    .await;
+                Status::Cancelled
+            }
+            StepOutcome::StartFailed(why) => {
+                self.system_failure = true;
+                self.logs
+                    .annotate(index, "error", &format!("The step could not start: {why}"))
+                    .await;
+                Status::Failure
+            }
+            StepOutcome::OomKilled => {
+                self.logs
+                    .annotate(index, "error", "The step ran out of memory and was killed.")
+                    .await;
+                Status::Failure
+            }
+            other => {
+                self.logs
+                    .annotate(index, "error", &format!("The step ended: {other:?}"))
+                    .await;
+                Status::Failure
+            }
+        };
+        StepResult {
+            outcome,
+            outputs: done.outputs,
+        }
+    }
+
+    /// Runs a script in the job environment with fresh file-command files, streaming its
+    /// log, then applies what it wrote to `GITHUB_ENV`, `GITHUB_PATH` and
+    /// `GITHUB_STEP_SUMMARY` and returns its `GITHUB_OUTPUT`.
+    pub async fn exec(&mut self, index: usize, mut spec: StepSpec) -> Executed {
+        self.scripts += 1;
+        let n = self.scripts;
+        let files = [
+            ("GITHUB_OUTPUT", format!("set_output_{n}")),
+            ("GITHUB_ENV", format!("set_env_{n}")),
+            ("GITHUB_PATH", format!("add_path_{n}")),
+            ("GITHUB_STEP_SUMMARY", format!("step_summary_{n}")),
+            ("GITHUB_STATE", format!("save_state_{n}")),
+        ];
+        let mut paths = Vec::new();
+        for (var, file) in &files {
+            let p = self.temp.join(file);
+            if let Err(e) = tokio::fs::write(&p, b"").await {
+                return Executed {
+                    outcome: StepOutcome::StartFailed(format!("{}: {e}", p.display())),
+                    outputs: IndexMap::new(),
+                };
+            }
+            spec.env
+                .insert((*var).to_owned(), p.to_string_lossy().into_owned());
+            paths.push(p);
+        }
+        spec.env.insert("GITHUB_ACTION".into(), spec.id.clone());
+        if !self.path_adds.is_empty() {
+            let base = if self.in_container {
+                "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin".to_owned()
+            } else {
+                spec.env
+                    .get("PATH")
+                    .cloned()
+                    .or_else(|| std::env::var("PATH").ok())
+                    .unwrap_or_default()
+            };
+            let mut all: Vec<String> = self.path_adds.iter().rev().cloned().collect();
+            all.push(base);
+            spec.env.insert("PATH".into(), all.join(":"));
+        }
+        let step_cancel = if self.cancel.is_cancelled() {
+            // A step that runs after cancellation (`always()`) gets its own chance.
+            CancellationToken::new()
+        } else {
+            self.cancel.child_token()
+        };
+        let (tx, mut rx) = mpsc::channel::<Chunk>(64);
+        let environment = &self.environment;
+        let logs = &mut self.logs;
+        let run = environment.run_step(&spec, tx, step_cancel);
+        let pump = async {
+            while let Some(chunk) = rx.recv().await {
+                let events = logs.pipeline.push(&chunk);
+                logs.events(index, events).await;
+            }
+            let events = logs.pipeline.finish();
+            logs.events(index, events).await;
+        };
+        let (outcome, ()) = tokio::join!(run, pump);
+        let read = |p: &PathBuf| std::fs::read_to_string(p).unwrap_or_default();
+        let mut outputs = IndexMap::new();
+        match parse_env_file(&read(&paths[0])) {
+            Ok(o) => outputs = o,
+            Err(e) => {
+                self.logs
+                    .annotate(index, "error", &format!("GITHUB_OUTPUT: {e}"))
+                    .await
+            }
+        }
+        match parse_env_file(&read(&paths[1])) {
+            Ok(vars) => {
+                for (k, v) in vars {
+                    self.env.insert(k, v);
+                }
+            }
+            Err(e) => {
+                self.logs
+                    .annotate(index, "error", &format!("GITHUB_ENV: {e}"))
+                    .await
+            }
+        }
+        self.path_adds.extend(parse_path_file(&read(&paths[2])));
+        let summary = read(&paths[3]);
+        if !summary.is_empty() {
+            self.summary.push_str(&summary);
+            if !summary.ends_with('\n') {
+                self.summary.push('\n');
+            }
+        }
+        Executed { outcome, outputs }
+    }
+
+    async fn run_posts(&mut self, frame: &mut Frame) {
+        let posts = std::mem::take(&mut self.post);
+        for post in posts.into_iter().rev() {
+            crate::actions::run_post(self, frame, post).await;
+        }
+    }
+
+    /// Ends the job: step summary kept, environment torn down, log finished.
+    async fn close(&mut self) {
+        if !self.summary.is_empty() {
+            let key = format!("summaries/{}/{}.md", self.ctx.run_id, self.log_key);
+            let _ = self
+                .ctx
+                .inner
+                .blobs
+                .put(&key, self.summary.clone().into_bytes().into())
+                .await;
+        }
+        if let Err(e) = self.environment.teardown().await {
+            self.logs
+                .annotate(self.step_index, "warning", &format!("teardown: {e}"))
+                .await;
+        }
+        if let Some(w) = self.logs.writer.take() {
+            if let Err(e) = w.finish().await {
+                self.ctx
+                    .error(format!("finishing the log of '{}': {e}", self.id));
+            }
+        }
+        let _ = tokio::fs::remove_dir_all(self.workspace.parent().unwrap_or(&self.workspace)).await;
+    }
+}
+
+/// A job's position among its matrix siblings and their number.
+fn ctx_job_total(task: &JobTask) -> (usize, usize) {
+    task.matrix_pos
+}
+
+fn step_name(scope: &Scope<'_>, step: &Step) -> String {
+    if let Some(t) = &step.name {
+        if let Ok(n) = scope.render(t) {
+            return n;
+        }
+    }
+    match &step.action {
+        StepAction::Run { script, .. } => {
+            let text = scope.render(script).unwrap_or_else(|_| script.raw.clone());
+            format!("Run {}", text.lines().next().unwrap_or("").trim())
+        }
+        StepAction::Uses { uses, .. } => format!("Run {uses}"),
+        _ => step.id.clone(),
+    }
+}
+
+/// `timeout-minutes` (a number or an expression) as a duration.
+fn minutes(scope: &Scope<'_>, node: &ci_config::yaml::Node) -> Result<Duration, String> {
+    let v = scope.node(node)?;
+    let m = match v {
+        Value::Number(n) => n,
+        Value::String(s) => ci_config::expr::parse_number_string(&s),
+        other => return Err(format!("expected a number, got {}", other.kind().name())),
+    };
+    if !(m.is_finite() && m > 0.0) {
+        return Err(format!("expected a positive number of minutes, got {m}"));
+    }
+    Ok(Duration::from_secs_f64(m * 60.0))
+}
+
+fn container_spec(
+    scope: &Scope<'_>,
+    c: &ci_config::model::Container,
+) -> Result<ContainerSpec, String> {
+    let mut env = IndexMap::new();
+    scope.env(&c.env, &mut env)?;
+    let image = scope.render(&c.image)?;
+    let image = image.strip_prefix("docker://").unwrap_or(&image).to_owned();
+    if c.credentials.is_some() || !c.ports.is_empty() || !c.volumes.is_empty() {
+        // Registries cannot be reached and ports/volumes are not mapped yet: say so.
+        let mut what = Vec::new();
+        if c.credentials.is_some() {
+            what.push("credentials");
+        }
+        if !c.ports.is_empty() {
+            what.push("ports");
+        }
+        if !c.volumes.is_empty() {
+            what.push("volumes");
+        }
+        return Err(format!(
+            "container '{image}': {} not supported yet",
+            what.join(", ")
+        ));
+    }
+    let user = match &c.options {
+        Some(o) => {
+            let o = scope.render(o)?;
+            let words = crate::actions::split_words(&o);
+            let mut user = None;
+            let mut it = words.iter();
+            while let Some(w) = it.next() {
+                if w == "--user" || w == "-u" {
+                    user = it.next().cloned();
+                } else if let Some(u) = w.strip_prefix("--user=") {
+                    user = Some(u.to_owned());
+                }
+            }
+            user
+        }
+        None => None,
+    };
+    Ok(ContainerSpec { image, env, user })
+}
+
+/// The `GITHUB_*`/`RUNNER_*` variables every step sees.
+fn runner_env(ctx: &RunCtx, github: &Value, temp: &Path, job: &str) -> IndexMap<String, String> {
+    let g = |k: &str| {
+        github
+            .get(k)
+            .map(ci_config::expr::render)
+            .unwrap_or_default()
+    };
+    let mut env = IndexMap::new();
+    let mut set = |k: &str, v: String| {
+        env.insert(k.to_owned(), v);
+    };
+    set("CI", "true".into());
+    set("GITHUB_ACTIONS", "true".into());
+    set("GANTRY", "true".into());
+    set("GITHUB_JOB", job.to_owned());
+    set("GITHUB_REF", g("ref"));
+    set("GITHUB_REF_NAME", g("ref_name"));
+    set("GITHUB_REF_TYPE", g("ref_type"));
+    set("GITHUB_SHA", g("sha"));
+    set("GITHUB_REPOSITORY", g("repository"));
+    set("GITHUB_REPOSITORY_OWNER", g("repository_owner"));
+    set("GITHUB_EVENT_NAME", g("event_name"));
+    set("GITHUB_ACTOR", g("actor"));
+    set("GITHUB_TRIGGERING_ACTOR", g("triggering_actor"));
+    set("GITHUB_WORKFLOW", ctx.workflow_name.clone());
+    set("GITHUB_RUN_ID", g("run_id"));
+    set("GITHUB_RUN_NUMBER", g("run_number"));
+    set("GITHUB_RUN_ATTEMPT", g("run_attempt"));
+    set("GITHUB_SERVER_URL", g("server_url"));
+    set("GITHUB_API_URL", g("api_url"));
+    set("GITHUB_GRAPHQL_URL", g("graphql_url"));
+    set("GITHUB_HEAD_REF", g("head_ref"));
+    set("GITHUB_BASE_REF", g("base_ref"));
+    set("RUNNER_OS", "Linux".into());
+    set(
+        "RUNNER_ARCH",
+        match std::env::consts::ARCH {
+            "x86_64" => "X64",
+            "aarch64" => "ARM64",
+            other => other,
+        }
+        .into(),
+    );
+    set("RUNNER_NAME", "gantry".into());
+    set("RUNNER_TEMP", temp.to_string_lossy().into_owned());
+    set(
+        "RUNNER_TOOL_CACHE",
+        temp.join("tool_cache").to_string_lossy().into_owned(),
+    );
+    env
+}
+
+/// Whether an outcome status is a success for the scheduler.
+pub(crate) fn outcome_of(status: Status) -> Outcome {
+    match status {
+        Status::Success | Status::Skipped => Outcome::success(),
+        Status::Cancelled => Outcome::cancelled(),
+        Status::Failure => Outcome::failure(1),
+    }
+}

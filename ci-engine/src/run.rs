@@ -1,0 +1,746 @@
+//! The life of a run: prepare (parse, check, plan, record) → schedule → dispatch jobs under the
+//! capacity semaphore → record → report.
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::path::PathBuf;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use ci_config::expr::{Contexts, Value};
+use ci_config::model::{Dialect, InputType, Workflow};
+use ci_graph::{
+    evaluate_deferred_matrix, Conclusion, ConditionEvaluator, ExprConditions, JobInstance, Plan,
+    RunFacts, Scheduler, SchedulerOptions, State, StatusSnapshot,
+};
+use ci_store::runs::{JobRecord, NewRun, StepRecord};
+use ci_vcs::{Event, RunInfo};
+use indexmap::IndexMap;
+use tokio::sync::mpsc;
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+
+use crate::context::{object, strings};
+use crate::engine::{Engine, EngineError, Inner, RunOptions, Source};
+use crate::events::{JobSummary, RunEvent, RunSummary, Status};
+
+/// Milliseconds since the epoch.
+pub(crate) fn now_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
+}
+
+/// Everything a run shares between its jobs.
+pub(crate) struct RunCtx {
+    pub inner: Arc<Inner>,
+    pub run_id: String,
+    pub run_number: u64,
+    pub event: Event,
+    pub root: PathBuf,
+    pub run_dir: PathBuf,
+    pub workflow_name: String,
+    pub options: RunOptions,
+    pub tx: mpsc::UnboundedSender<RunEvent>,
+    pub summaries: Mutex<Vec<JobSummary>>,
+    pub errors: Mutex<Vec<String>>,
+}
+
+impl RunCtx {
+    pub fn emit(&self, event: RunEvent) {
+        let _ = self.tx.send(event);
+    }
+
+    pub fn error(&self, message: String) {
+        self.errors.lock().expect("never poisoned").push(message);
+    }
+
+    /// The `github` context of a job with this workspace.
+    pub fn github(&self, workspace: &str, job: &str) -> Value {
+        let info = RunInfo {
+            run_id: self.run_number_id(),
+            run_number: self.run_number,
+            run_attempt: 1,
+            workspace: workspace.to_owned(),
+            workflow: self.workflow_name.clone(),
+            ..RunInfo::default()
+        };
+        let mut json = self.event.github_context(&info);
+        json["job"] = serde_json::Value::from(job);
+        json["run_id"] = serde_json::Value::from(self.run_id.as_str());
+        Value::from_json(&json)
+    }
+
+    fn run_number_id(&self) -> u64 {
+        self.run_id
+            .split('-')
+            .next()
+            .and_then(|n| n.parse().ok())
+            .unwrap_or(self.run_number)
+    }
+}
+
+/// A workflow being run: the top one, or one called by a job.
+#[derive(Clone)]
+pub(crate) struct WorkflowScope {
+    /// Prefix of its job ids (`caller / `), empty at the top.
+    pub prefix: String,
+    /// `github`, `vars`, `inputs`, `secrets`.
+    pub contexts: Contexts,
+    /// Secret values to mask.
+    pub secrets: Vec<String>,
+    /// Nesting depth of calls.
+    pub depth: u32,
+}
+
+/// What a finished workflow reports to its caller.
+#[derive(Debug, Clone)]
+pub(crate) struct WorkflowResult {
+    pub status: Status,
+    /// Job id → (result, outputs), for `jobs.<id>` in workflow_call outputs.
+    pub jobs: IndexMap<String, (Status, IndexMap<String, String>)>,
+}
+
+/// What a job attempt reports to the loop.
+pub(crate) struct JobResult {
+    pub outcome: ci_graph::Outcome,
+    pub steps: Vec<StepRecord>,
+    pub started_at: i64,
+    pub duration: Duration,
+    pub name: String,
+}
+
+/// A run ready to execute.
+pub(crate) struct Prepared {
+    pub run_id: String,
+    ctx_parts: (Arc<Inner>, Event, PathBuf, RunOptions, u64),
+    workflow: Arc<Workflow>,
+    scope: WorkflowScope,
+}
+
+/// Reads and plans the workflow and records the run.
+pub(crate) async fn prepare(
+    engine: &Engine,
+    source: Source,
+    event: Event,
+    options: RunOptions,
+) -> Result<Prepared, EngineError> {
+    let inner = Arc::clone(&engine.inner);
+    let dialect = ci_config::detect_dialect(&source.path, &source.text);
+    if dialect != Dialect::GitHubActions {
+        return Err(EngineError::Unsupported(format!(
+            "running {} files (only GitHub Actions workflows run so far)",
+            dialect.name()
+        )));
+    }
+    let mut workflow = load_workflow(&source.path, &source.text)?;
+    select_jobs(&mut workflow, &options.jobs)?;
+
+    let mut secrets = inner.secrets.clone();
+    secrets.extend(options.secrets.clone());
+    let mut vars = inner.vars.clone();
+    vars.extend(options.vars.clone());
+    let inputs = typed_inputs(&workflow, &event, &options.inputs);
+    let created = now_ms();
+    let run_id = format!("{}-{}", created, std::process::id() % 10_000);
+    let mut contexts = Contexts::new();
+    contexts
+        .insert(
+            "github",
+            Value::from_json(&event.github_context(&RunInfo::default())),
+        )
+        .insert("vars", strings(&vars))
+        .insert("inputs", inputs)
+        .insert("secrets", strings(&secrets));
+    // The plan is checked here so that a bad matrix is a configuration error.
+    Plan::new(
+        &workflow,
+        &RunFacts {
+            contexts: contexts.clone(),
+        },
+    )
+    .map_err(|diagnostics| EngineError::Invalid {
+        path: source.path.clone(),
+        diagnostics,
+    })?;
+    inner
+        .runs
+        .create_run(&NewRun {
+            id: run_id.clone(),
+            repo: event.repository.full_name.clone(),
+            git_ref: event.git_ref.clone(),
+            sha: event.sha.clone(),
+            event: event.name().to_owned(),
+            workflow: source.path.clone(),
+            created_at: created,
+        })
+        .await?;
+    let run_number = inner
+        .runs
+        .get_run(&run_id)
+        .await?
+        .map_or(1, |d| d.run.seq.max(1) as u64);
+    let scope = WorkflowScope {
+        prefix: String::new(),
+        contexts,
+        secrets: secrets
+            .values()
+            .filter(|s| !s.is_empty())
+            .cloned()
+            .collect(),
+        depth: 0,
+    };
+    Ok(Prepared {
+        run_id,
+        ctx_parts: (inner, event, source.root, options, run_number),
+        workflow: Arc::new(workflow),
+        scope,
+    })
+}
+
+/// Parses a GitHub workflow, refusing one with errors.
+pub(crate) fn load_workflow(path: &str, text: &str) -> Result<Workflow, EngineError> {
+    let parsed = ci_config::github::parse_workflow(path, text);
+    if parsed.has_errors() {
+        return Err(EngineError::Invalid {
+            path: path.to_owned(),
+            diagnostics: parsed.diagnostics,
+        });
+    }
+    parsed.value.ok_or_else(|| EngineError::Invalid {
+        path: path.to_owned(),
+        diagnostics: parsed.diagnostics,
+    })
+}
+
+/// Keeps the selected jobs and everything they need.
+fn select_jobs(workflow: &mut Workflow, selected: &[String]) -> Result<(), EngineError> {
+    if selected.is_empty() {
+        return Ok(());
+    }
+    let mut keep: Vec<String> = Vec::new();
+    let mut todo: Vec<String> = selected.to_vec();
+    while let Some(id) = todo.pop() {
+        if keep.contains(&id) {
+            continue;
+        }
+        let job = workflow.jobs.get(&id).ok_or_else(|| {
+            EngineError::Usage(format!(
+                "no job '{id}' in {} (jobs: {})",
+                workflow.path,
+                workflow.jobs.keys().cloned().collect::<Vec<_>>().join(", ")
+            ))
+        })?;
+        todo.extend(job.needs.iter().map(|(n, _)| n.clone()));
+        keep.push(id);
+    }
+    workflow.jobs.retain(|id, _| keep.contains(id));
+    Ok(())
+}
+
+/// `inputs`: given values typed by the workflow's definitions, then defaults.
+fn typed_inputs(workflow: &Workflow, event: &Event, given: &IndexMap<String, String>) -> Value {
+    let mut out: IndexMap<String, Value> = IndexMap::new();
+    for (k, v) in &event.inputs {
+        out.insert(k.clone(), Value::from_json(v));
+    }
+    let defs = workflow
+        .triggers
+        .iter()
+        .filter(|t| t.event == "workflow_dispatch" || t.event == "workflow_call")
+        .flat_map(|t| t.inputs.iter());
+    for (name, def) in defs {
+        if out.contains_key(name) || given.contains_key(name) {
+            continue;
+        }
+        if let Some(default) = &def.default {
+            let v = default.scalar_text().unwrap_or_default();
+            out.insert(name.clone(), typed(def.kind, &v));
+        }
+    }
+    for (k, v) in given {
+        let kind = workflow
+            .triggers
+            .iter()
+            .find_map(|t| t.inputs.get(k))
+            .map_or(InputType::String, |d| d.kind);
+        out.insert(k.clone(), typed(kind, v));
+    }
+    object(out)
+}
+
+pub(crate) fn typed(kind: InputType, v: &str) -> Value {
+    match kind {
+        InputType::Boolean => Value::Bool(v == "true"),
+        InputType::Number => Value::Number(ci_config::expr::parse_number_string(v)),
+        _ => Value::string(v),
+    }
+}
+
+/// Runs a prepared run to its end.
+pub(crate) async fn execute(
+    prepared: Prepared,
+    tx: mpsc::UnboundedSender<RunEvent>,
+    cancel: CancellationToken,
+) -> RunSummary {
+    let started = Instant::now();
+    let (inner, event, root, options, run_number) = prepared.ctx_parts;
+    let run_dir = inner.work_dir.join(&prepared.run_id);
+    let ctx = Arc::new(RunCtx {
+        workflow_name: prepared
+            .workflow
+            .name
+            .clone()
+            .unwrap_or_else(|| prepared.workflow.path.clone()),
+        inner,
+        run_id: prepared.run_id.clone(),
+        run_number,
+        event,
+        root,
+        run_dir,
+        options,
+        tx,
+        summaries: Mutex::new(Vec::new()),
+        errors: Mutex::new(Vec::new()),
+    });
+    if let Err(e) = ctx
+        .inner
+        .runs
+        .set_run_status(
+            &ctx.run_id,
+            ci_store::runs::Status::Running,
+            Some(now_ms()),
+            None,
+        )
+        .await
+    {
+        ctx.error(format!("recording the run: {e}"));
+    }
+    // A workflow-level concurrency group holds for the whole run, across runs of the engine.
+    let _group = match &prepared.workflow.concurrency {
+        Some(c) => {
+            let scope = crate::context::Scope::new(&prepared.scope.contexts);
+            match (scope.render(&c.group), c.cancel_in_progress.as_ref()) {
+                (Ok(group), cip) => {
+                    let cip =
+                        cip.is_some_and(|t| scope.value(t).map(|v| v.is_truthy()).unwrap_or(false));
+                    ctx.inner.groups.acquire(&group, cip, &cancel).await
+                }
+                (Err(e), _) => {
+                    ctx.error(format!("concurrency group: {e}"));
+                    None
+                }
+            }
+        }
+        None => None,
+    };
+    let result = run_workflow(
+        Arc::clone(&ctx),
+        Arc::clone(&prepared.workflow),
+        prepared.scope,
+        cancel.clone(),
+    )
+    .await;
+    let errors = std::mem::take(&mut *ctx.errors.lock().expect("never poisoned"));
+    let status = if !errors.is_empty() && result.status == Status::Success {
+        Status::Failure
+    } else {
+        result.status
+    };
+    if let Err(e) = ctx
+        .inner
+        .runs
+        .set_run_status(&ctx.run_id, status.stored(), None, Some(now_ms()))
+        .await
+    {
+        ctx.error(format!("recording the run: {e}"));
+    }
+    let _ = tokio::fs::remove_dir_all(&ctx.run_dir).await;
+    let duration = started.elapsed();
+    ctx.emit(RunEvent::RunFinished {
+        run_id: ctx.run_id.clone(),
+        status,
+        duration_ms: duration.as_millis() as u64,
+    });
+    let mut errors = errors;
+    errors.extend(std::mem::take(
+        &mut *ctx.errors.lock().expect("never poisoned"),
+    ));
+    let jobs = std::mem::take(&mut *ctx.summaries.lock().expect("never poisoned"));
+    RunSummary {
+        run_id: ctx.run_id.clone(),
+        status,
+        duration,
+        jobs,
+        errors,
+    }
+}
+
+/// Conditions with the `--matrix` filter applied.
+struct Conditions {
+    inner: ExprConditions,
+    matrix: Vec<(String, String)>,
+}
+
+impl ConditionEvaluator for Conditions {
+    fn evaluate(
+        &mut self,
+        instance: &JobInstance,
+        status: &StatusSnapshot,
+    ) -> Result<bool, String> {
+        if let Some(combo) = &instance.matrix {
+            let filtered_out = self.matrix.iter().any(|(k, v)| {
+                combo
+                    .get(k)
+                    .is_some_and(|have| ci_config::expr::render(have) != *v)
+            });
+            if filtered_out {
+                return Ok(false);
+            }
+        }
+        self.inner.evaluate(instance, status)
+    }
+}
+
+type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send>>;
+
+/// Runs one workflow's jobs to the end (boxed: called workflows recurse).
+pub(crate) fn run_workflow(
+    ctx: Arc<RunCtx>,
+    workflow: Arc<Workflow>,
+    scope: WorkflowScope,
+    cancel: CancellationToken,
+) -> BoxFuture<WorkflowResult> {
+    Box::pin(async move {
+        let plan = match Plan::new(
+            &workflow,
+            &RunFacts {
+                contexts: scope.contexts.clone(),
+            },
+        ) {
+            Ok(p) => p,
+            Err(diagnostics) => {
+                for d in diagnostics {
+                    ctx.error(format!("{}: {}", workflow.path, d.message));
+                }
+                return WorkflowResult {
+                    status: Status::Failure,
+                    jobs: IndexMap::new(),
+                };
+            }
+        };
+        if scope.depth == 0 {
+            ctx.emit(RunEvent::RunStarted {
+                run_id: ctx.run_id.clone(),
+                workflow: ctx.workflow_name.clone(),
+                jobs: plan.instances.iter().map(|i| i.id.clone()).collect(),
+            });
+        }
+        let mut scheduler = Scheduler::new(
+            plan,
+            SchedulerOptions {
+                capacity: ctx.options.max_parallel,
+            },
+        );
+        let mut conditions = Conditions {
+            inner: ExprConditions::new(scope.contexts.clone()),
+            matrix: ctx.options.matrix.clone(),
+        };
+        let mut running: JoinSet<(usize, JobResult)> = JoinSet::new();
+        let mut tokens: HashMap<usize, CancellationToken> = HashMap::new();
+        let mut reported: Vec<bool> = Vec::new();
+        let mut jobs: IndexMap<String, (Status, IndexMap<String, String>)> = IndexMap::new();
+        let mut run_cancelled = false;
+        loop {
+            if cancel.is_cancelled() && !run_cancelled {
+                run_cancelled = true;
+                scheduler.cancel();
+            }
+            for i in scheduler.take_cancellations() {
+                if let Some(t) = tokens.get(&i) {
+                    t.cancel();
+                }
+            }
+            let mut expanded = false;
+            for i in scheduler.ready(&mut conditions) {
+                let instance = scheduler.plan().instances[i].clone();
+                if instance.deferred_matrix.is_some() {
+                    let job = &workflow.jobs[&instance.job];
+                    let combos = evaluate_deferred_matrix(&scheduler, i, &scope.contexts)
+                        .unwrap_or_else(|e| {
+                            ctx.error(format!("job '{}': matrix: {e}", instance.id));
+                            Vec::new()
+                        });
+                    if let Err(e) = scheduler.expand(i, job, combos) {
+                        ctx.error(e.to_string());
+                    }
+                    expanded = true;
+                    continue;
+                }
+                let attempt = match scheduler.start(i) {
+                    Ok(a) => a,
+                    Err(e) => {
+                        ctx.error(e.to_string());
+                        continue;
+                    }
+                };
+                let siblings = &scheduler.plan().jobs[&instance.job];
+                let matrix_pos = (
+                    siblings.iter().position(|&s| s == i).unwrap_or(0),
+                    siblings.len(),
+                );
+                let token = cancel.child_token();
+                tokens.insert(i, token.clone());
+                let job = crate::job::JobTask {
+                    ctx: Arc::clone(&ctx),
+                    workflow: Arc::clone(&workflow),
+                    scope: scope.clone(),
+                    needs: scheduler.needs_context(i),
+                    instance,
+                    attempt,
+                    cancel: token,
+                    matrix_pos,
+                };
+                running.spawn(async move { (i, job.run().await) });
+            }
+            if expanded {
+                // The new instances are decided on the next pass.
+                continue;
+            }
+            report_undecided(&ctx, &scheduler, &scope, &mut reported, &mut jobs).await;
+            if running.is_empty() && scheduler.is_finished() {
+                break;
+            }
+            if running.is_empty() {
+                // Nothing runs and nothing can start (manual jobs, or a scheduler refusal).
+                break;
+            }
+            tokio::select! {
+                done = running.join_next() => {
+                    let Some(done) = done else { continue };
+                    let (i, result) = match done {
+                        Ok(r) => r,
+                        Err(e) => {
+                            ctx.error(format!("a job task failed: {e}"));
+                            continue;
+                        }
+                    };
+                    tokens.remove(&i);
+                    let outputs = result.outcome.outputs.clone();
+                    let conclusion = scheduler
+                        .finish(i, result.outcome.clone())
+                        .unwrap_or(Conclusion::Failure);
+                    let retrying = scheduler.state(i) == State::Queued;
+                    let status = match conclusion {
+                        Conclusion::Success => Status::Success,
+                        Conclusion::Cancelled => Status::Cancelled,
+                        Conclusion::Skipped | Conclusion::Manual => Status::Skipped,
+                        // A tolerated failure shows as a failure of the job; the run goes on.
+                        _ => Status::Failure,
+                    };
+                    let instance = &scheduler.plan().instances[i];
+                    let id = format!("{}{}", scope.prefix, instance.id);
+                    record_job(&ctx, &id, &result, status, scheduler.attempts(i), &outputs).await;
+                    ctx.emit(RunEvent::JobFinished {
+                        job: id.clone(),
+                        name: result.name.clone(),
+                        status,
+                        duration_ms: result.duration.as_millis() as u64,
+                        outputs: outputs.clone(),
+                    });
+                    if !retrying {
+                        reported.resize(reported.len().max(i + 1), false);
+                        reported[i] = true;
+                        let status_for_caller = if conclusion == Conclusion::AllowedFailure {
+                            Status::Success
+                        } else {
+                            status
+                        };
+                        merge_job(&mut jobs, &instance.job, status_for_caller, &outputs);
+                        ctx.summaries.lock().expect("never poisoned").push(JobSummary {
+                            id,
+                            name: result.name,
+                            status,
+                            duration: result.duration,
+                            outputs,
+                        });
+                    }
+                }
+                _ = cancel.cancelled(), if !run_cancelled => {}
+            }
+        }
+        let conclusions = scheduler.conclusions();
+        let status = if scheduler.succeeded() {
+            Status::Success
+        } else if run_cancelled
+            || (conclusions.contains(&Conclusion::Cancelled)
+                && !conclusions.contains(&Conclusion::Failure))
+        {
+            Status::Cancelled
+        } else {
+            Status::Failure
+        };
+        WorkflowResult { status, jobs }
+    })
+}
+
+/// A matrix job's result is its worst instance's; outputs merge.
+fn merge_job(
+    jobs: &mut IndexMap<String, (Status, IndexMap<String, String>)>,
+    job: &str,
+    status: Status,
+    outputs: &IndexMap<String, String>,
+) {
+    let rank = |s: Status| match s {
+        Status::Failure => 3,
+        Status::Cancelled => 2,
+        Status::Skipped => 1,
+        Status::Success => 0,
+    };
+    let entry = jobs
+        .entry(job.to_owned())
+        .or_insert((status, IndexMap::new()));
+    if rank(status) > rank(entry.0) {
+        entry.0 = status;
+    }
+    entry
+        .1
+        .extend(outputs.iter().map(|(k, v)| (k.clone(), v.clone())));
+}
+
+/// Reports instances decided without running (skipped, cancelled before start).
+async fn report_undecided(
+    ctx: &RunCtx,
+    scheduler: &Scheduler,
+    scope: &WorkflowScope,
+    reported: &mut Vec<bool>,
+    jobs: &mut IndexMap<String, (Status, IndexMap<String, String>)>,
+) {
+    let n = scheduler.plan().instances.len();
+    reported.resize(n, false);
+    for (i, done) in reported.iter_mut().enumerate() {
+        if *done {
+            continue;
+        }
+        let status = match scheduler.state(i) {
+            State::Done(Conclusion::Skipped | Conclusion::Manual) => Status::Skipped,
+            State::Done(Conclusion::Cancelled) => Status::Cancelled,
+            State::Done(Conclusion::Failure) if scheduler.attempts(i) == 0 => Status::Failure,
+            State::Done(Conclusion::Expanded) => {
+                *done = true;
+                continue;
+            }
+            _ => continue,
+        };
+        *done = true;
+        let instance = &scheduler.plan().instances[i];
+        let id = format!("{}{}", scope.prefix, instance.id);
+        if status == Status::Failure {
+            ctx.error(format!(
+                "job '{id}': its condition could not be evaluated: {}",
+                instance.condition
+            ));
+        }
+        merge_job(jobs, &instance.job, status, &IndexMap::new());
+        let result = JobResult {
+            outcome: ci_graph::Outcome::success(),
+            steps: Vec::new(),
+            started_at: now_ms(),
+            duration: Duration::ZERO,
+            name: instance.name.clone(),
+        };
+        record_job(ctx, &id, &result, status, 0, &IndexMap::new()).await;
+        ctx.emit(RunEvent::JobFinished {
+            job: id.clone(),
+            name: instance.name.clone(),
+            status,
+            duration_ms: 0,
+            outputs: IndexMap::new(),
+        });
+        ctx.summaries
+            .lock()
+            .expect("never poisoned")
+            .push(JobSummary {
+                id,
+                name: instance.name.clone(),
+                status,
+                duration: Duration::ZERO,
+                outputs: IndexMap::new(),
+            });
+    }
+}
+
+async fn record_job(
+    ctx: &RunCtx,
+    id: &str,
+    result: &JobResult,
+    status: Status,
+    attempt: u32,
+    outputs: &IndexMap<String, String>,
+) {
+    let record = JobRecord {
+        job_id: id.to_owned(),
+        name: result.name.clone(),
+        status: status.stored(),
+        attempt: i64::from(attempt),
+        started_at: (attempt > 0).then_some(result.started_at),
+        finished_at: Some(now_ms()),
+        outputs: outputs.clone(),
+    };
+    if let Err(e) = ctx
+        .inner
+        .runs
+        .record_job(&ctx.run_id, &record, &result.steps)
+        .await
+    {
+        ctx.error(format!("recording job '{id}': {e}"));
+    }
+}
+
+/// Concurrency groups shared by every run of an engine.
+#[derive(Default)]
+pub(crate) struct Groups {
+    slots: Mutex<HashMap<String, Arc<GroupSlot>>>,
+}
+
+#[derive(Default)]
+struct GroupSlot {
+    lock: Arc<tokio::sync::Mutex<()>>,
+    holder: Mutex<Option<CancellationToken>>,
+}
+
+/// Held while a run or job is in its concurrency group.
+pub(crate) struct GroupGuard {
+    _guard: tokio::sync::OwnedMutexGuard<()>,
+}
+
+impl Groups {
+    /// Waits for the group; with `cancel_in_progress`, cancels who holds it first. `None`
+    /// when `cancel` fired while waiting.
+    pub async fn acquire(
+        &self,
+        group: &str,
+        cancel_in_progress: bool,
+        cancel: &CancellationToken,
+    ) -> Option<GroupGuard> {
+        let slot = Arc::clone(
+            self.slots
+                .lock()
+                .expect("never poisoned")
+                .entry(group.to_owned())
+                .or_default(),
+        );
+        if cancel_in_progress {
+            if let Some(holder) = slot.holder.lock().expect("never poisoned").as_ref() {
+                holder.cancel();
+            }
+        }
+        let guard = tokio::select! {
+            g = Arc::clone(&slot.lock).lock_owned() => g,
+            _ = cancel.cancelled() => return None,
+        };
+        *slot.holder.lock().expect("never poisoned") = Some(cancel.clone());
+        Some(GroupGuard { _guard: guard })
+    }
+}
