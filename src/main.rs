@@ -4,6 +4,7 @@
 mod expr;
 mod lint;
 mod plan;
+mod run;
 
 // Reading large workflows allocates many small nodes; mimalloc is markedly faster at that
 // than the system allocator (see the load benchmark).
@@ -30,6 +31,35 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
+    /// Run a workflow locally, as the forge would.
+    ///
+    /// Jobs run on the host unless --platform maps their runs-on label to Docker; the run is
+    /// recorded under .gantry/ (see `gantry runs` and `gantry logs`).
+    /// Exit status: 0 the run succeeded, 1 it failed or was cancelled, 2 usage or
+    /// configuration error.
+    Run(run::RunArgs),
+    /// List recorded runs, newest first.
+    Runs {
+        /// How many.
+        #[arg(long, default_value_t = 20)]
+        limit: u32,
+        /// One JSON object per run.
+        #[arg(long, value_enum, default_value_t = Format::Human)]
+        format: Format,
+        /// The state directory (default: .gantry in the repository).
+        #[arg(long, value_name = "DIR")]
+        state_dir: Option<std::path::PathBuf>,
+    },
+    /// Print the log of a recorded run's jobs (RUN may be `last`).
+    Logs {
+        /// The run id (from `gantry runs`), or `last`.
+        run: String,
+        /// Only this job (its id as shown in the run).
+        job: Option<String>,
+        /// The state directory (default: .gantry in the repository).
+        #[arg(long, value_name = "DIR")]
+        state_dir: Option<std::path::PathBuf>,
+    },
     /// Check CI files and report every mistake with its location.
     ///
     /// Without paths: the repository's .github/workflows/*.{yml,yaml}, .gitlab-ci.yml and
@@ -114,6 +144,17 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Lint { paths, format } => lint::run(&paths, format, cli.quiet),
+        Command::Run(args) => run::run(args, cli.verbose, cli.quiet),
+        Command::Runs {
+            limit,
+            format,
+            state_dir,
+        } => run::runs(state_dir.as_deref(), limit, format == Format::Json),
+        Command::Logs {
+            run,
+            job,
+            state_dir,
+        } => run::logs(state_dir.as_deref(), &run, job.as_deref()),
         Command::List { paths, facts } => plan::list(&paths, &facts.facts()),
         Command::Graph {
             paths,

@@ -553,11 +553,12 @@ async fn upload_artifact(
                 + days * 86_400
         });
     let ctx = Arc::clone(&runner.ctx);
+    let (root, paths) = artifact_root(&runner.workspace, &paths);
     let upload = artifacts::upload(
         &ctx.inner.blobs,
         &ctx.run_id,
         &name,
-        &runner.workspace,
+        &root,
         &paths,
         policy,
         expires,
@@ -588,6 +589,61 @@ async fn upload_artifact(
         out.insert("artifact-id".into(), name.clone());
     }
     Ok(ok(out))
+}
+
+/// The artifact's root as actions/upload-artifact chooses it: the least common ancestor of
+/// the search paths (a directory named as such, a file's parent, a glob's literal prefix);
+/// returns it with the patterns rewritten relative to it.
+fn artifact_root(workspace: &Path, paths: &str) -> (PathBuf, String) {
+    let is_glob = |c: &str| c.contains(['*', '?', '[', '{']);
+    let mut roots: Vec<Vec<String>> = Vec::new();
+    for line in paths.lines().map(str::trim).filter(|l| !l.is_empty()) {
+        if line.starts_with('!') {
+            continue;
+        }
+        let line = line.trim_start_matches("./");
+        let parts: Vec<String> = line
+            .split('/')
+            .filter(|p| !p.is_empty() && *p != ".")
+            .map(str::to_owned)
+            .collect();
+        let literal: Vec<String> = parts.iter().take_while(|p| !is_glob(p)).cloned().collect();
+        let root = if literal.len() == parts.len() && !workspace.join(line).is_dir() {
+            literal[..literal.len().saturating_sub(1)].to_vec()
+        } else {
+            literal
+        };
+        roots.push(root);
+    }
+    let Some(first) = roots.first() else {
+        return (workspace.to_path_buf(), paths.to_owned());
+    };
+    let mut common = first.clone();
+    for r in &roots[1..] {
+        let n = common.iter().zip(r).take_while(|(a, b)| a == b).count();
+        common.truncate(n);
+    }
+    if common.is_empty() || common.iter().any(|c| c == "..") {
+        return (workspace.to_path_buf(), paths.to_owned());
+    }
+    let prefix = common.join("/");
+    let rewritten = paths
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .map(|l| {
+            let (neg, p) = l.strip_prefix('!').map_or(("", l), |p| ("!", p));
+            let p = p.trim_start_matches("./");
+            let rest = p
+                .strip_prefix(prefix.as_str())
+                .map(|r| r.trim_start_matches('/'))
+                .unwrap_or(p);
+            let rest = if rest.is_empty() { "." } else { rest };
+            format!("{neg}{rest}")
+        })
+        .collect::<Vec<_>>()
+        .join("\n");
+    (workspace.join(prefix), rewritten)
 }
 
 async fn download_artifact(

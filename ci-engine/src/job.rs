@@ -178,6 +178,12 @@ impl Logs {
         }
     }
 
+    /// Text for the stored log only (step headers).
+    pub async fn raw(&mut self, text: &str) {
+        let masked = self.pipeline.masker().mask(text.as_bytes());
+        self.write(&masked).await;
+    }
+
     /// A line the engine itself writes (headers, errors), masked like step output.
     pub async fn line(&mut self, step: usize, text: &str) {
         let masked = self.pipeline.masker().mask(text.as_bytes());
@@ -643,9 +649,9 @@ impl JobRunner {
                         step: index,
                         name: name.clone(),
                     });
-                    self.logs.line(index, &format!("##[group]{name}")).await;
+                    self.logs.raw(&format!("##[group]{name}\n")).await;
                     let r = self.execute(step, frame, &scope, index, &env0).await;
-                    self.logs.line(index, "##[endgroup]").await;
+                    self.logs.raw("##[endgroup]\n").await;
                     match r {
                         Ok(r) => r,
                         Err(message) => {

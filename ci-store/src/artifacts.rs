@@ -105,7 +105,9 @@ pub async fn upload(
             return Err(StoreError::UnsafePath(pattern.to_owned()));
         }
         // A directory stands for everything under it.
-        let pattern = if root.join(pattern).is_dir() {
+        let pattern = if matches!(pattern.trim_end_matches('/'), "" | ".") {
+            "**".to_owned()
+        } else if root.join(pattern).is_dir() {
             format!("{}/**", pattern.trim_end_matches('/'))
         } else {
             pattern.to_owned()

@@ -1,0 +1,548 @@
+//! `gantry run`, `gantry runs` and `gantry logs`: a workflow run in the terminal, and the
+//! recorded history under `.gantry/`.
+
+use std::collections::HashMap;
+use std::io::{IsTerminal, Write};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context as _, Result};
+use ci_engine::{Engine, EngineError, RunEvent, RunOptions, RunSummary, Source, Status};
+use ci_exec::{DockerExecutor, Executor, HostExecutor};
+use ci_store::logs::LogReader;
+use ci_store::runs::{RunFilter, RunStore, SqliteRunStore};
+use ci_store::BlobStore;
+
+/// Options of `gantry run`.
+#[derive(Debug, clap::Args)]
+pub struct RunArgs {
+    /// The workflow file (default: the repository's only workflow).
+    pub path: Option<PathBuf>,
+    /// Run only this job (and what it needs); repeatable.
+    #[arg(long = "job", value_name = "ID")]
+    pub jobs: Vec<String>,
+    /// The triggering event: push (default), pull_request, workflow_dispatch, schedule.
+    #[arg(long, value_name = "NAME")]
+    pub event: Option<String>,
+    /// A JSON file with the event payload (`github.event`).
+    #[arg(long, value_name = "FILE")]
+    pub event_path: Option<PathBuf>,
+    /// Where jobs with a runs-on label run: LABEL=host or LABEL=docker://IMAGE; repeatable.
+    #[arg(long = "platform", value_name = "LABEL=EXECUTOR", value_parser = crate::plan::key_value)]
+    pub platforms: Vec<(String, String)>,
+    /// A secret, K=V (or K to take the value of the environment variable K); repeatable.
+    #[arg(long = "secret", value_name = "K=V")]
+    pub secrets: Vec<String>,
+    /// A configuration variable (`vars`), K=V; repeatable.
+    #[arg(long = "var", value_name = "K=V", value_parser = crate::plan::key_value)]
+    pub vars: Vec<(String, String)>,
+    /// A workflow input (`inputs`), K=V; repeatable.
+    #[arg(long = "input", value_name = "K=V", value_parser = crate::plan::key_value)]
+    pub inputs: Vec<(String, String)>,
+    /// Run only matrix combinations with this value, K:V; repeatable.
+    #[arg(long = "matrix", value_name = "K:V", value_parser = matrix_filter)]
+    pub matrix: Vec<(String, String)>,
+    /// Most jobs running at once (default: the number of CPUs).
+    #[arg(long, value_name = "N")]
+    pub max_parallel: Option<usize>,
+    /// Use a local directory for a remote action or reusable workflow: OWNER/REPO[@REF]=PATH.
+    #[arg(long = "action-dir", value_name = "ACTION=PATH", value_parser = crate::plan::key_value)]
+    pub action_dirs: Vec<(String, String)>,
+    /// Where runs, logs, artifacts and caches are kept (default: .gantry in the repository).
+    #[arg(long, value_name = "DIR")]
+    pub state_dir: Option<PathBuf>,
+    /// Output: human (live view on a terminal, plain lines when piped) or json (one event
+    /// per line).
+    #[arg(long, value_enum, default_value_t = RunFormat::Human)]
+    pub format: RunFormat,
+}
+
+/// How a run is shown.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum RunFormat {
+    /// Live view on a terminal, plain lines when piped; a summary table at the end.
+    Human,
+    /// One JSON object per event.
+    Json,
+}
+
+fn matrix_filter(s: &str) -> Result<(String, String), String> {
+    s.split_once(':')
+        .map(|(k, v)| (k.to_owned(), v.to_owned()))
+        .filter(|(k, _)| !k.is_empty())
+        .ok_or_else(|| format!("expected KEY:VALUE, got '{s}'"))
+}
+
+/// The workflow to run when none is named: the repository's only one.
+fn default_workflow() -> Result<PathBuf> {
+    let files = crate::lint::files(&[])?;
+    match files.as_slice() {
+        [one] => Ok(one.clone()),
+        many => bail!(
+            "several workflows; name one: {}",
+            many.iter()
+                .map(|p| p.display().to_string())
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
+    }
+}
+
+/// The state directory: given, or `.gantry` in the repository (or the current directory).
+fn state_dir(given: Option<&Path>, root: &Path) -> PathBuf {
+    given.map_or_else(|| root.join(".gantry"), Path::to_path_buf)
+}
+
+async fn open_state(dir: &Path) -> Result<(Arc<dyn RunStore>, BlobStore)> {
+    std::fs::create_dir_all(dir.join("blobs"))
+        .with_context(|| format!("cannot create {}", dir.display()))?;
+    let dir = std::fs::canonicalize(dir)?;
+    let db = dir.join("runs.db");
+    let runs = SqliteRunStore::open(&db.to_string_lossy())
+        .await
+        .with_context(|| format!("cannot open {}", db.display()))?;
+    let blobs = BlobStore::open(&format!("file://{}", dir.join("blobs").display()))?;
+    Ok((Arc::new(runs), blobs))
+}
+
+fn runtime() -> Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")
+}
+
+/// `gantry run`.
+pub fn run(args: RunArgs, verbose: u8, quiet: bool) -> Result<ExitCode> {
+    let path = match &args.path {
+        Some(p) => p.clone(),
+        None => default_workflow()?,
+    };
+    let source = Source::read(&path).map_err(|e| anyhow::anyhow!("{e}"))?;
+    runtime()?.block_on(run_async(args, source, verbose, quiet))
+}
+
+async fn run_async(args: RunArgs, source: Source, verbose: u8, quiet: bool) -> Result<ExitCode> {
+    let (runs, blobs) = open_state(&state_dir(args.state_dir.as_deref(), &source.root)).await?;
+    let mut builder = Engine::builder()
+        .run_store(runs)
+        .blobs(blobs)
+        .work_dir(std::env::temp_dir().join("gantry"));
+    if let Some(n) = args.max_parallel {
+        builder = builder.capacity(n);
+    }
+    let mut docker: HashMap<String, Arc<dyn Executor>> = HashMap::new();
+    for (label, target) in &args.platforms {
+        let executor: Arc<dyn Executor> = if target == "host" {
+            Arc::new(HostExecutor::default())
+        } else if let Some(image) = target.strip_prefix("docker://") {
+            match docker.get(image) {
+                Some(e) => Arc::clone(e),
+                None => {
+                    let e: Arc<dyn Executor> = Arc::new(
+                        DockerExecutor::connect(image)
+                            .await
+                            .with_context(|| format!("--platform {label}={target}"))?,
+                    );
+                    docker.insert(image.to_owned(), Arc::clone(&e));
+                    e
+                }
+            }
+        } else {
+            bail!("--platform {label}={target}: expected host or docker://IMAGE");
+        };
+        builder = builder.executor(label.clone(), executor);
+    }
+    // Job containers, services and docker steps need Docker even when labels map to the host.
+    let wants_docker = ["container:", "services:", "docker://"]
+        .iter()
+        .any(|k| source.text.contains(k));
+    if docker.is_empty() && wants_docker {
+        match DockerExecutor::connect("busybox").await {
+            Ok(d) => builder = builder.container_executor(Arc::new(d)),
+            Err(e) if verbose > 0 => eprintln!("note: Docker is not available: {e}"),
+            Err(_) => {}
+        }
+    }
+    for (action, dir) in &args.action_dirs {
+        let dir =
+            std::fs::canonicalize(dir).with_context(|| format!("--action-dir {action}={dir}"))?;
+        builder = builder.action_dir(action.clone(), dir);
+    }
+    let mut options = RunOptions::new();
+    options.jobs = args.jobs.clone();
+    options.inputs = args.inputs.iter().cloned().collect();
+    options.matrix = args.matrix.clone();
+    options.max_parallel = args.max_parallel;
+    options.vars = args.vars.iter().cloned().collect();
+    for s in &args.secrets {
+        let (k, v) = match s.split_once('=') {
+            Some((k, v)) => (k.to_owned(), v.to_owned()),
+            None => (
+                s.clone(),
+                std::env::var(s)
+                    .with_context(|| format!("--secret {s}: no environment variable {s}"))?,
+            ),
+        };
+        options.secrets.insert(k, v);
+    }
+    options.log_events = !quiet || args.format == RunFormat::Json;
+    let engine = builder.build().await?;
+    let event = event(&args, &source)?;
+    let text = source.text.clone();
+    let handle = match engine.start(source, event, options).await {
+        Ok(h) => h,
+        Err(EngineError::Invalid { path, diagnostics }) => {
+            for d in &diagnostics {
+                anstream::eprintln!("{}", d.render(&text, std::io::stderr().is_terminal()));
+            }
+            bail!("{path} cannot run; see `gantry lint {path}`");
+        }
+        Err(e) => bail!("{e}"),
+    };
+    let canceller = handle.canceller();
+    tokio::spawn(async move {
+        if tokio::signal::ctrl_c().await.is_ok() {
+            eprintln!("\ncancelling the run (Ctrl-C again to stop at once)…");
+            canceller.cancel();
+            if tokio::signal::ctrl_c().await.is_ok() {
+                std::process::exit(130);
+            }
+        }
+    });
+    let summary = match args.format {
+        RunFormat::Json => json_view(handle).await,
+        RunFormat::Human => human_view(handle, quiet).await,
+    };
+    Ok(if summary.success() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
+}
+
+/// The event of a local run.
+fn event(args: &RunArgs, source: &Source) -> Result<ci_vcs::Event> {
+    let mut event = source.local_event();
+    let repo = ci_vcs::Repository::open(&source.root).ok();
+    match args.event.as_deref().unwrap_or("push") {
+        "push" => {}
+        "workflow_dispatch" => {
+            if let Some(repo) = &repo {
+                let inputs = args
+                    .inputs
+                    .iter()
+                    .map(|(k, v)| (k.clone(), serde_json::Value::from(v.as_str())))
+                    .collect();
+                event = repo.local_dispatch(inputs)?;
+            } else {
+                event.kind = ci_vcs::EventKind::WorkflowDispatch;
+            }
+        }
+        "schedule" => {
+            let cron = "0 0 * * *";
+            event = match &repo {
+                Some(r) => r.local_schedule(cron)?,
+                None => event,
+            };
+        }
+        "pull_request" => {
+            let head = event.ref_name().to_owned();
+            event.kind = ci_vcs::EventKind::PullRequest {
+                action: "opened".into(),
+                number: 1,
+            };
+            event.base_ref = Some(event.repository.default_branch.clone());
+            event.head_ref = Some(head);
+            event.git_ref = "refs/pull/1/merge".into();
+        }
+        other => bail!(
+            "--event {other}: local runs support push, pull_request, workflow_dispatch and schedule"
+        ),
+    }
+    if let Some(path) = &args.event_path {
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("cannot read {}", path.display()))?;
+        event.payload = serde_json::from_str(&text)
+            .with_context(|| format!("{} is not JSON", path.display()))?;
+    }
+    Ok(event)
+}
+
+async fn json_view(mut handle: ci_engine::RunHandle) -> RunSummary {
+    let stdout = std::io::stdout();
+    while let Some(event) = handle.next_event().await {
+        let mut out = stdout.lock();
+        let _ = serde_json::to_writer(&mut out, &event);
+        let _ = writeln!(out);
+    }
+    handle.wait().await
+}
+
+fn secs(ms: u64) -> String {
+    let d = Duration::from_millis(ms);
+    if d.as_secs() >= 60 {
+        format!("{}m{:02}s", d.as_secs() / 60, d.as_secs() % 60)
+    } else {
+        format!("{:.1}s", d.as_secs_f64())
+    }
+}
+
+fn mark(status: Status) -> &'static str {
+    match status {
+        Status::Success => "✓",
+        Status::Failure => "✗",
+        Status::Cancelled => "⊘",
+        _ => "-",
+    }
+}
+
+fn styled(status: Status, text: &str) -> String {
+    let style = match status {
+        Status::Success => anstyle::AnsiColor::Green.on_default(),
+        Status::Failure => anstyle::AnsiColor::Red.on_default(),
+        Status::Cancelled => anstyle::AnsiColor::Yellow.on_default(),
+        _ => anstyle::Style::new().dimmed(),
+    };
+    format!("{style}{text}{style:#}")
+}
+
+/// Human output: a live view with spinners on a terminal, plain prefixed lines otherwise,
+/// and a summary table at the end.
+async fn human_view(mut handle: ci_engine::RunHandle, quiet: bool) -> RunSummary {
+    let tty = std::io::stderr().is_terminal() && std::io::stdout().is_terminal();
+    let multi = indicatif::MultiProgress::new();
+    if !tty {
+        multi.set_draw_target(indicatif::ProgressDrawTarget::hidden());
+    }
+    let style =
+        indicatif::ProgressStyle::with_template("{spinner} {prefix:.bold} {wide_msg} {elapsed}")
+            .unwrap_or_else(|_| indicatif::ProgressStyle::default_spinner());
+    let mut bars: HashMap<String, indicatif::ProgressBar> = HashMap::new();
+    let mut widths = 0usize;
+    let started = Instant::now();
+    let print = |line: String| {
+        if tty {
+            let _ = multi.println(line);
+        } else {
+            anstream::println!("{line}");
+        }
+    };
+    while let Some(event) = handle.next_event().await {
+        match event {
+            RunEvent::RunStarted {
+                run_id,
+                workflow,
+                jobs,
+            } => {
+                widths = jobs
+                    .iter()
+                    .map(|j| j.chars().count())
+                    .max()
+                    .unwrap_or(0)
+                    .min(40);
+                if !quiet {
+                    print(format!("run {run_id}: {workflow} ({} job(s))", jobs.len()));
+                }
+            }
+            RunEvent::JobStarted { job, attempt, .. } => {
+                if tty {
+                    let bar = multi.add(indicatif::ProgressBar::new_spinner());
+                    bar.set_style(style.clone());
+                    bar.set_prefix(job.clone());
+                    bar.enable_steady_tick(Duration::from_millis(120));
+                    bars.insert(job.clone(), bar);
+                } else if !quiet {
+                    let again = if attempt > 1 {
+                        format!(" (attempt {attempt})")
+                    } else {
+                        String::new()
+                    };
+                    print(format!("[{job:<widths$}] started{again}"));
+                }
+            }
+            RunEvent::StepStarted { job, name, .. } => {
+                if let Some(bar) = bars.get(&job) {
+                    bar.set_message(name);
+                } else if !quiet {
+                    print(format!("[{job:<widths$}] ▸ {name}"));
+                }
+            }
+            RunEvent::Log { job, line, .. } if !quiet => {
+                print(format!("[{job:<widths$}] {line}"));
+            }
+            RunEvent::Annotation {
+                job,
+                level,
+                message,
+            } => {
+                let style = if level == "error" {
+                    anstyle::AnsiColor::Red.on_default()
+                } else {
+                    anstyle::AnsiColor::Yellow.on_default()
+                };
+                print(format!(
+                    "[{job:<widths$}] {style}{level}{style:#}: {message}"
+                ));
+            }
+            RunEvent::JobFinished {
+                job,
+                status,
+                duration_ms,
+                ..
+            } => {
+                if let Some(bar) = bars.remove(&job) {
+                    bar.finish_and_clear();
+                    multi.remove(&bar);
+                }
+                if !quiet || status == Status::Failure {
+                    print(format!(
+                        "[{job:<widths$}] {} {} ({})",
+                        styled(status, mark(status)),
+                        styled(status, status.as_str()),
+                        secs(duration_ms)
+                    ));
+                }
+            }
+            _ => {}
+        }
+    }
+    let summary = handle.wait().await;
+    let _ = multi.clear();
+    let width = summary
+        .jobs
+        .iter()
+        .map(|j| j.id.chars().count())
+        .max()
+        .unwrap_or(3)
+        .max(3);
+    anstream::println!();
+    anstream::println!("{:<width$}  {:<9}  {:>8}", "JOB", "RESULT", "TIME");
+    for job in &summary.jobs {
+        anstream::println!(
+            "{:<width$}  {}  {:>8}",
+            job.id,
+            styled(job.status, &format!("{:<9}", job.status.as_str())),
+            secs(job.duration.as_millis() as u64)
+        );
+    }
+    for e in &summary.errors {
+        anstream::eprintln!("error: {e}");
+    }
+    anstream::println!(
+        "run {} {} in {} (logs: gantry logs {})",
+        summary.run_id,
+        styled(summary.status, summary.status.as_str()),
+        secs(started.elapsed().as_millis() as u64),
+        summary.run_id
+    );
+    summary
+}
+
+/// The repository root of the current directory (else the directory itself).
+fn here() -> PathBuf {
+    ci_vcs::Repository::open(".")
+        .map(|r| r.root().to_path_buf())
+        .unwrap_or_else(|_| PathBuf::from("."))
+}
+
+/// `gantry runs`.
+pub fn runs(state: Option<&Path>, limit: u32, json: bool) -> Result<ExitCode> {
+    runtime()?.block_on(async {
+        let (runs, _) = open_state(&state_dir(state, &here())).await?;
+        let page = runs.list_runs(&RunFilter::default(), limit, None).await?;
+        if json {
+            for r in &page.runs {
+                println!(
+                    "{}",
+                    serde_json::json!({
+                        "id": r.run.id, "status": r.status.as_str(), "workflow": r.run.workflow,
+                        "event": r.run.event, "ref": r.run.git_ref, "sha": r.run.sha,
+                        "created_at": r.run.created_at, "started_at": r.started_at,
+                        "finished_at": r.finished_at,
+                    })
+                );
+            }
+            return Ok(ExitCode::SUCCESS);
+        }
+        if page.runs.is_empty() {
+            println!("no runs recorded yet");
+            return Ok(ExitCode::SUCCESS);
+        }
+        println!(
+            "{:<20}  {:<9}  {:>8}  {:<8}  WORKFLOW",
+            "RUN", "STATUS", "TIME", "SHA"
+        );
+        for r in &page.runs {
+            let time = match (r.started_at, r.finished_at) {
+                (Some(a), Some(b)) => secs((b - a).max(0) as u64),
+                _ => "-".into(),
+            };
+            println!(
+                "{:<20}  {:<9}  {:>8}  {:<8}  {}",
+                r.run.id,
+                r.status.as_str(),
+                time,
+                r.run.sha.get(..7).unwrap_or(&r.run.sha),
+                r.run.workflow
+            );
+        }
+        Ok(ExitCode::SUCCESS)
+    })
+}
+
+/// `gantry logs RUN [JOB]`.
+pub fn logs(state: Option<&Path>, run: &str, job: Option<&str>) -> Result<ExitCode> {
+    runtime()?.block_on(async {
+        let (runs, blobs) = open_state(&state_dir(state, &here())).await?;
+        let id = if run == "last" {
+            runs.list_runs(&RunFilter::default(), 1, None)
+                .await?
+                .runs
+                .first()
+                .map(|r| r.run.id.clone())
+                .context("no runs recorded yet")?
+        } else {
+            run.to_owned()
+        };
+        let details = runs
+            .get_run(&id)
+            .await?
+            .with_context(|| format!("no run '{id}' (see `gantry runs`)"))?;
+        let jobs: Vec<_> = details
+            .jobs
+            .iter()
+            .filter(|(j, _)| job.is_none_or(|want| j.job_id == want || j.name == want))
+            .collect();
+        if jobs.is_empty() {
+            let names: Vec<&str> = details
+                .jobs
+                .iter()
+                .map(|(j, _)| j.job_id.as_str())
+                .collect();
+            bail!(
+                "run {id} has no job '{}' (jobs: {})",
+                job.unwrap_or_default(),
+                names.join(", ")
+            );
+        }
+        let stdout = std::io::stdout();
+        for (record, steps) in jobs {
+            if job.is_none() {
+                anstream::println!("=== {} ({})", record.job_id, record.status.as_str());
+            }
+            let Some(key) = steps.iter().find_map(|s| s.log_key.clone()) else {
+                anstream::println!("(no log: the job did not run)");
+                continue;
+            };
+            let data = LogReader::new(blobs.clone(), &id, &key, "log")
+                .read_all()
+                .await?;
+            let mut out = stdout.lock();
+            out.write_all(&data)?;
+        }
+        Ok(ExitCode::SUCCESS)
+    })
+}
