@@ -487,16 +487,14 @@ async fn checkout(
         .await;
     let dest2 = dest.clone();
     tokio::task::spawn_blocking(move || {
-        if dest2.exists() {
-            // git clone wants an empty directory; the workspace may hold earlier files.
-            let empty = std::fs::read_dir(&dest2).map_or(true, |mut d| d.next().is_none());
-            if !empty {
-                return Err(format!(
-                    "actions/checkout: {} is not empty",
-                    dest2.display()
-                ));
-            }
-            let _ = std::fs::remove_dir(&dest2);
+        // git clone fills an existing empty directory; the directory itself is kept, since
+        // a job container has it bind-mounted.
+        let empty = std::fs::read_dir(&dest2).map_or(true, |mut d| d.next().is_none());
+        if !empty {
+            return Err(format!(
+                "actions/checkout: {} is not empty",
+                dest2.display()
+            ));
         }
         repo.clone_at(&rev, &dest2, depth)
             .map_err(|e| format!("actions/checkout: {e}"))

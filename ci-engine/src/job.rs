@@ -611,7 +611,14 @@ impl JobRunner {
             let mut scope = Scope::new(&contexts);
             scope.status = Some(self.status(frame));
             scope.workspace = Some(&workspace);
-            let name = step_name(&scope, step);
+            let name = String::from_utf8_lossy(
+                &self
+                    .logs
+                    .pipeline
+                    .masker()
+                    .mask(step_name(&scope, step).as_bytes()),
+            )
+            .into_owned();
             let started = Instant::now();
             let started_at = now_ms();
             let run = if Instant::now() >= self.deadline {
