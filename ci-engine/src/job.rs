@@ -275,6 +275,7 @@ pub(crate) struct JobRunner {
     pub cancel: CancellationToken,
     pub deadline: Instant,
     pub timed_out: bool,
+    pub after_cancel: bool,
     pub step_index: usize,
     pub scripts: usize,
     pub defaults_shell: Option<String>,
@@ -482,6 +483,7 @@ impl JobRunner {
             cancel: task.cancel.clone(),
             deadline: Instant::now() + timeout,
             timed_out: false,
+            after_cancel: false,
             step_index: 0,
             scripts: 0,
             defaults_shell,
@@ -605,6 +607,9 @@ impl JobRunner {
         Box::pin(async move {
             let index = self.step_index;
             self.step_index += 1;
+            // Decided with the condition: a step that starts after cancellation (`always()`)
+            // gets its own chance; one that started before is stopped by it.
+            self.after_cancel = self.cancel.is_cancelled();
             let env0 = self.frame_env(frame);
             let contexts = self.contexts(frame, &env0);
             let workspace = self.workspace.clone();
@@ -896,7 +901,7 @@ impl JobRunner {
             all.push(base);
             spec.env.insert("PATH".into(), all.join(":"));
         }
-        let step_cancel = if self.cancel.is_cancelled() {
+        let step_cancel = if self.after_cancel {
             // A step that runs after cancellation (`always()`) gets its own chance.
             CancellationToken::new()
         } else {
