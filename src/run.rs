@@ -11,7 +11,6 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context as _, Result};
 use ci_engine::{Engine, EngineError, RunEvent, RunOptions, RunSummary, Source, Status};
 use ci_exec::{DockerExecutor, Executor, HostExecutor};
-use ci_store::logs::LogReader;
 use ci_store::runs::{RunFilter, RunStore, SqliteRunStore};
 use ci_store::BlobStore;
 
@@ -537,9 +536,7 @@ pub fn logs(state: Option<&Path>, run: &str, job: Option<&str>) -> Result<ExitCo
                 anstream::println!("(no log: the job did not run)");
                 continue;
             };
-            let data = LogReader::new(blobs.clone(), &id, &key, "log")
-                .read_all()
-                .await?;
+            let data = ci_engine::job_log(&blobs, &id, &key).read_all().await?;
             let mut out = stdout.lock();
             out.write_all(&data)?;
         }

@@ -409,6 +409,7 @@ async fn docker_step(
         services: Vec::new(),
         network: false,
         mounts: vec![runner.temp.clone()],
+        scratch: None,
     };
     let environment = executor
         .prepare(&spec)

@@ -25,6 +25,7 @@ use tokio_util::sync::CancellationToken;
 use crate::context::{object, strings, Scope, StatusFns};
 use crate::events::{RunEvent, Status};
 use crate::run::{now_ms, JobResult, RunCtx, WorkflowScope};
+use crate::JOB_LOGS;
 
 /// GitHub's default job time limit.
 const DEFAULT_JOB_TIMEOUT: Duration = Duration::from_secs(360 * 60);
@@ -296,20 +297,26 @@ impl JobRunner {
         let ctx = Arc::clone(&task.ctx);
         let id = task.id();
         let key = storage_key(&id);
-        let job_dir = ctx.run_dir.join(format!("{key}-{}", task.attempt));
-        let workspace = job_dir.join("workspace");
-        let temp = job_dir.join("temp");
         let fail = |m: String| {
             let mut o = Outcome::failure(1);
             o.reason = Some("runner_system_failure".into());
             (o, m)
         };
-        for d in [&workspace, &temp] {
-            std::fs::create_dir_all(d).map_err(|e| fail(format!("{}: {e}", d.display())))?;
-        }
-        let workspace =
-            std::fs::canonicalize(&workspace).map_err(|e| fail(format!("workspace: {e}")))?;
-        let temp = std::fs::canonicalize(&temp).map_err(|e| fail(format!("temp: {e}")))?;
+        // The workspace and RUNNER_TEMP (which also holds the step scripts) side by side in
+        // the run directory (canonical already); emptied directories of finished jobs are
+        // reused, as a runner reuses its work directory.
+        let (workspace, temp) = match ctx.reuse_dirs() {
+            Some(dirs) => dirs,
+            None => {
+                let workspace = ctx.run_dir.join(format!("{key}-{}", task.attempt));
+                let temp = ctx.run_dir.join(format!("{key}-{}.tmp", task.attempt));
+                for d in [&workspace, &temp] {
+                    std::fs::create_dir_all(d)
+                        .map_err(|e| fail(format!("{}: {e}", d.display())))?;
+                }
+                (workspace, temp)
+            }
+        };
         let ws = workspace.to_string_lossy().into_owned();
         let github = ctx.github(&ws, &task.instance.job);
 
@@ -414,8 +421,7 @@ impl JobRunner {
         };
         let mut job_env = runner_env(&ctx, &github, &temp, &task.instance.job);
         job_env.insert("GITHUB_WORKSPACE".into(), ws.clone());
-        let event_path = temp.join("event.json");
-        let _ = std::fs::write(&event_path, ctx.event.payload.to_string());
+        let event_path = ctx.event_path();
         job_env.insert(
             "GITHUB_EVENT_PATH".into(),
             event_path.to_string_lossy().into_owned(),
@@ -430,6 +436,7 @@ impl JobRunner {
             services,
             network: !job.services.is_empty(),
             mounts: vec![temp.clone()],
+            scratch: Some(temp.clone()),
         };
         let environment = executor.prepare(&spec).await.map_err(|e| {
             let mut o = Outcome::failure(1);
@@ -442,7 +449,7 @@ impl JobRunner {
         let mut secrets = task.scope.secrets.clone();
         secrets.retain(|s| !s.is_empty());
         let log_key = key.clone();
-        let writer = LogWriter::new(ctx.inner.blobs.clone(), &ctx.run_id, &key, "log");
+        let writer = LogWriter::new(ctx.inner.blobs.clone(), &ctx.run_id, JOB_LOGS, &key);
         let pipeline = LogPipeline::new(&secrets);
         let defaults_shell = [&job.defaults.shell, &task.workflow.defaults.shell]
             .into_iter()
@@ -873,15 +880,11 @@ impl JobRunner {
             ("GITHUB_STEP_SUMMARY", format!("step_summary_{n}")),
             ("GITHUB_STATE", format!("save_state_{n}")),
         ];
+        // The files are made by the first write (`>>`); names are unique per script, so a
+        // missing file is an empty one.
         let mut paths = Vec::new();
         for (var, file) in &files {
             let p = self.temp.join(file);
-            if let Err(e) = tokio::fs::write(&p, b"").await {
-                return Executed {
-                    outcome: StepOutcome::StartFailed(format!("{}: {e}", p.display())),
-                    outputs: IndexMap::new(),
-                };
-            }
             spec.env
                 .insert((*var).to_owned(), p.to_string_lossy().into_owned());
             paths.push(p);
@@ -977,13 +980,35 @@ impl JobRunner {
                 .await;
         }
         if let Some(w) = self.logs.writer.take() {
-            if let Err(e) = w.finish().await {
-                self.ctx
-                    .error(format!("finishing the log of '{}': {e}", self.id));
-            }
+            self.ctx.record(crate::run::Record::Log(self.id.clone(), w));
         }
-        let _ = tokio::fs::remove_dir_all(self.workspace.parent().unwrap_or(&self.workspace)).await;
+        // Emptied in the background, on otherwise idle time, then offered to later jobs (the
+        // run directory goes at the end of the run in any case).
+        let dirs = (self.workspace.clone(), self.temp.clone());
+        let ctx = Arc::clone(&self.ctx);
+        tokio::task::spawn_blocking(move || {
+            if empty_dir(&dirs.0) && empty_dir(&dirs.1) {
+                ctx.offer_dirs(dirs);
+            }
+        });
     }
+}
+
+/// Removes everything inside `dir` (not following symbolic links); whether it is empty now.
+fn empty_dir(dir: &Path) -> bool {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return false;
+    };
+    let mut ok = true;
+    for entry in entries.flatten() {
+        let path = entry.path();
+        let removed = match entry.file_type() {
+            Ok(t) if t.is_dir() => std::fs::remove_dir_all(&path),
+            _ => std::fs::remove_file(&path),
+        };
+        ok &= removed.is_ok();
+    }
+    ok
 }
 
 /// A job's position among its matrix siblings and their number.

@@ -46,5 +46,18 @@ mod events;
 mod job;
 mod run;
 
+/// Job logs are stored as the step logs of this pseudo-job, one per job (keyed by the
+/// steps' `log_key`), so that all of a run's logs share one directory.
+const JOB_LOGS: &str = "jobs";
+
+/// The log of a recorded job: `log_key` is what its steps' records hold.
+pub fn job_log(
+    blobs: &ci_store::BlobStore,
+    run_id: &str,
+    log_key: &str,
+) -> ci_store::logs::LogReader {
+    ci_store::logs::LogReader::new(blobs.clone(), run_id, JOB_LOGS, log_key)
+}
+
 pub use engine::{Engine, EngineBuilder, EngineError, RunHandle, RunOptions, Source};
 pub use events::{JobSummary, RunEvent, RunSummary, Status};

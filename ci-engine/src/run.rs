@@ -44,7 +44,10 @@ pub(crate) struct RunCtx {
     pub options: RunOptions,
     pub tx: mpsc::UnboundedSender<RunEvent>,
     pub summaries: Mutex<Vec<JobSummary>>,
-    pub errors: Mutex<Vec<String>>,
+    pub errors: Arc<Mutex<Vec<String>>>,
+    pub recorder: mpsc::UnboundedSender<Record>,
+    pub event_file: std::sync::OnceLock<bool>,
+    pub free_dirs: Mutex<Vec<(PathBuf, PathBuf)>>,
 }
 
 impl RunCtx {
@@ -54,6 +57,13 @@ impl RunCtx {
 
     pub fn error(&self, message: String) {
         self.errors.lock().expect("never poisoned").push(message);
+    }
+
+    /// Queues a write for the recorder.
+    pub fn record(&self, record: Record) {
+        if self.recorder.send(record).is_err() {
+            self.error("the recorder stopped; the run is not fully recorded".into());
+        }
     }
 
     /// The `github` context of a job with this workspace.
@@ -70,6 +80,27 @@ impl RunCtx {
         json["job"] = serde_json::Value::from(job);
         json["run_id"] = serde_json::Value::from(self.run_id.as_str());
         Value::from_json(&json)
+    }
+
+    /// An emptied workspace and temp directory of a finished job, if any.
+    pub fn reuse_dirs(&self) -> Option<(PathBuf, PathBuf)> {
+        self.free_dirs.lock().expect("never poisoned").pop()
+    }
+
+    /// Offers emptied directories to later jobs.
+    pub fn offer_dirs(&self, dirs: (PathBuf, PathBuf)) {
+        self.free_dirs.lock().expect("never poisoned").push(dirs);
+    }
+
+    /// `GITHUB_EVENT_PATH`: the payload, written once per run.
+    pub fn event_path(&self) -> PathBuf {
+        let path = self.run_dir.join("event.json");
+        let _ = self.event_file.get_or_init(|| {
+            std::fs::create_dir_all(&self.run_dir)
+                .and_then(|()| std::fs::write(&path, self.event.payload.to_string()))
+                .is_ok()
+        });
+        path
     }
 
     fn run_number_id(&self) -> u64 {
@@ -287,6 +318,18 @@ pub(crate) async fn execute(
     let started = Instant::now();
     let (inner, event, root, options, run_number) = prepared.ctx_parts;
     let run_dir = inner.work_dir.join(&prepared.run_id);
+    // Canonical once, so job directories need no lookups (containers mount them as is).
+    let run_dir = std::fs::create_dir_all(&run_dir)
+        .and_then(|()| std::fs::canonicalize(&run_dir))
+        .unwrap_or(run_dir);
+    let errors = Arc::new(Mutex::new(Vec::new()));
+    let (record_tx, record_rx) = mpsc::unbounded_channel();
+    let recording = tokio::spawn(recorder(
+        Arc::clone(&inner),
+        prepared.run_id.clone(),
+        record_rx,
+        Arc::clone(&errors),
+    ));
     let ctx = Arc::new(RunCtx {
         workflow_name: prepared
             .workflow
@@ -302,7 +345,10 @@ pub(crate) async fn execute(
         options,
         tx,
         summaries: Mutex::new(Vec::new()),
-        errors: Mutex::new(Vec::new()),
+        errors: Arc::clone(&errors),
+        recorder: record_tx,
+        event_file: std::sync::OnceLock::new(),
+        free_dirs: Mutex::new(Vec::new()),
     });
     if let Err(e) = ctx
         .inner
@@ -342,6 +388,12 @@ pub(crate) async fn execute(
         cancel.clone(),
     )
     .await;
+    // Everything queued for the stores is written before the run is marked finished.
+    let (done_tx, done_rx) = tokio::sync::oneshot::channel();
+    ctx.record(Record::Flush(done_tx));
+    if done_rx.await.is_err() {
+        ctx.error("the recorder stopped before the run ended".into());
+    }
     let errors = std::mem::take(&mut *ctx.errors.lock().expect("never poisoned"));
     let status = if !errors.is_empty() && result.status == Status::Success {
         Status::Failure
@@ -357,6 +409,7 @@ pub(crate) async fn execute(
         ctx.error(format!("recording the run: {e}"));
     }
     let _ = tokio::fs::remove_dir_all(&ctx.run_dir).await;
+    recording.abort();
     let duration = started.elapsed();
     ctx.emit(RunEvent::RunFinished {
         run_id: ctx.run_id.clone(),
@@ -541,7 +594,7 @@ pub(crate) fn run_workflow(
                     };
                     let instance = &scheduler.plan().instances[i];
                     let id = format!("{}{}", scope.prefix, instance.id);
-                    record_job(&ctx, &id, &result, status, scheduler.attempts(i), &outputs).await;
+                    record_job(&ctx, &id, &result, status, scheduler.attempts(i), &outputs);
                     ctx.emit(RunEvent::JobFinished {
                         job: id.clone(),
                         name: result.name.clone(),
@@ -650,7 +703,7 @@ async fn report_undecided(
             duration: Duration::ZERO,
             name: instance.name.clone(),
         };
-        record_job(ctx, &id, &result, status, 0, &IndexMap::new()).await;
+        record_job(ctx, &id, &result, status, 0, &IndexMap::new());
         ctx.emit(RunEvent::JobFinished {
             job: id.clone(),
             name: instance.name.clone(),
@@ -671,7 +724,7 @@ async fn report_undecided(
     }
 }
 
-async fn record_job(
+fn record_job(
     ctx: &RunCtx,
     id: &str,
     result: &JobResult,
@@ -688,14 +741,76 @@ async fn record_job(
         finished_at: Some(now_ms()),
         outputs: outputs.clone(),
     };
-    if let Err(e) = ctx
-        .inner
-        .runs
-        .record_job(&ctx.run_id, &record, &result.steps)
-        .await
-    {
-        ctx.error(format!("recording job '{id}': {e}"));
+    ctx.record(Record::Job(record, result.steps.clone()));
+}
+
+/// Work for the recorder: stores are written off the scheduling path, in order.
+pub(crate) enum Record {
+    /// A job and its steps.
+    Job(JobRecord, Vec<StepRecord>),
+    /// A finished job log to compact.
+    Log(String, ci_store::logs::LogWriter),
+    /// Everything before is written.
+    Flush(tokio::sync::oneshot::Sender<()>),
+}
+
+/// Writes records in order until the channel closes.
+async fn recorder(
+    inner: Arc<Inner>,
+    run_id: String,
+    mut rx: mpsc::UnboundedReceiver<Record>,
+    errors: Arc<Mutex<Vec<String>>>,
+) {
+    let mut pending: Vec<Record> = Vec::new();
+    while rx.recv_many(&mut pending, 256).await > 0 {
+        // Consecutive job records go in one transaction.
+        let mut jobs: Vec<(JobRecord, Vec<StepRecord>)> = Vec::new();
+        for record in pending.drain(..) {
+            match record {
+                Record::Job(job, steps) => {
+                    jobs.push((job, steps));
+                    continue;
+                }
+                other => {
+                    write_jobs(&inner, &run_id, &mut jobs, &errors).await;
+                    let failed = match other {
+                        Record::Log(job, writer) => writer
+                            .finish()
+                            .await
+                            .err()
+                            .map(|e| format!("finishing the log of '{job}': {e}")),
+                        Record::Flush(done) => {
+                            let _ = done.send(());
+                            None
+                        }
+                        Record::Job(..) => None,
+                    };
+                    if let Some(e) = failed {
+                        errors.lock().expect("never poisoned").push(e);
+                    }
+                }
+            }
+        }
+        write_jobs(&inner, &run_id, &mut jobs, &errors).await;
     }
+}
+
+async fn write_jobs(
+    inner: &Inner,
+    run_id: &str,
+    jobs: &mut Vec<(JobRecord, Vec<StepRecord>)>,
+    errors: &Mutex<Vec<String>>,
+) {
+    if jobs.is_empty() {
+        return;
+    }
+    if let Err(e) = inner.runs.record_jobs(run_id, jobs).await {
+        errors
+            .lock()
+            .expect("never poisoned")
+            .push(format!("recording {} job(s): {e}", jobs.len()));
+    }
+    jobs.clear();
 }
 
 /// Concurrency groups shared by every run of an engine.

@@ -52,20 +52,25 @@ impl Executor for HostExecutor {
 
     async fn prepare(&self, job: &JobSpec) -> Result<Box<dyn JobEnvironment>, ExecError> {
         let workspace = job.workspace.clone();
-        let scripts = std::env::temp_dir().join(format!(
-            "gantry-{}-{}-{}",
-            sanitize(&job.run_id),
-            sanitize(&job.job_id),
-            crate::spec::unique_suffix()
-        ));
+        let own_scripts = job.scratch.is_none();
+        let scripts = job.scratch.clone().unwrap_or_else(|| {
+            std::env::temp_dir().join(format!(
+                "gantry-{}-{}-{}",
+                sanitize(&job.run_id),
+                sanitize(&job.job_id),
+                crate::spec::unique_suffix()
+            ))
+        });
         for dir in [&workspace, &scripts] {
-            tokio::fs::create_dir_all(dir)
-                .await
-                .map_err(|e| ExecError::Prepare(format!("{}: {e}", dir.display())))?;
+            if !dir.is_dir() {
+                std::fs::create_dir_all(dir)
+                    .map_err(|e| ExecError::Prepare(format!("{}: {e}", dir.display())))?;
+            }
         }
         Ok(Box::new(HostJob {
             job: job.clone(),
             scripts,
+            own_scripts,
             deadline: job.timeout.map(|t| Instant::now() + t),
             groups: Mutex::new(Vec::new()),
             grace: self.grace,
@@ -89,6 +94,8 @@ fn sanitize(s: &str) -> String {
 struct HostJob {
     job: JobSpec,
     scripts: PathBuf,
+    /// Whether `scripts` is ours to remove.
+    own_scripts: bool,
     deadline: Option<Instant>,
     /// Process groups started by steps, killed at teardown.
     groups: Mutex<Vec<i32>>,
@@ -272,6 +279,9 @@ impl JobEnvironment for HostJob {
         );
         for pgid in groups {
             let _ = killpg(Pid::from_raw(pgid), Signal::SIGKILL);
+        }
+        if !self.own_scripts {
+            return Ok(());
         }
         match tokio::fs::remove_dir_all(&self.scripts).await {
             Ok(()) => Ok(()),

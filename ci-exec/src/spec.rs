@@ -47,6 +47,9 @@ pub struct JobSpec {
     /// directory with the `GITHUB_OUTPUT`-style files); container executors mount them at the
     /// same paths.
     pub mounts: Vec<PathBuf>,
+    /// A directory the caller made for this job where the executor may keep its own files
+    /// (step scripts); the caller removes it. `None`: the executor makes and removes one.
+    pub scratch: Option<PathBuf>,
 }
 
 /// A job container.

@@ -59,6 +59,11 @@ impl LogWriter {
 
     /// Ends the log: flushes, writes the compacted object, removes the segments.
     pub async fn finish(mut self) -> Result<(), StoreError> {
+        if self.next == 0 {
+            // Nothing was flushed yet: the buffer is the whole log.
+            let data = self.buffer.split().freeze();
+            return self.store.put(&format!("{}.log", self.base), data).await;
+        }
         self.flush().await?;
         let segments = self.store.list(&format!("{}/segments", self.base)).await?;
         let mut all = BytesMut::new();
@@ -68,7 +73,7 @@ impl LogWriter {
             }
         }
         self.store
-            .put(&format!("{}/log", self.base), all.freeze())
+            .put(&format!("{}.log", self.base), all.freeze())
             .await?;
         for key in segments {
             self.store.delete(&key).await?;
@@ -97,14 +102,14 @@ impl LogReader {
     pub async fn is_finished(&self) -> Result<bool, StoreError> {
         Ok(self
             .store
-            .size(&format!("{}/log", self.base))
+            .size(&format!("{}.log", self.base))
             .await?
             .is_some())
     }
 
     /// Everything written so far.
     pub async fn read_all(&self) -> Result<Bytes, StoreError> {
-        if let Some(all) = self.store.get(&format!("{}/log", self.base)).await? {
+        if let Some(all) = self.store.get(&format!("{}.log", self.base)).await? {
             return Ok(all);
         }
         let mut all = BytesMut::new();
@@ -118,7 +123,7 @@ impl LogReader {
 
     /// A byte range (clamped to what exists).
     pub async fn read_bytes(&self, range: Range<u64>) -> Result<Bytes, StoreError> {
-        let key = format!("{}/log", self.base);
+        let key = format!("{}.log", self.base);
         if let Some(size) = self.store.size(&key).await? {
             let end = range.end.min(size);
             let start = range.start.min(end);

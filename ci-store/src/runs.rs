@@ -171,6 +171,17 @@ pub trait RunStore: Send + Sync {
         job: &JobRecord,
         steps: &[StepRecord],
     ) -> Result<(), StoreError>;
+    /// Records several jobs in one transaction (what a busy engine batches).
+    async fn record_jobs(
+        &self,
+        run_id: &str,
+        jobs: &[(JobRecord, Vec<StepRecord>)],
+    ) -> Result<(), StoreError> {
+        for (job, steps) in jobs {
+            self.record_job(run_id, job, steps).await?;
+        }
+        Ok(())
+    }
     /// Records an artifact's manifest key.
     async fn record_artifact(
         &self,
@@ -276,7 +287,12 @@ macro_rules! sql_store {
             }
 
             async fn record_job(&self, run_id: &str, job: &JobRecord, steps: &[StepRecord]) -> Result<(), StoreError> {
+                self.record_jobs(run_id, &[(job.clone(), steps.to_vec())]).await
+            }
+
+            async fn record_jobs(&self, run_id: &str, jobs: &[(JobRecord, Vec<StepRecord>)]) -> Result<(), StoreError> {
                 let mut tx = self.pool.begin().await.map_err(db)?;
+                for (job, steps) in jobs {
                 sqlx::query::<$db>(sqlx::AssertSqlSafe($sql(UPSERT_JOB)))
                     .bind(run_id)
                     .bind(&job.job_id)
@@ -303,6 +319,7 @@ macro_rules! sql_store {
                         .execute(&mut *tx)
                         .await
                         .map_err(db)?;
+                }
                 }
                 tx.commit().await.map_err(db)
             }
@@ -443,6 +460,9 @@ impl SqliteRunStore {
                 .filename(path)
                 .create_if_missing(true)
                 .journal_mode(SqliteJournalMode::Wal)
+                // WAL with NORMAL: a commit survives a crash of the process (the WAL is
+                // written before the commit returns); only an OS crash may lose the last ones.
+                .synchronous(sqlx::sqlite::SqliteSynchronous::Normal)
         }
         .foreign_keys(true);
         // One connection for in-memory databases: each connection would have its own.
