@@ -171,7 +171,7 @@ pub(crate) struct Inner {
     pub work_dir: PathBuf,
     pub action_dirs: IndexMap<String, PathBuf>,
     pub groups: crate::run::Groups,
-    pub bash: bool,
+    pub bash: Option<PathBuf>,
     pub containers: Option<Arc<dyn Executor>>,
 }
 
@@ -312,8 +312,12 @@ impl EngineBuilder {
             .unwrap_or_else(|| std::env::temp_dir().join("gantry"));
         std::fs::create_dir_all(&work_dir)
             .map_err(|e| EngineError::Io(format!("{}: {e}", work_dir.display())))?;
-        let bash = std::env::var_os("PATH")
-            .is_some_and(|paths| std::env::split_paths(&paths).any(|p| p.join("bash").is_file()));
+        // Resolved once: each step then starts bash without a PATH search.
+        let bash = std::env::var_os("PATH").and_then(|paths| {
+            std::env::split_paths(&paths)
+                .map(|p| p.join("bash"))
+                .find(|p| p.is_file())
+        });
         Ok(Engine {
             inner: Arc::new(Inner {
                 executors: self.executors,

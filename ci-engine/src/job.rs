@@ -789,8 +789,13 @@ impl JobRunner {
                 "sh -c 'if command -v bash >/dev/null 2>&1; then exec bash -e \"$1\"; else exec sh -e \"$1\"; fi' gantry {0}"
                     .into(),
             ),
-            None if self.ctx.inner.bash => Shell::Custom("bash -e {0}".into()),
-            None => Shell::Custom("sh -e {0}".into()),
+            None => match &self.ctx.inner.bash {
+                Some(bash) if !bash.to_string_lossy().contains([' ', '\'', '"']) => {
+                    Shell::Custom(format!("{} -e {{0}}", bash.display()))
+                }
+                Some(_) => Shell::Custom("bash -e {0}".into()),
+                None => Shell::Custom("sh -e {0}".into()),
+            },
         }
     }
 
