@@ -34,6 +34,7 @@ pub mod cycle;
 pub mod diagnostic;
 pub mod expr;
 pub mod github;
+pub mod gitlab;
 pub mod model;
 mod reader;
 pub mod span;
@@ -110,7 +111,14 @@ pub fn lint_with(
     match detect_dialect(path, src) {
         Dialect::GitHubActions => github::parse_workflow_with(path, src, resolver).diagnostics,
         Dialect::GitHubAction => github::parse_action(path, src).diagnostics,
-        dialect @ (Dialect::GitLabCi | Dialect::CircleCi) => {
+        Dialect::GitLabCi => {
+            let root = std::path::Path::new(path)
+                .parent()
+                .filter(|p| !p.as_os_str().is_empty())
+                .unwrap_or(std::path::Path::new("."));
+            gitlab::parse_pipeline(path, src, &gitlab::LocalIncludes::new(root)).diagnostics
+        }
+        dialect @ Dialect::CircleCi => {
             let span = span::Source::new(src).span(0, 0);
             vec![Diagnostic::error(
                 path,

@@ -73,6 +73,8 @@ pub struct Workflow {
     pub jobs: IndexMap<String, Job>,
     /// Stage names in order (GitLab); empty for dialects without stages.
     pub stages: Vec<String>,
+    /// What only GitLab pipelines have (`workflow:`, global variables).
+    pub gitlab: Option<Box<crate::gitlab::Pipeline>>,
 }
 
 /// One event a workflow listens to, with its filters.
@@ -286,6 +288,8 @@ pub struct Job {
     pub steps: Vec<Step>,
     /// Set when the job calls a reusable workflow.
     pub call: Option<Box<WorkflowCall>>,
+    /// What only GitLab jobs have (scripts, rules, artifacts, cache …).
+    pub gitlab: Option<Box<crate::gitlab::GitLabJob>>,
 }
 
 /// GitLab's `when:` (GitHub jobs keep the default and use their `if`).

@@ -96,6 +96,11 @@ pub enum Function {
     Always,
     /// `cancelled()` (status function)
     Cancelled,
+    /// GitLab's `==`: case-sensitive, and an unset variable (null) equals only null.
+    GitLabEquals,
+    /// GitLab's `=~`: `(value, pattern, flags)` or `(value, '/pattern/flags')`, RE2 syntax;
+    /// an unset variable matches nothing.
+    GitLabMatches,
 }
 
 impl Function {
@@ -114,6 +119,8 @@ impl Function {
         (Function::Failure, "failure"),
         (Function::Always, "always"),
         (Function::Cancelled, "cancelled"),
+        (Function::GitLabEquals, "gitlabEquals"),
+        (Function::GitLabMatches, "gitlabMatches"),
     ];
 
     /// The functions every expression may call.
@@ -162,6 +169,8 @@ impl Function {
             Function::Case => (3, usize::MAX),
             Function::Success | Function::Failure => (0, usize::MAX),
             Function::Always | Function::Cancelled => (0, 0),
+            Function::GitLabEquals => (2, 2),
+            Function::GitLabMatches => (2, 3),
         }
     }
 

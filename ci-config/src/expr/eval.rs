@@ -256,6 +256,28 @@ impl Evaluator<'_> {
                     .collect::<Result<_, _>>()?;
                 Value::string(self.ctx.hash_files(&patterns).map_err(|e| self.error(e))?)
             }
+            Function::GitLabEquals => {
+                let (a, b) = (arg(0)?, arg(1)?);
+                Value::Bool(match (&a, &b) {
+                    (Value::Null, Value::Null) => true,
+                    (Value::Null, _) | (_, Value::Null) => false,
+                    _ => a.to_display_string() == b.to_display_string(),
+                })
+            }
+            Function::GitLabMatches => {
+                let value = arg(0)?;
+                let pattern = arg(1)?.to_display_string().into_owned();
+                let (pattern, flags) = match args.get(2) {
+                    Some(_) => (pattern, arg(2)?.to_display_string().into_owned()),
+                    None => crate::gitlab::split_regex(&pattern)
+                        .ok_or_else(|| self.error(format!("'{pattern}' is not a /regex/")))?,
+                };
+                if matches!(value, Value::Null) {
+                    return Ok(Value::Bool(false));
+                }
+                let re = crate::gitlab::regex(&pattern, &flags).map_err(|e| self.error(e))?;
+                Value::Bool(re.is_match(&value.to_display_string()))
+            }
             Function::Success | Function::Failure | Function::Always | Function::Cancelled => {
                 let answer = self.ctx.status(function).ok_or_else(|| {
                     self.error(format!(

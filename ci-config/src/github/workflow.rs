@@ -124,6 +124,7 @@ pub(super) fn workflow(r: &mut Reader<'_>, doc: &Node) -> Option<Workflow> {
         concurrency,
         jobs,
         stages: Vec::new(),
+        gitlab: None,
     })
 }
 
@@ -347,6 +348,7 @@ fn job(r: &mut Reader<'_>, id: &str, key: &Node, node: &Node) -> Option<Job> {
         services,
         steps,
         call: call.map(Box::new),
+        gitlab: None,
     })
 }
 
