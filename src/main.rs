@@ -37,7 +37,7 @@ enum Command {
     /// recorded under .gantry/ (see `gantry runs` and `gantry logs`).
     /// Exit status: 0 the run succeeded, 1 it failed or was cancelled, 2 usage or
     /// configuration error.
-    Run(run::RunArgs),
+    Run(Box<run::RunArgs>),
     /// List recorded runs, newest first.
     Runs {
         /// How many.
@@ -144,7 +144,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Lint { paths, format } => lint::run(&paths, format, cli.quiet),
-        Command::Run(args) => run::run(args, cli.verbose, cli.quiet),
+        Command::Run(args) => run::run(*args, cli.verbose, cli.quiet),
         Command::Runs {
             limit,
             format,

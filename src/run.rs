@@ -49,6 +49,18 @@ pub struct RunArgs {
     /// Use a local directory for a remote action or reusable workflow: OWNER/REPO[@REF]=PATH.
     #[arg(long = "action-dir", value_name = "ACTION=PATH", value_parser = crate::plan::key_value)]
     pub action_dirs: Vec<(String, String)>,
+    /// GitLab: use a local directory for `include: project:`, GROUP/PROJECT=PATH.
+    #[arg(long = "include-dir", value_name = "PROJECT=PATH", value_parser = crate::plan::key_value)]
+    pub include_dirs: Vec<(String, String)>,
+    /// GitLab: start this manual job (`when: manual`); repeatable.
+    #[arg(long = "manual", value_name = "JOB")]
+    pub manual: Vec<String>,
+    /// GitLab: with --job, also run the jobs it needs.
+    #[arg(long, conflicts_with = "only_needs")]
+    pub needs: bool,
+    /// GitLab: with --job, run only the jobs it needs.
+    #[arg(long)]
+    pub only_needs: bool,
     /// Where runs, logs, artifacts and caches are kept (default: .gantry in the repository).
     #[arg(long, value_name = "DIR")]
     pub state_dir: Option<PathBuf>,
@@ -165,13 +177,23 @@ async fn run_async(args: RunArgs, source: Source, verbose: u8, quiet: bool) -> R
             Err(_) => {}
         }
     }
-    for (action, dir) in &args.action_dirs {
+    for (action, dir) in args.action_dirs.iter().chain(&args.include_dirs) {
         let dir =
             std::fs::canonicalize(dir).with_context(|| format!("--action-dir {action}={dir}"))?;
         builder = builder.action_dir(action.clone(), dir);
     }
     let mut options = RunOptions::new();
     options.jobs = args.jobs.clone();
+    options.manual = args.manual.clone();
+    let gitlab =
+        ci_config::detect_dialect(&source.path, &source.text) == ci_config::Dialect::GitLabCi;
+    options.needs = if args.only_needs {
+        ci_engine::NeedsMode::Only
+    } else if args.needs || !gitlab {
+        ci_engine::NeedsMode::Include
+    } else {
+        ci_engine::NeedsMode::Exclude
+    };
     options.inputs = args.inputs.iter().cloned().collect();
     options.matrix = args.matrix.clone();
     options.max_parallel = args.max_parallel;
@@ -198,6 +220,10 @@ async fn run_async(args: RunArgs, source: Source, verbose: u8, quiet: bool) -> R
                 anstream::eprintln!("{}", d.render(&text, std::io::stderr().is_terminal()));
             }
             bail!("{path} cannot run; see `gantry lint {path}`");
+        }
+        Err(EngineError::NotCreated(why)) => {
+            anstream::println!("nothing to run: {why}");
+            return Ok(ExitCode::SUCCESS);
         }
         Err(e) => bail!("{e}"),
     };

@@ -969,6 +969,7 @@ pub(crate) async fn call_workflow(
         contexts: contexts.clone(),
         secrets: masked,
         depth: task.scope.depth + 1,
+        gitlab: None,
     };
     let _ = job;
     let result = crate::run::run_workflow(

@@ -33,6 +33,9 @@ pub enum EngineError {
     /// Bad options (an unknown `--job`, a malformed `--matrix`…).
     #[error("{0}")]
     Usage(String),
+    /// Nothing runs for this event (GitLab `workflow:rules`, or every job's rules said no).
+    #[error("{0}")]
+    NotCreated(String),
     /// Recording the run failed.
     #[error(transparent)]
     Store(#[from] StoreError),
@@ -148,6 +151,23 @@ pub struct RunOptions {
     pub vars: IndexMap<String, String>,
     /// Send [`RunEvent::Log`] events (on by default through [`RunOptions::new`]).
     pub log_events: bool,
+    /// Manual jobs to start (GitLab `when: manual`); others are skipped with a notice.
+    pub manual: Vec<String>,
+    /// What `jobs` brings along.
+    pub needs: NeedsMode,
+}
+
+/// Which jobs a `--job` selection runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub enum NeedsMode {
+    /// The selected jobs and everything they need (GitHub's way; GitLab's `--needs`).
+    #[default]
+    Include,
+    /// Only the selected jobs.
+    Exclude,
+    /// Only what the selected jobs need, not the jobs themselves (`--only-needs`).
+    Only,
 }
 
 impl RunOptions {

@@ -76,6 +76,17 @@ impl JobTask {
             }
             _ => None,
         };
+        if let Some(gl) = &job.gitlab {
+            if gl.start_in.is_some() && !crate::gitlab::delay(gl, &self.cancel).await {
+                return JobResult {
+                    outcome: Outcome::cancelled(),
+                    steps: Vec::new(),
+                    started_at,
+                    duration: started.elapsed(),
+                    name: self.instance.name.clone(),
+                };
+            }
+        }
         if permit.is_none() || self.cancel.is_cancelled() {
             return JobResult {
                 outcome: Outcome::cancelled(),
@@ -87,7 +98,10 @@ impl JobTask {
         }
         let (outcome, steps) = match JobRunner::new(&self, job).await {
             Ok(mut runner) => {
-                let outcome = runner.run(job).await;
+                let outcome = match &job.gitlab {
+                    Some(gl) => crate::gitlab::run(&mut runner, &self, job, gl).await,
+                    None => runner.run(job).await,
+                };
                 runner.close().await;
                 (outcome, runner.records)
             }
@@ -164,7 +178,12 @@ pub(crate) struct Logs {
     pipeline: LogPipeline,
     writer: Option<LogWriter>,
     failed: bool,
+    /// The (masked) output kept for a coverage regex, bounded by [`CAPTURE_LIMIT`].
+    capture: Option<String>,
 }
+
+/// Most output kept for a GitLab `coverage:` regex (the tail is kept).
+const CAPTURE_LIMIT: usize = 4 * 1024 * 1024;
 
 impl Logs {
     async fn write(&mut self, data: &[u8]) {
@@ -215,11 +234,24 @@ impl Logs {
         });
     }
 
+    /// The output kept for a coverage regex.
+    pub fn captured(&self) -> String {
+        self.capture.clone().unwrap_or_default()
+    }
+
     async fn events(&mut self, step: usize, events: Vec<LogEvent>) {
         for event in events {
             match event {
                 LogEvent::Output { stream, data, .. } => {
                     self.write(&data).await;
+                    if let Some(c) = &mut self.capture {
+                        c.push_str(&String::from_utf8_lossy(&data));
+                        if c.len() > CAPTURE_LIMIT {
+                            let cut = c.len() - CAPTURE_LIMIT / 2;
+                            let cut = (cut..c.len()).find(|i| c.is_char_boundary(*i)).unwrap_or(0);
+                            c.drain(..cut);
+                        }
+                    }
                     if self.ctx.options.log_events {
                         let text = String::from_utf8_lossy(&data);
                         for line in text.lines() {
@@ -382,11 +414,38 @@ impl JobRunner {
             .map_err(|e| fail(format!("runs-on: {e}")))?;
         let mut executor = crate::engine::executor_for(&ctx.inner, &labels);
         let containers = ctx.inner.container_executor();
-        let container = match &job.container {
+        let mut container = match &job.container {
             Some(c) => Some(container_spec(&plain, c).map_err(fail)?),
             None => None,
         };
         let mut services = Vec::new();
+        if let Some(gl) = &job.gitlab {
+            // GitLab: an image runs the job in Docker when it is there (else on the host,
+            // with a warning from the job).
+            if containers.is_some() {
+                if let Some(img) = &gl.image {
+                    container = Some(ContainerSpec {
+                        image: img.name.clone(),
+                        env: IndexMap::new(),
+                        user: None,
+                    });
+                }
+                for s in &gl.services {
+                    let alias = s.alias.clone().unwrap_or_else(|| {
+                        let base = s.name.rsplit('/').next().unwrap_or(&s.name);
+                        base.split([':', '@']).next().unwrap_or(base).to_owned()
+                    });
+                    services.push(ServiceSpec {
+                        name: alias,
+                        image: s.name.clone(),
+                        env: s.variables.clone(),
+                        command: (!s.command.is_empty()).then(|| s.command.clone()),
+                        health_cmd: None,
+                        health_timeout: None,
+                    });
+                }
+            }
+        }
         for (name, s) in &job.services {
             let spec = container_spec(&plain, s).map_err(fail)?;
             let command = match &s.command {
@@ -426,6 +485,7 @@ impl JobRunner {
             "GITHUB_EVENT_PATH".into(),
             event_path.to_string_lossy().into_owned(),
         );
+        let network = !services.is_empty();
         let spec = JobSpec {
             run_id: ctx.run_id.clone(),
             job_id: key.clone(),
@@ -434,7 +494,7 @@ impl JobRunner {
             timeout: Some(timeout),
             container,
             services,
-            network: !job.services.is_empty(),
+            network,
             mounts: vec![temp.clone()],
             scratch: Some(temp.clone()),
         };
@@ -475,6 +535,11 @@ impl JobRunner {
                 pipeline,
                 writer: Some(writer),
                 failed: false,
+                capture: job
+                    .gitlab
+                    .as_ref()
+                    .and_then(|g| g.coverage.as_ref())
+                    .map(|_| String::new()),
             },
             ctx,
             id,

@@ -43,6 +43,7 @@ mod actions;
 mod context;
 mod engine;
 mod events;
+mod gitlab;
 mod job;
 mod run;
 
@@ -59,5 +60,5 @@ pub fn job_log(
     ci_store::logs::LogReader::new(blobs.clone(), run_id, JOB_LOGS, log_key)
 }
 
-pub use engine::{Engine, EngineBuilder, EngineError, RunHandle, RunOptions, Source};
+pub use engine::{Engine, EngineBuilder, EngineError, NeedsMode, RunHandle, RunOptions, Source};
 pub use events::{JobSummary, RunEvent, RunSummary, Status};

@@ -123,6 +123,8 @@ pub(crate) struct WorkflowScope {
     pub secrets: Vec<String>,
     /// Nesting depth of calls.
     pub depth: u32,
+    /// A GitLab pipeline's variables.
+    pub gitlab: Option<crate::gitlab::PipelineVars>,
 }
 
 /// What a finished workflow reports to its caller.
@@ -159,17 +161,40 @@ pub(crate) async fn prepare(
 ) -> Result<Prepared, EngineError> {
     let inner = Arc::clone(&engine.inner);
     let dialect = ci_config::detect_dialect(&source.path, &source.text);
-    if dialect != Dialect::GitHubActions {
-        return Err(EngineError::Unsupported(format!(
-            "running {} files (only GitHub Actions workflows run so far)",
-            dialect.name()
-        )));
-    }
-    let mut workflow = load_workflow(&source.path, &source.text)?;
-    select_jobs(&mut workflow, &options.jobs)?;
-
     let mut secrets = inner.secrets.clone();
     secrets.extend(options.secrets.clone());
+    let (workflow, gitlab_vars) = match dialect {
+        Dialect::GitHubActions => {
+            let mut workflow = load_workflow(&source.path, &source.text)?;
+            select_jobs(&mut workflow, &options.jobs)?;
+            (workflow, None)
+        }
+        Dialect::GitLabCi => {
+            // Secrets are masked CI/CD variables there; `--var`s are pipeline variables.
+            let mut with_secrets = options.clone();
+            for (k, v) in &secrets {
+                with_secrets
+                    .vars
+                    .entry(k.clone())
+                    .or_insert_with(|| v.clone());
+            }
+            for (k, v) in &inner.vars {
+                with_secrets
+                    .vars
+                    .entry(k.clone())
+                    .or_insert_with(|| v.clone());
+            }
+            let (workflow, vars) =
+                crate::gitlab::prepare(&source, &event, &with_secrets, &inner.action_dirs)?;
+            (workflow, Some(vars))
+        }
+        other => {
+            return Err(EngineError::Unsupported(format!(
+                "running {} files (GitHub Actions workflows and GitLab CI pipelines run)",
+                other.name()
+            )))
+        }
+    };
     let mut vars = inner.vars.clone();
     vars.extend(options.vars.clone());
     let inputs = typed_inputs(&workflow, &event, &options.inputs);
@@ -221,6 +246,7 @@ pub(crate) async fn prepare(
             .cloned()
             .collect(),
         depth: 0,
+        gitlab: gitlab_vars,
     };
     Ok(Prepared {
         run_id,
@@ -561,6 +587,22 @@ pub(crate) fn run_workflow(
                 // The new instances are decided on the next pass.
                 continue;
             }
+            // Manual jobs asked for (`--manual`) are started; the others stay blocked.
+            let mut played = false;
+            for i in 0..scheduler.plan().instances.len() {
+                if scheduler.state(i) == State::Blocked
+                    && ctx
+                        .options
+                        .manual
+                        .contains(&scheduler.plan().instances[i].job)
+                    && scheduler.play(i).is_ok()
+                {
+                    played = true;
+                }
+            }
+            if played {
+                continue;
+            }
             report_undecided(&ctx, &scheduler, &scope, &mut reported, &mut jobs).await;
             if running.is_empty() && scheduler.is_finished() {
                 break;
@@ -622,6 +664,51 @@ pub(crate) fn run_workflow(
                 }
                 _ = cancel.cancelled(), if !run_cancelled => {}
             }
+        }
+        // Manual jobs nobody started, and what waited on them.
+        for i in 0..scheduler.plan().instances.len() {
+            if reported.get(i).copied().unwrap_or(false)
+                || matches!(scheduler.state(i), State::Done(_))
+            {
+                continue;
+            }
+            let instance = &scheduler.plan().instances[i];
+            let id = format!("{}{}", scope.prefix, instance.id);
+            if scheduler.state(i) == State::Blocked {
+                ctx.emit(RunEvent::Annotation {
+                    job: id.clone(),
+                    level: "notice",
+                    message: format!(
+                        "manual job '{}' was not started (run it with --manual {})",
+                        instance.job, instance.job
+                    ),
+                });
+            }
+            let result = JobResult {
+                outcome: ci_graph::Outcome::success(),
+                steps: Vec::new(),
+                started_at: now_ms(),
+                duration: Duration::ZERO,
+                name: instance.name.clone(),
+            };
+            record_job(&ctx, &id, &result, Status::Skipped, 0, &IndexMap::new());
+            ctx.emit(RunEvent::JobFinished {
+                job: id.clone(),
+                name: instance.name.clone(),
+                status: Status::Skipped,
+                duration_ms: 0,
+                outputs: IndexMap::new(),
+            });
+            ctx.summaries
+                .lock()
+                .expect("never poisoned")
+                .push(JobSummary {
+                    id,
+                    name: instance.name.clone(),
+                    status: Status::Skipped,
+                    duration: Duration::ZERO,
+                    outputs: IndexMap::new(),
+                });
         }
         let conclusions = scheduler.conclusions();
         let status = if scheduler.succeeded() {
