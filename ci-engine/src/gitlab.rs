@@ -453,7 +453,7 @@ pub(crate) async fn run(
                 shell: shell.clone(),
                 env: vars.clone(),
                 workdir: None,
-                timeout: None,
+                timeout: Some(Duration::from_secs(gl.timeout.unwrap_or(3600))),
                 inherit_env: !runner.in_container,
             },
         )
@@ -462,8 +462,23 @@ pub(crate) async fn run(
         StepOutcome::Exited(c) => Some(c),
         _ => None,
     };
-    let result = runner.conclude(0, done).await;
-    let mut status = result.outcome;
+    let mut status = if done.outcome == StepOutcome::TimedOut {
+        runner.timed_out = true;
+        runner
+            .logs
+            .annotate(
+                0,
+                "error",
+                &format!(
+                    "The job has exceeded its time limit ({} s).",
+                    gl.timeout.unwrap_or(3600)
+                ),
+            )
+            .await;
+        Status::Failure
+    } else {
+        runner.conclude(0, done).await.outcome
+    };
     if runner.cancel.is_cancelled() {
         status = Status::Cancelled;
     }

@@ -491,7 +491,8 @@ impl JobRunner {
             job_id: key.clone(),
             workspace: workspace.clone(),
             env: job_env,
-            timeout: Some(timeout),
+            // GitLab's limit applies to the script only: after_script has its own.
+            timeout: job.gitlab.is_none().then_some(timeout),
             container,
             services,
             network,
