@@ -69,6 +69,34 @@ pub fn run(paths: &[PathBuf], format: Format, quiet: bool) -> Result<ExitCode> {
     })
 }
 
+/// `gantry lint --show-merged`: GitLab's merged configuration of each GitLab file.
+pub fn show_merged(paths: &[PathBuf]) -> Result<ExitCode> {
+    let mut failed = false;
+    for file in files(paths)? {
+        let display = file.display().to_string();
+        let src =
+            std::fs::read_to_string(&file).with_context(|| format!("cannot read {display}"))?;
+        if ci_config::detect_dialect(&display, &src) != ci_config::Dialect::GitLabCi {
+            continue;
+        }
+        let includes = ci_config::gitlab::LocalIncludes::new(repository_root(&file));
+        match ci_config::gitlab::merged_yaml(&display, &src, &includes) {
+            Ok(yaml) => print!("{yaml}"),
+            Err(diagnostics) => {
+                failed = true;
+                for d in &diagnostics {
+                    anstream::eprintln!("{}", d.render(&src, true));
+                }
+            }
+        }
+    }
+    Ok(if failed {
+        ExitCode::from(1)
+    } else {
+        ExitCode::SUCCESS
+    })
+}
+
 /// The files named (directories stand for their YAML files), or the repository's defaults.
 pub fn files(paths: &[PathBuf]) -> Result<Vec<PathBuf>> {
     let files = if paths.is_empty() {
@@ -159,7 +187,7 @@ impl ci_config::github::WorkflowResolver for LocalWorkflows {
 }
 
 /// The nearest ancestor of `file` holding a `.github` directory (else the current directory).
-fn repository_root(file: &Path) -> PathBuf {
+pub fn repository_root(file: &Path) -> PathBuf {
     let absolute = std::path::absolute(file).unwrap_or_else(|_| file.to_path_buf());
     absolute
         .ancestors()

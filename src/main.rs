@@ -101,6 +101,10 @@ enum Command {
     Lint {
         /// Files or directories to check.
         paths: Vec<std::path::PathBuf>,
+        /// GitLab: print the merged configuration (includes, extends, !reference, defaults
+        /// applied) instead of checking it, like GitLab's "full configuration" view.
+        #[arg(long)]
+        show_merged: bool,
         /// Output format.
         #[arg(long, value_enum, default_value_t = Format::Human)]
         format: Format,
@@ -143,7 +147,12 @@ enum Format {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
-        Command::Lint { paths, format } => lint::run(&paths, format, cli.quiet),
+        Command::Lint {
+            paths,
+            show_merged: true,
+            ..
+        } => lint::show_merged(&paths),
+        Command::Lint { paths, format, .. } => lint::run(&paths, format, cli.quiet),
         Command::Run(args) => run::run(*args, cli.verbose, cli.quiet),
         Command::Runs {
             limit,

@@ -61,7 +61,16 @@ fn plans(paths: &[PathBuf], facts: &Facts) -> Result<Vec<(String, Plan)>> {
         let display = file.display().to_string();
         let src =
             std::fs::read_to_string(&file).with_context(|| format!("cannot read {display}"))?;
-        let parsed = ci_config::github::parse_workflow(&display, &src);
+        let parsed = if ci_config::detect_dialect(&display, &src) == ci_config::Dialect::GitLabCi {
+            let root = crate::lint::repository_root(&file);
+            ci_config::gitlab::parse_pipeline(
+                &display,
+                &src,
+                &ci_config::gitlab::LocalIncludes::new(root),
+            )
+        } else {
+            ci_config::github::parse_workflow(&display, &src)
+        };
         if parsed.has_errors() {
             for d in parsed.diagnostics.iter().filter(|d| d.is_error()) {
                 anstream::eprintln!("{}", d.render(&src, true));

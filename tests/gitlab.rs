@@ -293,3 +293,45 @@ fn gitlab_fixtures() {
         failed.join("\n")
     );
 }
+
+#[test]
+fn show_merged_prints_the_full_configuration() {
+    let fixture =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/gitlab/extends-several-parents");
+    let out = Command::cargo_bin("gantry")
+        .expect("built")
+        .current_dir(&fixture)
+        .args(["lint", "--show-merged", ".gitlab-ci.yml"])
+        .assert()
+        .success()
+        .get_output()
+        .stdout
+        .clone();
+    let text = String::from_utf8_lossy(&out);
+    // The job got its parents' keys, the later parent winning.
+    let job = text.split("\njob:\n").nth(1).expect("the job is shown");
+    assert!(
+        job.contains("X: x") && job.contains("SHARED: from-script"),
+        "{text}"
+    );
+    assert!(!job.contains("extends"), "{text}");
+}
+
+#[test]
+fn list_shows_stages() {
+    let fixture = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/gitlab/stages-default");
+    let out = Command::cargo_bin("gantry")
+        .expect("built")
+        .current_dir(&fixture)
+        .args(["list", ".gitlab-ci.yml"])
+        .assert()
+        .success()
+        .get_output()
+        .stdout
+        .clone();
+    let text = String::from_utf8_lossy(&out);
+    assert!(
+        text.contains("stage: build") && text.contains("stage: deploy"),
+        "{text}"
+    );
+}
