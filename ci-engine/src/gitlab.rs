@@ -427,7 +427,13 @@ pub(crate) async fn run(
     let shell = if runner.in_container {
         Shell::Custom("sh -c 'if command -v bash >/dev/null 2>&1; then exec bash \"$1\"; else exec sh \"$1\"; fi' gantry {0}".into())
     } else {
-        runner.shell(Some(if bash { "bash {0}" } else { "sh {0}" }))
+        match &runner.ctx.inner.bash {
+            // The path resolved once: no PATH search per job.
+            Some(path) if !path.to_string_lossy().contains([' ', '\'', '"']) => {
+                Shell::Custom(format!("{} {{0}}", path.display()))
+            }
+            _ => runner.shell(Some(if bash { "bash {0}" } else { "sh {0}" })),
+        }
     };
     let bash_in_script = bash || runner.in_container;
     let started = std::time::Instant::now();
@@ -593,18 +599,60 @@ pub(crate) async fn run(
     outcome
 }
 
-/// The repository's committed files at the event's commit, in the workspace.
+/// The repository's committed files at the event's commit (with its `.git`), in the
+/// workspace: cloned once per run, then copied into each job's workspace — a job may change
+/// its copy freely.
 async fn checkout(runner: &mut JobRunner) -> Result<(), String> {
-    let Ok(repo) = ci_vcs::Repository::open(&runner.ctx.root) else {
-        // Not a git repository: nothing to fetch; the job sees an empty directory.
-        return Ok(());
-    };
-    let sha = runner.ctx.event.sha.clone();
+    let ctx = Arc::clone(&runner.ctx);
     let dest = runner.workspace.clone();
-    tokio::task::spawn_blocking(move || repo.clone_at(&sha, &dest, 0))
-        .await
-        .map_err(|e| format!("fetching the project: {e}"))?
-        .map_err(|e| format!("fetching the project: {e}"))
+    tokio::task::spawn_blocking(move || {
+        let snapshot = ctx
+            .snapshot
+            .get_or_init(|| {
+                let Ok(repo) = ci_vcs::Repository::open(&ctx.root) else {
+                    // Not a git repository: nothing to fetch; jobs see an empty directory.
+                    return Ok(None);
+                };
+                let dir = ctx.run_dir.join("_source");
+                repo.clone_at(&ctx.event.sha, &dir, 0)
+                    .map_err(|e| e.to_string())?;
+                // What every job would copy for nothing: sample hooks, reflogs, description.
+                for extra in ["hooks", "logs", "description"] {
+                    let p = dir.join(".git").join(extra);
+                    let _ = std::fs::remove_dir_all(&p).or_else(|_| std::fs::remove_file(&p));
+                }
+                Ok(Some(dir))
+            })
+            .clone();
+        match snapshot {
+            Ok(Some(dir)) => copy_tree(&dir, &dest),
+            Ok(None) => Ok(()),
+            Err(e) => Err(e),
+        }
+    })
+    .await
+    .map_err(|e| format!("fetching the project: {e}"))?
+    .map_err(|e| format!("fetching the project: {e}"))
+}
+
+/// Copies a directory tree (files, directories, symbolic links as links).
+fn copy_tree(from: &std::path::Path, to: &std::path::Path) -> Result<(), String> {
+    let io = |p: &std::path::Path, e: std::io::Error| format!("{}: {e}", p.display());
+    std::fs::create_dir_all(to).map_err(|e| io(to, e))?;
+    for entry in std::fs::read_dir(from).map_err(|e| io(from, e))? {
+        let entry = entry.map_err(|e| io(from, e))?;
+        let (src, dst) = (entry.path(), to.join(entry.file_name()));
+        let kind = entry.file_type().map_err(|e| io(&src, e))?;
+        if kind.is_dir() {
+            copy_tree(&src, &dst)?;
+        } else if kind.is_symlink() {
+            let target = std::fs::read_link(&src).map_err(|e| io(&src, e))?;
+            std::os::unix::fs::symlink(target, &dst).map_err(|e| io(&dst, e))?;
+        } else {
+            std::fs::copy(&src, &dst).map_err(|e| io(&src, e))?;
+        }
+    }
+    Ok(())
 }
 
 fn cache_key(runner: &JobRunner, c: &gitlab::Cache, vars: &IndexMap<String, String>) -> String {

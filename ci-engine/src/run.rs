@@ -48,6 +48,8 @@ pub(crate) struct RunCtx {
     pub recorder: mpsc::UnboundedSender<Record>,
     pub event_file: std::sync::OnceLock<bool>,
     pub free_dirs: Mutex<Vec<(PathBuf, PathBuf)>>,
+    /// GitLab: the project at the event's commit, cloned once per run.
+    pub snapshot: std::sync::OnceLock<Result<Option<PathBuf>, String>>,
 }
 
 impl RunCtx {
@@ -375,6 +377,7 @@ pub(crate) async fn execute(
         recorder: record_tx,
         event_file: std::sync::OnceLock::new(),
         free_dirs: Mutex::new(Vec::new()),
+        snapshot: std::sync::OnceLock::new(),
     });
     if let Err(e) = ctx
         .inner

@@ -1,0 +1,54 @@
+#!/usr/bin/env bash
+# GitLab CI: the same generated 200-job layered pipeline (10 stages of 20 shell jobs, each
+# job `needs` 2 random jobs of the stage before and runs `echo`) run by `gantry run` and by
+# gitlab-ci-local (`--concurrency 2`, shell executor) in one script; prints both wall times
+# and the ratio (target: gantry at least 100x faster).
+#
+#   bench/gitlab.sh [JOBS] [WIDTH]
+#
+# Needs gitlab-ci-local 4.60.0 (`npm install -g gitlab-ci-local@4.60.0`; newer versions need
+# Node 22) and rsync; installs them when missing and allowed (root).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+JOBS="${1:-200}"
+WIDTH="${2:-20}"
+if ! command -v rsync >/dev/null; then
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq rsync >/dev/null
+fi
+if ! command -v gitlab-ci-local >/dev/null; then
+    npm install -g --silent gitlab-ci-local@4.60.0
+fi
+cargo build --release -q
+GANTRY="$PWD/target/release/gantry"
+DIR="$(mktemp -d)"
+trap 'rm -rf "$DIR"' EXIT
+
+python3 - "$DIR" "$JOBS" "$WIDTH" <<'PY'
+import random, sys
+out, jobs, width = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+rng = random.Random(20261123)
+layers = [[f"j{l}_{i}" for i in range(width)] for l in range((jobs + width - 1) // width)]
+with open(f"{out}/.gitlab-ci.yml", "w") as f:
+    f.write("stages: [" + ", ".join(f"s{l}" for l in range(len(layers))) + "]\n")
+    for l, layer in enumerate(layers):
+        for job in layer:
+            f.write(f"{job}:\n  stage: s{l}\n")
+            if l:
+                f.write(f"  needs: [{', '.join(sorted(rng.sample(layers[l - 1], 2)))}]\n")
+            f.write(f"  script:\n    - echo {job}\n")
+PY
+(cd "$DIR" && git init -q -b main && git add -A && git -c user.name=b -c user.email=b@e commit -qm dag)
+
+now() { date +%s.%N; }
+t0=$(now)
+(cd "$DIR" && "$GANTRY" -q run .gitlab-ci.yml --state-dir "$DIR/.gantry" --max-parallel 2 >/dev/null)
+t1=$(now)
+(cd "$DIR" && gitlab-ci-local --concurrency 2 --force-shell-executor >/dev/null 2>&1) || echo "gitlab-ci-local failed (exit $?)"
+t2=$(now)
+python3 - "$t0" "$t1" "$t2" "$JOBS" <<'PY'
+import sys
+t0, t1, t2, jobs = map(float, sys.argv[1:])
+gantry, gcl = t1 - t0, t2 - t1
+print(f"{int(jobs)} jobs: gantry run {gantry:.2f} s, gitlab-ci-local {gcl:.2f} s, "
+      f"gantry is {gcl / gantry:.0f}x faster (target >= 100x)")
+PY
