@@ -60,4 +60,6 @@ pub use fake::{FakeExecutor, FakeStep};
 pub use host::HostExecutor;
 pub use log::{LogEvent, LogPipeline};
 pub use sink::{Fanout, LogSink};
-pub use spec::{Chunk, ContainerSpec, JobSpec, ServiceSpec, Shell, StepOutcome, StepSpec, Stream};
+pub use spec::{
+    split_words, Chunk, ContainerSpec, JobSpec, ServiceSpec, Shell, StepOutcome, StepSpec, Stream,
+};

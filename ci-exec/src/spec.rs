@@ -140,7 +140,8 @@ impl Shell {
     }
 }
 
-fn split_words(s: &str) -> Vec<String> {
+/// Splits a command line into words as a shell would (quotes group; nothing is expanded).
+pub fn split_words(s: &str) -> Vec<String> {
     let mut words = Vec::new();
     let mut cur = String::new();
     let mut quote: Option<char> = None;

@@ -499,6 +499,29 @@ fn variables(cx: &mut Ctx<'_>, node: &Node, global: bool) -> IndexMap<String, Va
     out
 }
 
+/// Variables as name → value (services, rules).
+fn plain_variables(cx: &mut Ctx<'_>, node: &Node) -> IndexMap<String, String> {
+    variables(cx, node, false)
+        .into_iter()
+        .map(|(k, v)| (k, v.value))
+        .collect()
+}
+
+/// `exit_codes:` — one code or a list.
+fn exit_codes(node: Option<&Node>) -> Vec<i32> {
+    match node.map(|n| &n.value) {
+        Some(Value::Int(i)) => vec![*i as i32],
+        Some(Value::Seq(items)) => items
+            .iter()
+            .filter_map(|i| match i.value {
+                Value::Int(c) => Some(c as i32),
+                _ => None,
+            })
+            .collect(),
+        _ => Vec::new(),
+    }
+}
+
 fn image(cx: &mut Ctx<'_>, node: &Node, service: bool) -> Option<Image> {
     match &node.value {
         Value::String(s) => Some(Image {
@@ -538,12 +561,7 @@ fn image(cx: &mut Ctx<'_>, node: &Node, service: bool) -> Option<Image> {
                 alias: node.get("alias").and_then(|n| cx.string(n, "alias")),
                 variables: node
                     .get("variables")
-                    .map(|n| {
-                        variables(cx, n, false)
-                            .into_iter()
-                            .map(|(k, v)| (k, v.value))
-                            .collect()
-                    })
+                    .map(|n| plain_variables(cx, n))
                     .unwrap_or_default(),
             })
         }
@@ -566,20 +584,9 @@ fn allow_failure(cx: &mut Ctx<'_>, node: &Node) -> Option<AllowFailure> {
         }),
         Value::Map(_) => {
             cx.keys(node, &["exit_codes"], "allow_failure");
-            let codes = node.get("exit_codes").map(|n| match &n.value {
-                Value::Int(i) => vec![*i as i32],
-                Value::Seq(items) => items
-                    .iter()
-                    .filter_map(|i| match i.value {
-                        Value::Int(c) => Some(c as i32),
-                        _ => None,
-                    })
-                    .collect(),
-                _ => Vec::new(),
-            });
             Some(AllowFailure {
                 any: false,
-                exit_codes: codes.unwrap_or_default(),
+                exit_codes: exit_codes(node.get("exit_codes")),
             })
         }
         _ => {
@@ -666,12 +673,7 @@ fn rule_list(cx: &mut Ctx<'_>, node: &Node, workflow: bool) -> Vec<Rule> {
             allow_failure: item.get("allow_failure").and_then(|n| allow_failure(cx, n)),
             variables: item
                 .get("variables")
-                .map(|n| {
-                    variables(cx, n, false)
-                        .into_iter()
-                        .map(|(k, v)| (k, v.value))
-                        .collect()
-                })
+                .map(|n| plain_variables(cx, n))
                 .unwrap_or_default(),
         });
     }
@@ -890,17 +892,7 @@ fn retry(cx: &mut Ctx<'_>, node: &Node) -> Retry {
                     );
                 }
             }
-            let exit_codes = match node.get("exit_codes").map(|n| &n.value) {
-                Some(Value::Int(i)) => vec![*i as i32],
-                Some(Value::Seq(items)) => items
-                    .iter()
-                    .filter_map(|i| match i.value {
-                        Value::Int(c) => Some(c as i32),
-                        _ => None,
-                    })
-                    .collect(),
-                _ => Vec::new(),
-            };
+            let exit_codes = exit_codes(node.get("exit_codes"));
             Retry {
                 max,
                 when,
