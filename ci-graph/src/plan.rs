@@ -243,7 +243,7 @@ fn combinations(job: &Job, facts: &RunFacts, names: &[&str]) -> Result<Expansion
                         .values()
                         .map(|v| v.to_display_string().into_owned())
                         .collect();
-                    (Some(format!("[{}]", values.join(", "))), Some(c))
+                    (Some(format!(": [{}]", values.join(", "))), Some(c))
                 })
                 .collect(),
         }));
@@ -402,6 +402,15 @@ impl EvalContext for InstanceContexts<'_> {
     }
 }
 
+/// `build (a, b)`, `shard 1/3`, and GitLab's `test: [aws, app]` (a suffix starting with `:`).
+fn join_suffix(base: &str, suffix: Option<&str>) -> String {
+    match suffix {
+        Some(s) if s.starts_with(':') => format!("{base}{s}"),
+        Some(s) => format!("{base} {s}"),
+        None => base.to_owned(),
+    }
+}
+
 fn instance(
     job: &Job,
     job_index: usize,
@@ -445,15 +454,9 @@ fn instance(
     let name = if custom_name && !job.name.is_literal() {
         eval(&job.name).map_or_else(|| job.name.raw.clone(), |v| expr::render(&v))
     } else {
-        match &suffix {
-            Some(s) => format!("{} {s}", job.name.raw),
-            None => job.name.raw.clone(),
-        }
+        join_suffix(&job.name.raw, suffix.as_deref())
     };
-    let id = match &suffix {
-        Some(s) => format!("{} {s}", job.id),
-        None => job.id.clone(),
-    };
+    let id = join_suffix(&job.id, suffix.as_deref());
     let concurrency = job.concurrency.as_deref().map(|c| ConcurrencyGroup {
         group: eval(&c.group).map_or_else(|| c.group.raw.clone(), |v| expr::render(&v)),
         cancel_in_progress: c
