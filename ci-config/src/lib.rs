@@ -2,15 +2,33 @@
 //! precise, located [`Diagnostic`]s.
 //!
 //! What it is for: turning the bytes of a GitHub Actions workflow (and `action.yml` metadata)
-//! into a typed model that a planner can expand and an engine can run, and telling the user
-//! exactly where a file is wrong (`path:line:col`, with a rustc-style snippet). It is
-//! synchronous and does no I/O: give it a path (for messages and dialect detection) and the text.
+//! or a `.gitlab-ci.yml` into a typed model that a planner can expand and an engine can run,
+//! and telling the user exactly where a file is wrong (`path:line:col`, with a rustc-style
+//! snippet). It is synchronous: give it a path (for messages and dialect detection) and the
+//! text; the only files it reads are GitLab `include:`s, through an [`gitlab::Includes`] you
+//! choose.
 //!
 //! What it is not for: planning (matrix expansion, the job graph: `ci-graph`) or running anything.
 //!
 //! Layers, bottom up: [`yaml`] (a spanned YAML 1.2 tree with anchors, aliases, merge keys and an
-//! alias-bomb limit), [`Template`] (strings with `${{ }}` parts), the [`github`] frontend, and
-//! the [`model`].
+//! alias-bomb limit), [`Template`] (strings with `${{ }}` parts), the [`github`] and
+//! [`gitlab`] frontends, and the [`model`]; [`expr`] is the one expression engine (GitLab
+//! `rules:if` compiles into its tree).
+//!
+//! ```
+//! use ci_config::gitlab::{parse_pipeline, NoIncludes};
+//! let src = ".base:
+  script: [make]
+build:
+  extends: .base
+  rules:
+    - if: $CI_COMMIT_BRANCH =~ /^release/
+";
+//! let parsed = parse_pipeline(".gitlab-ci.yml", src, &NoIncludes);
+//! assert!(!parsed.has_errors());
+//! let job = &parsed.value.unwrap().jobs["build"];
+//! assert_eq!(job.gitlab.as_ref().unwrap().script, ["make"]);
+//! ```
 //!
 //! # Example
 //!
@@ -86,8 +104,9 @@ pub fn detect_dialect(path: &str, src: &str) -> Dialect {
     }
 }
 
-/// Checks one file of any dialect and returns its diagnostics. Dialects without a frontend
-/// yet produce one `unsupported` error naming the dialect.
+/// Checks one file of any dialect and returns its diagnostics (GitLab local includes are read
+/// relative to the file's directory). CircleCI, without a frontend yet, produces one
+/// `unsupported` error.
 pub fn lint(path: &str, src: &str) -> Vec<Diagnostic> {
     lint_with(path, src, &NoWorkflows)
 }
