@@ -837,14 +837,29 @@ async fn upload_artifacts(
     patterns.extend(a.dotenv.iter().cloned());
     patterns.extend(a.junit.iter().cloned());
     if a.untracked {
-        runner
-            .logs
-            .annotate(
-                1,
-                "warning",
-                "artifacts:untracked is not supported; list the paths",
-            )
-            .await;
+        // Every file git does not track (and does not ignore), as GitLab adds them.
+        let out = std::process::Command::new("git")
+            .args(["ls-files", "--others", "--exclude-standard", "-z"])
+            .current_dir(&runner.workspace)
+            .output();
+        match out {
+            Ok(o) if o.status.success() => patterns.extend(
+                o.stdout
+                    .split(|b| *b == 0)
+                    .filter(|p| !p.is_empty())
+                    .map(|p| String::from_utf8_lossy(p).into_owned()),
+            ),
+            _ => {
+                runner
+                    .logs
+                    .annotate(
+                        1,
+                        "warning",
+                        "artifacts:untracked: the workspace is not a git checkout",
+                    )
+                    .await
+            }
+        }
     }
     let mut dotenv = IndexMap::new();
     for file in &a.dotenv {
