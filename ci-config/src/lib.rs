@@ -17,13 +17,7 @@
 //!
 //! ```
 //! use ci_config::gitlab::{parse_pipeline, NoIncludes};
-//! let src = ".base:
-  script: [make]
-build:
-  extends: .base
-  rules:
-    - if: $CI_COMMIT_BRANCH =~ /^release/
-";
+//! let src = ".base:\n  script: [make]\nbuild:\n  extends: .base\n  rules:\n    - if: $CI_COMMIT_BRANCH =~ /^release/\n";
 //! let parsed = parse_pipeline(".gitlab-ci.yml", src, &NoIncludes);
 //! assert!(!parsed.has_errors());
 //! let job = &parsed.value.unwrap().jobs["build"];
