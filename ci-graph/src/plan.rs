@@ -145,11 +145,41 @@ impl Plan {
         if !errors.is_empty() {
             return Err(errors);
         }
-        for inst in &mut plan.instances {
-            inst.needs = plan.job_needs[&inst.job]
-                .iter()
-                .flat_map(|n| plan.jobs[n].iter().copied())
-                .collect();
+        // GitLab `needs: [{job, parallel: {matrix: …}}]` waits for the matching instances only.
+        let filters: HashMap<(&str, &str), &[IndexMap<String, String>]> = workflow
+            .jobs
+            .values()
+            .filter_map(|j| Some((j.id.as_str(), j.gitlab.as_deref()?)))
+            .flat_map(|(id, gl)| {
+                gl.needs
+                    .iter()
+                    .filter(|n| !n.matrix.is_empty())
+                    .map(move |n| ((id, n.job.as_str()), n.matrix.as_slice()))
+            })
+            .collect();
+        for i in 0..plan.instances.len() {
+            let job = plan.instances[i].job.clone();
+            let mut needs = Vec::new();
+            for n in &plan.job_needs[&job] {
+                let filter = filters.get(&(job.as_str(), n.as_str()));
+                for &m in &plan.jobs[n] {
+                    let keep = filter.is_none_or(|entries| {
+                        entries.iter().any(|want| {
+                            want.iter().all(|(k, v)| {
+                                plan.instances[m]
+                                    .matrix
+                                    .as_ref()
+                                    .and_then(|c| c.get(k))
+                                    .is_some_and(|have| expr::render(have) == *v)
+                            })
+                        })
+                    });
+                    if keep {
+                        needs.push(m);
+                    }
+                }
+            }
+            plan.instances[i].needs = needs;
         }
         Ok(plan)
     }
