@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use ci_config::expr::{EvalContext, Value};
 use ci_config::github::{Action, ActionRuns};
-use ci_config::model::{InputType, Job, Step, WorkflowCall};
+use ci_config::model::{InputType, Step, WorkflowCall};
 use ci_exec::{ContainerSpec, JobSpec, Shell, StepSpec};
 use ci_graph::Outcome;
 use ci_store::artifacts::{self, IfNoFilesFound};
@@ -803,7 +803,6 @@ pub(crate) async fn run_post(runner: &mut JobRunner, frame: &mut Frame, post: Po
 /// `caller / job`.
 pub(crate) async fn call_workflow(
     task: &JobTask,
-    job: &Job,
     call: &WorkflowCall,
     started: Instant,
     started_at: i64,
@@ -941,7 +940,6 @@ pub(crate) async fn call_workflow(
         depth: task.scope.depth + 1,
         gitlab: None,
     };
-    let _ = job;
     let result = crate::run::run_workflow(
         Arc::clone(&task.ctx),
         Arc::new(called.clone()),

@@ -177,11 +177,9 @@ fn select(workflow: &mut Workflow, options: &crate::RunOptions) -> Result<(), cr
     workflow.jobs.retain(|id, _| keep.contains(id));
     // Needs on jobs left out are dropped (the selection says what runs).
     let present: Vec<String> = workflow.jobs.keys().cloned().collect();
+    // Stage order still applies among the selected jobs.
     for job in workflow.jobs.values_mut() {
         job.needs.retain(|(n, _)| present.contains(n));
-        if !job.needs_declared {
-            // Stage order still applies among the selected jobs.
-        }
     }
     Ok(())
 }

@@ -60,7 +60,7 @@ impl JobTask {
             attempt: self.attempt,
         });
         if let Some(call) = &job.call {
-            return crate::actions::call_workflow(&self, job, call, started, started_at).await;
+            return crate::actions::call_workflow(&self, call, started, started_at).await;
         }
         let permit = tokio::select! {
             p = Arc::clone(&self.ctx.inner.capacity).acquire_owned() => p.ok(),
@@ -221,12 +221,11 @@ impl Logs {
     }
 
     /// An annotation (shown, and kept in the log).
-    pub async fn annotate(&mut self, step: usize, level: &'static str, message: &str) {
+    pub async fn annotate(&mut self, _step: usize, level: &'static str, message: &str) {
         let masked =
             String::from_utf8_lossy(&self.pipeline.masker().mask(message.as_bytes())).into_owned();
         self.write(format!("##[{level}]{masked}\n").as_bytes())
             .await;
-        let _ = step;
         self.ctx.emit(RunEvent::Annotation {
             job: self.job.clone(),
             level,
@@ -358,7 +357,7 @@ impl JobRunner {
             .matrix
             .as_ref()
             .map_or(Value::Null, |m| object(m.clone()));
-        let siblings = ctx_job_total(task);
+        let siblings = task.matrix_pos;
         let mut strategy = IndexMap::new();
         strategy.insert("fail-fast".into(), Value::Bool(task.instance.fail_fast));
         strategy.insert("job-index".into(), Value::Number(siblings.0 as f64));
@@ -1080,11 +1079,6 @@ fn empty_dir(dir: &Path) -> bool {
         ok &= removed.is_ok();
     }
     ok
-}
-
-/// A job's position among its matrix siblings and their number.
-fn ctx_job_total(task: &JobTask) -> (usize, usize) {
-    task.matrix_pos
 }
 
 fn step_name(scope: &Scope<'_>, step: &Step) -> String {

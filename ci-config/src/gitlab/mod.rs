@@ -458,8 +458,9 @@ pub fn resolve(
                     if let Some(w) = rule.when {
                         job.when = w;
                         if w == When::Manual && rule.allow_failure.is_none() {
-                            // Manual jobs chosen by rules do not block: failures are allowed
-                            // only when said so.
+                            // Unlike the `when: manual` keyword, a manual job made by a rule
+                            // fails the pipeline unless the rule allows it.
+                            job.allow_failure = AllowFailure::default();
                         }
                     }
                     if let Some(a) = rule.allow_failure {
