@@ -993,7 +993,19 @@ impl JobRunner {
             logs.events(index, events).await;
         };
         let (outcome, ()) = tokio::join!(run, pump);
-        let read = |p: &PathBuf| std::fs::read_to_string(p).unwrap_or_default();
+        // One directory listing says which files the step wrote (most steps write none).
+        let written: Vec<std::ffi::OsString> = std::fs::read_dir(&self.temp)
+            .map(|d| d.flatten().map(|e| e.file_name()).collect())
+            .unwrap_or_default();
+        let read = |p: &PathBuf| {
+            if p.file_name()
+                .is_some_and(|n| written.iter().any(|w| w == n))
+            {
+                std::fs::read_to_string(p).unwrap_or_default()
+            } else {
+                String::new()
+            }
+        };
         let mut outputs = IndexMap::new();
         match parse_env_file(&read(&paths[0])) {
             Ok(o) => outputs = o,
