@@ -866,71 +866,47 @@ impl JobRunner {
 
     /// Maps an executed script to a step result, logging why it failed.
     pub async fn conclude(&mut self, index: usize, done: Executed) -> StepResult {
-        let outcome = match &done.outcome {
-            StepOutcome::Exited(0) => Status::Success,
-            StepOutcome::Exited(code) => {
-                self.logs
-                    .annotate(
-                        index,
-                        "error",
-                        &format!("Process completed with exit code {code}."),
-                    )
-                    .await;
-                Status::Failure
+        let (outcome, message) = match &done.outcome {
+            StepOutcome::Exited(0) => (Status::Success, None),
+            StepOutcome::Exited(code) => (
+                Status::Failure,
+                Some(format!("Process completed with exit code {code}.")),
+            ),
+            StepOutcome::Signaled(sig) => (
+                Status::Failure,
+                Some(format!("Process was killed by signal {sig}.")),
+            ),
+            StepOutcome::TimedOut if Instant::now() >= self.deadline => {
+                self.timed_out = true;
+                (
+                    Status::Failure,
+                    Some("The job has exceeded its time limit (timeout-minutes).".into()),
+                )
             }
-            StepOutcome::Signaled(sig) => {
-                self.logs
-                    .annotate(
-                        index,
-                        "error",
-                        &format!("Process was killed by signal {sig}."),
-                    )
-                    .await;
-                Status::Failure
-            }
-            StepOutcome::TimedOut => {
-                if Instant::now() >= self.deadline {
-                    self.timed_out = true;
-                    self.logs
-                        .annotate(
-                            index,
-                            "error",
-                            "The job has exceeded its time limit (timeout-minutes).",
-                        )
-                        .await;
-                } else {
-                    self.logs
-                        .annotate(index, "error", "The step has timed out (timeout-minutes).")
-                        .await;
-                }
-                Status::Failure
-            }
-            StepOutcome::Cancelled => {
-                self.logs
-                    .annotate(index, "error", "The operation was canceled.")
-                    .await;
-                Status::Cancelled
-            }
+            StepOutcome::TimedOut => (
+                Status::Failure,
+                Some("The step has timed out (timeout-minutes).".into()),
+            ),
+            StepOutcome::Cancelled => (
+                Status::Cancelled,
+                Some("The operation was canceled.".into()),
+            ),
             StepOutcome::StartFailed(why) => {
                 self.system_failure = true;
-                self.logs
-                    .annotate(index, "error", &format!("The step could not start: {why}"))
-                    .await;
-                Status::Failure
+                (
+                    Status::Failure,
+                    Some(format!("The step could not start: {why}")),
+                )
             }
-            StepOutcome::OomKilled => {
-                self.logs
-                    .annotate(index, "error", "The step ran out of memory and was killed.")
-                    .await;
-                Status::Failure
-            }
-            other => {
-                self.logs
-                    .annotate(index, "error", &format!("The step ended: {other:?}"))
-                    .await;
-                Status::Failure
-            }
+            StepOutcome::OomKilled => (
+                Status::Failure,
+                Some("The step ran out of memory and was killed.".into()),
+            ),
+            other => (Status::Failure, Some(format!("The step ended: {other:?}"))),
         };
+        if let Some(message) = message {
+            self.logs.annotate(index, "error", &message).await;
+        }
         StepResult {
             outcome,
             outputs: done.outputs,

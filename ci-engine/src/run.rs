@@ -687,31 +687,7 @@ pub(crate) fn run_workflow(
                     ),
                 });
             }
-            let result = JobResult {
-                outcome: ci_graph::Outcome::success(),
-                steps: Vec::new(),
-                started_at: now_ms(),
-                duration: Duration::ZERO,
-                name: instance.name.clone(),
-            };
-            record_job(&ctx, &id, &result, Status::Skipped, 0, &IndexMap::new());
-            ctx.emit(RunEvent::JobFinished {
-                job: id.clone(),
-                name: instance.name.clone(),
-                status: Status::Skipped,
-                duration_ms: 0,
-                outputs: IndexMap::new(),
-            });
-            ctx.summaries
-                .lock()
-                .expect("never poisoned")
-                .push(JobSummary {
-                    id,
-                    name: instance.name.clone(),
-                    status: Status::Skipped,
-                    duration: Duration::ZERO,
-                    outputs: IndexMap::new(),
-                });
+            report_not_run(&ctx, id, &instance.name, Status::Skipped);
         }
         let conclusions = scheduler.conclusions();
         let status = if scheduler.succeeded() {
@@ -786,32 +762,37 @@ async fn report_undecided(
             ));
         }
         merge_job(jobs, &instance.job, status, &IndexMap::new());
-        let result = JobResult {
-            outcome: ci_graph::Outcome::success(),
-            steps: Vec::new(),
-            started_at: now_ms(),
-            duration: Duration::ZERO,
-            name: instance.name.clone(),
-        };
-        record_job(ctx, &id, &result, status, 0, &IndexMap::new());
-        ctx.emit(RunEvent::JobFinished {
-            job: id.clone(),
-            name: instance.name.clone(),
+        report_not_run(ctx, id, &instance.name, status);
+    }
+}
+
+/// Records and reports a job decided without running (skipped, cancelled, manual).
+fn report_not_run(ctx: &RunCtx, id: String, name: &str, status: Status) {
+    let result = JobResult {
+        outcome: ci_graph::Outcome::success(),
+        steps: Vec::new(),
+        started_at: now_ms(),
+        duration: Duration::ZERO,
+        name: name.to_owned(),
+    };
+    record_job(ctx, &id, &result, status, 0, &IndexMap::new());
+    ctx.emit(RunEvent::JobFinished {
+        job: id.clone(),
+        name: name.to_owned(),
+        status,
+        duration_ms: 0,
+        outputs: IndexMap::new(),
+    });
+    ctx.summaries
+        .lock()
+        .expect("never poisoned")
+        .push(JobSummary {
+            id,
+            name: name.to_owned(),
             status,
-            duration_ms: 0,
+            duration: Duration::ZERO,
             outputs: IndexMap::new(),
         });
-        ctx.summaries
-            .lock()
-            .expect("never poisoned")
-            .push(JobSummary {
-                id,
-                name: instance.name.clone(),
-                status,
-                duration: Duration::ZERO,
-                outputs: IndexMap::new(),
-            });
-    }
 }
 
 fn record_job(
