@@ -825,6 +825,9 @@ pub(crate) enum Record {
     Flush(tokio::sync::oneshot::Sender<()>),
 }
 
+/// How long the recorder gathers records before writing them.
+const RECORD_WINDOW: Duration = Duration::from_millis(20);
+
 /// Writes records in order until the channel closes.
 async fn recorder(
     inner: Arc<Inner>,
@@ -834,6 +837,16 @@ async fn recorder(
 ) {
     let mut pending: Vec<Record> = Vec::new();
     while rx.recv_many(&mut pending, 256).await > 0 {
+        // A short window gathers what finishes together into one transaction (a busy run
+        // writes tens of transactions a second instead of one per job); a flush ends it.
+        let window = tokio::time::sleep(RECORD_WINDOW);
+        tokio::pin!(window);
+        while pending.len() < 256 && !pending.iter().any(|r| matches!(r, Record::Flush(_))) {
+            tokio::select! {
+                n = rx.recv_many(&mut pending, 256) => if n == 0 { break },
+                _ = &mut window => break,
+            }
+        }
         // Consecutive job records go in one transaction.
         let mut jobs: Vec<(JobRecord, Vec<StepRecord>)> = Vec::new();
         for record in pending.drain(..) {
