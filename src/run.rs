@@ -347,6 +347,21 @@ async fn human_view(mut handle: ci_engine::RunHandle, quiet: bool) -> RunSummary
             .unwrap_or_else(|_| indicatif::ProgressStyle::default_spinner());
     let mut bars: HashMap<String, indicatif::ProgressBar> = HashMap::new();
     let mut widths = 0usize;
+    // The header of the live view: how many jobs wait, run and are done.
+    let header = multi.add(indicatif::ProgressBar::new_spinner());
+    header.set_style(
+        indicatif::ProgressStyle::with_template("{msg} {elapsed:.dim}")
+            .unwrap_or_else(|_| indicatif::ProgressStyle::default_spinner()),
+    );
+    let mut total = 0usize;
+    let mut running: std::collections::HashSet<String> = std::collections::HashSet::new();
+    let mut done = 0usize;
+    let counts = |total: usize, running: usize, done: usize| {
+        format!(
+            "queued {} · running {running} · done {done}/{total}",
+            total.saturating_sub(running + done)
+        )
+    };
     let started = Instant::now();
     let print = |line: String| {
         if tty {
@@ -371,8 +386,13 @@ async fn human_view(mut handle: ci_engine::RunHandle, quiet: bool) -> RunSummary
                 if !quiet {
                     print(format!("run {run_id}: {workflow} ({} job(s))", jobs.len()));
                 }
+                total = jobs.len();
+                header.set_message(counts(total, running.len(), done));
             }
             RunEvent::JobStarted { job, attempt, .. } => {
+                running.insert(job.clone());
+                total = total.max(running.len() + done);
+                header.set_message(counts(total, running.len(), done));
                 if tty {
                     let bar = multi.add(indicatif::ProgressBar::new_spinner());
                     bar.set_style(style.clone());
@@ -422,6 +442,10 @@ async fn human_view(mut handle: ci_engine::RunHandle, quiet: bool) -> RunSummary
                     bar.finish_and_clear();
                     multi.remove(&bar);
                 }
+                running.remove(&job);
+                done += 1;
+                total = total.max(running.len() + done);
+                header.set_message(counts(total, running.len(), done));
                 if !quiet || status == Status::Failure {
                     print(format!(
                         "[{job:<widths$}] {} {} ({})",
@@ -435,6 +459,7 @@ async fn human_view(mut handle: ci_engine::RunHandle, quiet: bool) -> RunSummary
         }
     }
     let summary = handle.wait().await;
+    header.finish_and_clear();
     let _ = multi.clear();
     let width = summary
         .jobs
