@@ -623,7 +623,7 @@ async fn checkout(runner: &mut JobRunner) -> Result<(), String> {
             })
             .clone();
         match snapshot {
-            Ok(Some(dir)) => copy_tree(&dir, &dest),
+            Ok(Some(dir)) => copy_tree(&dir, &dest, false),
             Ok(None) => Ok(()),
             Err(e) => Err(e),
         }
@@ -633,8 +633,10 @@ async fn checkout(runner: &mut JobRunner) -> Result<(), String> {
     .map_err(|e| format!("fetching the project: {e}"))
 }
 
-/// Copies a directory tree (files, directories, symbolic links as links).
-fn copy_tree(from: &std::path::Path, to: &std::path::Path) -> Result<(), String> {
+/// Copies a directory tree (files, directories, symbolic links as links). Git's object
+/// store is linked instead (`link`): objects and packs are never changed in place, and a
+/// project's history is the bulk of its size.
+fn copy_tree(from: &std::path::Path, to: &std::path::Path, link: bool) -> Result<(), String> {
     let io = |p: &std::path::Path, e: std::io::Error| format!("{}: {e}", p.display());
     std::fs::create_dir_all(to).map_err(|e| io(to, e))?;
     for entry in std::fs::read_dir(from).map_err(|e| io(from, e))? {
@@ -642,7 +644,10 @@ fn copy_tree(from: &std::path::Path, to: &std::path::Path) -> Result<(), String>
         let (src, dst) = (entry.path(), to.join(entry.file_name()));
         let kind = entry.file_type().map_err(|e| io(&src, e))?;
         if kind.is_dir() {
-            copy_tree(&src, &dst)?;
+            let objects = entry.file_name() == "objects" && from.ends_with(".git");
+            copy_tree(&src, &dst, link || objects)?;
+        } else if link && std::fs::hard_link(&src, &dst).is_ok() {
+            // Linked.
         } else if kind.is_symlink() {
             let target = std::fs::read_link(&src).map_err(|e| io(&src, e))?;
             std::os::unix::fs::symlink(target, &dst).map_err(|e| io(&dst, e))?;
