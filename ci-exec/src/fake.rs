@@ -149,9 +149,15 @@ impl JobEnvironment for FakeJob {
         let limit = crate::spec::time_left(step, self.deadline);
         let timed_out = limit.is_some_and(|l| l < script.delay);
         let wait = limit.map_or(script.delay, |l| l.min(script.delay));
-        tokio::select! {
-            _ = tokio::time::sleep(wait) => {}
-            _ = cancel.cancelled() => return StepOutcome::Cancelled,
+        if cancel.is_cancelled() {
+            return StepOutcome::Cancelled;
+        }
+        // A zero sleep would still wait for the timer's next tick (a millisecond).
+        if !wait.is_zero() {
+            tokio::select! {
+                _ = tokio::time::sleep(wait) => {}
+                _ = cancel.cancelled() => return StepOutcome::Cancelled,
+            }
         }
         if timed_out {
             return StepOutcome::TimedOut;
