@@ -256,7 +256,7 @@ pub fn duration_secs(text: &str) -> Option<u64> {
             _ if w == "s" => 1.0,
             _ => return None,
         };
-        total += (number.take()? * unit) as u64;
+        total = total.saturating_add((number.take()? * unit) as u64);
         any = true;
     }
     if number.is_some() {
@@ -551,5 +551,9 @@ mod tests {
         assert_eq!(duration_secs("3 mins 4 sec"), Some(184));
         assert_eq!(duration_secs("soon"), None);
         assert_eq!(duration_secs("5"), Some(5));
+        assert_eq!(
+            duration_secs("99999999999999999999 years 9 years"),
+            Some(u64::MAX)
+        );
     }
 }
