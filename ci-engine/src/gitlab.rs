@@ -18,6 +18,9 @@ use indexmap::IndexMap;
 use crate::events::{RunEvent, Status};
 use crate::job::{JobRunner, JobTask};
 
+/// The longest `timeout:` taken literally (ten years).
+const MAX_TIMEOUT_SECS: u64 = 10 * 365 * 24 * 3600;
+
 /// Variables every job of a pipeline starts from.
 #[derive(Debug, Clone, Default)]
 pub(crate) struct PipelineVars {
@@ -457,7 +460,9 @@ pub(crate) async fn run(
                 shell: shell.clone(),
                 env: vars.clone(),
                 workdir: None,
-                timeout: Some(Duration::from_secs(gl.timeout.unwrap_or(3600))),
+                timeout: Some(Duration::from_secs(
+                    gl.timeout.unwrap_or(3600).min(MAX_TIMEOUT_SECS),
+                )),
                 inherit_env: !runner.in_container,
             },
         )
@@ -960,6 +965,7 @@ pub(crate) async fn delay(gl: &GitLabJob, cancel: &tokio_util::sync::Cancellatio
     let Some(secs) = gl.start_in.as_deref().and_then(gitlab::duration_secs) else {
         return true;
     };
+    let secs = secs.min(MAX_TIMEOUT_SECS);
     tokio::select! {
         _ = tokio::time::sleep(Duration::from_secs(secs)) => true,
         _ = cancel.cancelled() => false,

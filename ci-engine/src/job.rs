@@ -1096,8 +1096,12 @@ fn minutes(scope: &Scope<'_>, node: &ci_config::yaml::Node) -> Result<Duration, 
     if !(m.is_finite() && m > 0.0) {
         return Err(format!("expected a positive number of minutes, got {m}"));
     }
-    Ok(Duration::from_secs_f64(m * 60.0))
+    // Beyond ten years a limit means "none"; clamped so that deadlines stay representable.
+    Ok(Duration::from_secs_f64(m.min(MAX_MINUTES) * 60.0))
 }
+
+/// The longest time limit taken literally (ten years, in minutes).
+const MAX_MINUTES: f64 = 10.0 * 365.0 * 24.0 * 60.0;
 
 fn container_spec(
     scope: &Scope<'_>,

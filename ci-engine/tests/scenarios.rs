@@ -440,3 +440,14 @@ jobs:
     let second = second.wait().await;
     assert_eq!(second.status, Status::Cancelled);
 }
+
+#[tokio::test]
+async fn huge_time_limits_are_taken_as_no_limit() {
+    let engine = engine(FakeExecutor::new()).await;
+    let summary = run(
+        &engine,
+        "on: push\njobs:\n  a:\n    runs-on: x\n    timeout-minutes: 1e30\n    steps:\n      - run: work\n        timeout-minutes: 1e300\n",
+    )
+    .await;
+    assert_eq!(status(&summary, "a"), Status::Success, "{summary:#?}");
+}
