@@ -422,6 +422,7 @@ async fn human_view(mut handle: ci_engine::RunHandle, quiet: bool) -> RunSummary
                 job,
                 level,
                 message,
+                ..
             } => {
                 let style = if level == "error" {
                     anstyle::AnsiColor::Red.on_default()

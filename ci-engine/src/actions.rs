@@ -811,6 +811,7 @@ pub(crate) async fn call_workflow(
     let fail = |message: String| {
         task.ctx.emit(crate::RunEvent::Annotation {
             job: id.clone(),
+            step: 0,
             level: "error",
             message,
         });

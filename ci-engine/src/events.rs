@@ -96,6 +96,8 @@ pub enum RunEvent {
     Annotation {
         /// Instance id of its job.
         job: String,
+        /// The step it belongs to (0 for the job as a whole).
+        step: usize,
         /// `error`, `warning` or `notice`.
         level: &'static str,
         /// The message (masked).

@@ -108,6 +108,7 @@ impl JobTask {
             Err((outcome, message)) => {
                 self.ctx.emit(RunEvent::Annotation {
                     job: self.id(),
+                    step: 0,
                     level: "error",
                     message,
                 });
@@ -221,13 +222,14 @@ impl Logs {
     }
 
     /// An annotation (shown, and kept in the log).
-    pub async fn annotate(&mut self, _step: usize, level: &'static str, message: &str) {
+    pub async fn annotate(&mut self, step: usize, level: &'static str, message: &str) {
         let masked =
             String::from_utf8_lossy(&self.pipeline.masker().mask(message.as_bytes())).into_owned();
         self.write(format!("##[{level}]{masked}\n").as_bytes())
             .await;
         self.ctx.emit(RunEvent::Annotation {
             job: self.job.clone(),
+            step,
             level,
             message: masked,
         });

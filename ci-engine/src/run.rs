@@ -680,6 +680,7 @@ pub(crate) fn run_workflow(
             if scheduler.state(i) == State::Blocked {
                 ctx.emit(RunEvent::Annotation {
                     job: id.clone(),
+                    step: 0,
                     level: "notice",
                     message: format!(
                         "manual job '{}' was not started (run it with --manual {})",
