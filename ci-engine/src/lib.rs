@@ -12,6 +12,13 @@
 //! action is an error that says how to map it to a local directory
 //! ([`EngineBuilder::action_dir`]).
 //!
+//! GitLab CI pipelines run on the same loop: `rules`/`only`/`except`/`workflow:rules` are
+//! decided with the event's facts before planning, and each job gets GitLab's variables
+//! (predefined `CI_*`, global, job, rules, dotenv of the jobs it depends on, pipeline
+//! variables last), the project in its workspace, `before_script` + `script` with `$ command`
+//! echo lines, `after_script` with its own limit, artifacts, caches and coverage; manual jobs
+//! run when named in [`RunOptions::manual`].
+//!
 //! ```
 //! use ci_engine::{Engine, RunOptions, Source, Status};
 //!
