@@ -930,3 +930,74 @@ jobs:
         "{lines:#?}"
     );
 }
+
+#[test]
+fn events_and_inputs_reach_the_contexts() {
+    let repo = Repo::new(&[(
+        WF,
+        r#"
+on:
+  push:
+  pull_request:
+  workflow_dispatch:
+    inputs:
+      level:
+        type: number
+        default: 1
+      name:
+        type: string
+jobs:
+  show:
+    runs-on: ubuntu-latest
+    steps:
+      - run: echo "event=${{ github.event_name }} level=${{ inputs.level }} name=${{ inputs.name }} more=${{ inputs.level > 2 }}"
+"#,
+    )]);
+    let run = repo.run(
+        WF,
+        &[
+            "--event",
+            "workflow_dispatch",
+            "--input",
+            "level=3",
+            "--input",
+            "name=x",
+        ],
+    );
+    assert_eq!(run.code, 0, "{}", run.debug());
+    assert!(run
+        .lines("show")
+        .contains(&"event=workflow_dispatch level=3 name=x more=true".to_owned()));
+    let run = repo.run(WF, &["--event", "pull_request"]);
+    assert!(run
+        .lines("show")
+        .iter()
+        .any(|l| l.starts_with("event=pull_request level=1")));
+    repo.cmd(WF, &["--event", "nonsense"]).assert().code(2);
+}
+
+#[test]
+fn runs_are_listed_as_json() {
+    let repo = Repo::new(&[(
+        WF,
+        "on: push\njobs:\n  a:\n    runs-on: x\n    steps:\n      - run: exit 1\n",
+    )]);
+    let run = repo.run(WF, &[]);
+    assert_eq!(run.code, 1, "{}", run.debug());
+    let out = Command::cargo_bin("gantry")
+        .expect("built")
+        .current_dir(repo.path())
+        .args(["runs", "--format", "json", "--state-dir"])
+        .arg(repo.state())
+        .assert()
+        .success()
+        .get_output()
+        .stdout
+        .clone();
+    let line: Value =
+        serde_json::from_slice(out.split(|b| *b == b'\n').next().expect("one line per run"))
+            .expect("JSON");
+    assert_eq!(line["id"], run.run_id().as_str());
+    assert_eq!(line["status"], "failure");
+    assert_eq!(line["workflow"], WF);
+}
