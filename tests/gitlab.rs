@@ -9,6 +9,9 @@ use std::process::Command as Process;
 use std::time::{Duration, Instant};
 
 use assert_cmd::Command;
+
+mod common;
+use common::docker_ready;
 use serde_json::Value;
 
 fn fixtures() -> Vec<PathBuf> {
@@ -54,20 +57,6 @@ fn load_expect(path: &Path) -> Value {
     );
     assert!(diags.is_empty(), "{}: {diags:?}", path.display());
     docs.first().map_or(Value::Null, |d| d.to_json())
-}
-
-fn docker_ready() -> bool {
-    let ok = Process::new("docker")
-        .args(["image", "inspect", "gantry-busybox:test"])
-        .output()
-        .is_ok_and(|o| o.status.success());
-    if !ok {
-        assert!(
-            std::env::var("CI").as_deref() != Ok("true"),
-            "CI=true and dockerd with image gantry-busybox:test is not available"
-        );
-    }
-    ok
 }
 
 fn strings(v: &Value) -> Vec<String> {

@@ -6,6 +6,9 @@ use std::process::Command as Process;
 use std::time::{Duration, Instant};
 
 use assert_cmd::Command;
+
+mod common;
+use common::docker_ready;
 use serde_json::Value;
 
 /// A temporary git repository with a committed workflow, and a state directory beside it.
@@ -87,16 +90,27 @@ impl Repo {
         }
     }
 
+    /// `gantry ARGS --state-dir STATE` in the repository; expects success, returns stdout.
+    fn state_cmd(&self, args: &[&str]) -> String {
+        let out = Command::cargo_bin("gantry")
+            .expect("gantry is built")
+            .current_dir(self.path())
+            .args(args)
+            .arg("--state-dir")
+            .arg(self.state())
+            .assert()
+            .success()
+            .get_output()
+            .stdout
+            .clone();
+        String::from_utf8_lossy(&out).into_owned()
+    }
+
     /// `gantry logs RUN [JOB]`.
     fn logs(&self, run: &str, job: Option<&str>) -> String {
-        let mut cmd = Command::cargo_bin("gantry").expect("gantry is built");
-        cmd.current_dir(self.path())
-            .args(["logs", run])
-            .args(job)
-            .arg("--state-dir")
-            .arg(self.state());
-        let out = cmd.assert().success().get_output().stdout.clone();
-        String::from_utf8_lossy(&out).into_owned()
+        let mut args = vec!["logs", run];
+        args.extend(job);
+        self.state_cmd(&args)
     }
 }
 
@@ -733,17 +747,7 @@ fn runs_are_listed_and_logs_printed() {
     let run = repo.run(WF, &[]);
     assert_eq!(run.code, 0, "{}", run.debug());
     let id = run.run_id();
-    let list = Command::cargo_bin("gantry")
-        .expect("built")
-        .current_dir(repo.path())
-        .args(["runs", "--state-dir"])
-        .arg(repo.state())
-        .assert()
-        .success()
-        .get_output()
-        .stdout
-        .clone();
-    let list = String::from_utf8_lossy(&list);
+    let list = repo.state_cmd(&["runs"]);
     assert!(list.contains(&id) && list.contains("success"), "{list}");
     assert!(repo.logs(&id, Some("a")).contains("recorded-line"));
 }
@@ -827,25 +831,6 @@ jobs:
         "always() steps run after a cancel"
     );
     assert!(processes_with(&marker).is_empty(), "no process is left");
-}
-
-/// Whether the real dockerd with the locally imported test image is here; skips loudly
-/// (fails when CI=true).
-fn docker_ready() -> bool {
-    let ok = Process::new("docker")
-        .args(["image", "inspect", "gantry-busybox:test"])
-        .output()
-        .is_ok_and(|o| o.status.success());
-    if !ok {
-        assert!(
-            std::env::var("CI").as_deref() != Ok("true"),
-            "CI=true and dockerd with image gantry-busybox:test is not available (.ci/services start)"
-        );
-        eprintln!(
-            "SKIPPED: dockerd or image gantry-busybox:test not available (run .ci/services start)"
-        );
-    }
-    ok
 }
 
 #[test]
@@ -984,19 +969,9 @@ fn runs_are_listed_as_json() {
     )]);
     let run = repo.run(WF, &[]);
     assert_eq!(run.code, 1, "{}", run.debug());
-    let out = Command::cargo_bin("gantry")
-        .expect("built")
-        .current_dir(repo.path())
-        .args(["runs", "--format", "json", "--state-dir"])
-        .arg(repo.state())
-        .assert()
-        .success()
-        .get_output()
-        .stdout
-        .clone();
+    let out = repo.state_cmd(&["runs", "--format", "json"]);
     let line: Value =
-        serde_json::from_slice(out.split(|b| *b == b'\n').next().expect("one line per run"))
-            .expect("JSON");
+        serde_json::from_str(out.lines().next().expect("one line per run")).expect("JSON");
     assert_eq!(line["id"], run.run_id().as_str());
     assert_eq!(line["status"], "failure");
     assert_eq!(line["workflow"], WF);

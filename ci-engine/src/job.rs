@@ -1150,6 +1150,27 @@ fn container_spec(
     Ok(ContainerSpec { image, env, user })
 }
 
+/// `GITHUB_*` variables taken from the `github` context, by key.
+const FROM_GITHUB: &[(&str, &str)] = &[
+    ("GITHUB_REF", "ref"),
+    ("GITHUB_REF_NAME", "ref_name"),
+    ("GITHUB_REF_TYPE", "ref_type"),
+    ("GITHUB_SHA", "sha"),
+    ("GITHUB_REPOSITORY", "repository"),
+    ("GITHUB_REPOSITORY_OWNER", "repository_owner"),
+    ("GITHUB_EVENT_NAME", "event_name"),
+    ("GITHUB_ACTOR", "actor"),
+    ("GITHUB_TRIGGERING_ACTOR", "triggering_actor"),
+    ("GITHUB_RUN_ID", "run_id"),
+    ("GITHUB_RUN_NUMBER", "run_number"),
+    ("GITHUB_RUN_ATTEMPT", "run_attempt"),
+    ("GITHUB_SERVER_URL", "server_url"),
+    ("GITHUB_API_URL", "api_url"),
+    ("GITHUB_GRAPHQL_URL", "graphql_url"),
+    ("GITHUB_HEAD_REF", "head_ref"),
+    ("GITHUB_BASE_REF", "base_ref"),
+];
+
 /// The `GITHUB_*`/`RUNNER_*` variables every step sees.
 fn runner_env(ctx: &RunCtx, github: &Value, temp: &Path, job: &str) -> IndexMap<String, String> {
     let g = |k: &str| {
@@ -1166,24 +1187,10 @@ fn runner_env(ctx: &RunCtx, github: &Value, temp: &Path, job: &str) -> IndexMap<
     set("GITHUB_ACTIONS", "true".into());
     set("GANTRY", "true".into());
     set("GITHUB_JOB", job.to_owned());
-    set("GITHUB_REF", g("ref"));
-    set("GITHUB_REF_NAME", g("ref_name"));
-    set("GITHUB_REF_TYPE", g("ref_type"));
-    set("GITHUB_SHA", g("sha"));
-    set("GITHUB_REPOSITORY", g("repository"));
-    set("GITHUB_REPOSITORY_OWNER", g("repository_owner"));
-    set("GITHUB_EVENT_NAME", g("event_name"));
-    set("GITHUB_ACTOR", g("actor"));
-    set("GITHUB_TRIGGERING_ACTOR", g("triggering_actor"));
+    for (var, key) in FROM_GITHUB {
+        set(var, g(key));
+    }
     set("GITHUB_WORKFLOW", ctx.workflow_name.clone());
-    set("GITHUB_RUN_ID", g("run_id"));
-    set("GITHUB_RUN_NUMBER", g("run_number"));
-    set("GITHUB_RUN_ATTEMPT", g("run_attempt"));
-    set("GITHUB_SERVER_URL", g("server_url"));
-    set("GITHUB_API_URL", g("api_url"));
-    set("GITHUB_GRAPHQL_URL", g("graphql_url"));
-    set("GITHUB_HEAD_REF", g("head_ref"));
-    set("GITHUB_BASE_REF", g("base_ref"));
     set("RUNNER_OS", "Linux".into());
     set(
         "RUNNER_ARCH",

@@ -1,0 +1,22 @@
+//! Helpers shared by the CLI end-to-end tests.
+
+use std::process::Command;
+
+/// Whether the real dockerd with the locally imported test image is here. Absent: skips
+/// loudly, and fails when CI=true.
+pub fn docker_ready() -> bool {
+    let ok = Command::new("docker")
+        .args(["image", "inspect", "gantry-busybox:test"])
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !ok {
+        assert!(
+            std::env::var("CI").as_deref() != Ok("true"),
+            "CI=true and dockerd with image gantry-busybox:test is not available (.ci/services start)"
+        );
+        eprintln!(
+            "SKIPPED: dockerd or image gantry-busybox:test not available (run .ci/services start)"
+        );
+    }
+    ok
+}
