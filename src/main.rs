@@ -153,7 +153,7 @@ fn main() -> ExitCode {
             ..
         } => lint::show_merged(&paths),
         Command::Lint { paths, format, .. } => lint::run(&paths, format, cli.quiet),
-        Command::Run(args) => run::run(*args, cli.verbose, cli.quiet),
+        Command::Run(args) => run::run(*args, cli.quiet),
         Command::Runs {
             limit,
             format,

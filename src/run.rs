@@ -126,16 +126,16 @@ fn runtime() -> Result<tokio::runtime::Runtime> {
 }
 
 /// `gantry run`.
-pub fn run(args: RunArgs, verbose: u8, quiet: bool) -> Result<ExitCode> {
+pub fn run(args: RunArgs, quiet: bool) -> Result<ExitCode> {
     let path = match &args.path {
         Some(p) => p.clone(),
         None => default_workflow()?,
     };
     let source = Source::read(&path).map_err(|e| anyhow::anyhow!("{e}"))?;
-    runtime()?.block_on(run_async(args, source, verbose, quiet))
+    runtime()?.block_on(run_async(args, source, quiet))
 }
 
-async fn run_async(args: RunArgs, source: Source, verbose: u8, quiet: bool) -> Result<ExitCode> {
+async fn run_async(args: RunArgs, source: Source, quiet: bool) -> Result<ExitCode> {
     let (runs, blobs) = open_state(&state_dir(args.state_dir.as_deref(), &source.root)).await?;
     let mut builder = Engine::builder()
         .run_store(runs)
@@ -166,17 +166,8 @@ async fn run_async(args: RunArgs, source: Source, verbose: u8, quiet: bool) -> R
         };
         builder = builder.executor(label.clone(), executor);
     }
-    // Job containers, services and docker steps need Docker even when labels map to the host.
-    let wants_docker = ["container:", "services:", "docker://"]
-        .iter()
-        .any(|k| source.text.contains(k));
-    if docker.is_empty() && wants_docker {
-        match DockerExecutor::connect("busybox").await {
-            Ok(d) => builder = builder.container_executor(Arc::new(d)),
-            Err(e) if verbose > 0 => eprintln!("note: Docker is not available: {e}"),
-            Err(_) => {}
-        }
-    }
+    // Job containers, images, services and docker steps find the local Docker daemon through
+    // the engine, when a job first needs it.
     for (action, dir) in args.action_dirs.iter().chain(&args.include_dirs) {
         let dir =
             std::fs::canonicalize(dir).with_context(|| format!("--action-dir {action}={dir}"))?;

@@ -193,17 +193,33 @@ pub(crate) struct Inner {
     pub groups: crate::run::Groups,
     pub bash: Option<PathBuf>,
     pub containers: Option<Arc<dyn Executor>>,
+    /// The local Docker daemon, connected the first time a job needs containers.
+    pub docker: tokio::sync::OnceCell<Option<Arc<dyn Executor>>>,
 }
 
 impl Inner {
-    /// The executor for job containers, services and docker steps.
-    pub fn container_executor(&self) -> Option<Arc<dyn Executor>> {
-        self.containers.clone().or_else(|| {
+    /// The executor for job containers, services and docker steps: the one configured, else
+    /// the first mapped executor that runs containers, else (feature `docker`) the local
+    /// Docker daemon when it answers.
+    pub async fn container_executor(&self) -> Option<Arc<dyn Executor>> {
+        if let Some(c) = self.containers.clone().or_else(|| {
             self.executors
                 .values()
-                .find(|e| e.name() == "docker")
+                .find(|e| e.capabilities().containers)
                 .cloned()
-        })
+        }) {
+            return Some(c);
+        }
+        self.docker
+            .get_or_init(|| async {
+                #[cfg(feature = "docker")]
+                if let Ok(d) = ci_exec::DockerExecutor::connect("busybox").await {
+                    return Some(Arc::new(d) as Arc<dyn Executor>);
+                }
+                None
+            })
+            .await
+            .clone()
     }
 }
 
@@ -261,8 +277,10 @@ impl EngineBuilder {
         self
     }
 
-    /// The executor for job `container:`/`services:` and `docker://` steps when a job's
-    /// label maps to the host (default: the first executor named `docker`, if any).
+    /// The executor for job `container:`/`services:`/`image:` and `docker://` steps when a
+    /// job's label maps to an executor without containers (default: the first mapped
+    /// executor with containers, else — feature `docker` — the local Docker daemon, connected
+    /// when a job first needs it).
     pub fn container_executor(mut self, executor: Arc<dyn Executor>) -> Self {
         self.containers = Some(executor);
         self
@@ -354,6 +372,7 @@ impl EngineBuilder {
                 groups: crate::run::Groups::default(),
                 bash,
                 containers: self.containers,
+                docker: tokio::sync::OnceCell::new(),
             }),
         })
     }

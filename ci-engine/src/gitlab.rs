@@ -249,55 +249,37 @@ fn job_variables(
     }
     let ws = runner.workspace.to_string_lossy().into_owned();
     let id = &task.instance.id;
-    let mut set = |k: &str, v: String| {
-        vars.insert(k.to_owned(), v);
-    };
-    set("CI_PROJECT_DIR", ws.clone());
-    set(
-        "CI_BUILDS_DIR",
-        runner
+    // `job 2/3` instances of `parallel: N`.
+    let node = id
+        .strip_prefix(&format!("{} ", task.instance.job))
+        .and_then(|suffix| suffix.split_once('/'))
+        .and_then(|(i, n)| Some((i.parse().ok()?, n.parse().ok()?)));
+    let info = ci_vcs::jobenv::JobInfo {
+        job: id.clone(),
+        base: task.instance.job.clone(),
+        workflow: runner.ctx.workflow_name.clone(),
+        workspace: ws.clone(),
+        builds_dir: runner
             .workspace
             .parent()
             .map_or(ws.clone(), |p| p.to_string_lossy().into_owned()),
-    );
-    set("CI_JOB_NAME", id.clone());
-    set("CI_JOB_NAME_SLUG", ci_vcs::event::ref_slug(id));
-    set("CI_JOB_STAGE", job.stage.clone().unwrap_or_default());
-    set(
-        "CI_JOB_ID",
-        format!("{}{}", runner.ctx.run_number, task.matrix_pos.0 + 1),
-    );
-    set(
-        "CI_PIPELINE_ID",
-        runner
+        stage: job.stage.clone().unwrap_or_default(),
+        job_number: format!("{}{}", runner.ctx.run_number, task.matrix_pos.0 + 1),
+        pipeline_id: runner
             .ctx
             .run_id
             .split('-')
             .next()
             .unwrap_or("1")
             .to_owned(),
-    );
-    set("CI_JOB_TIMEOUT", gl.timeout.unwrap_or(3600).to_string());
-    set(
-        "CI_RUNNER_TAGS",
-        serde_json::to_string(&gl.tags).unwrap_or_default(),
-    );
-    set("CI_SERVER", "yes".into());
-    set("GANTRY", "true".into());
-    if let Some(img) = &gl.image {
-        set("CI_JOB_IMAGE", img.name.clone());
-    }
-    if let Some(env) = &gl.environment {
-        set("CI_ENVIRONMENT_NAME", env.clone());
-    }
-    if let Some(suffix) = id.strip_prefix(&format!("{} ", task.instance.job)) {
-        if let Some((i, n)) = suffix.split_once('/') {
-            if i.parse::<u32>().is_ok() && n.parse::<u32>().is_ok() {
-                set("CI_NODE_INDEX", i.to_owned());
-                set("CI_NODE_TOTAL", n.to_owned());
-            }
-        }
-    }
+        timeout_secs: gl.timeout.unwrap_or(3600),
+        image: gl.image.as_ref().map(|i| i.name.clone()),
+        environment: gl.environment.clone(),
+        node,
+        tags: gl.tags.clone(),
+        ..ci_vcs::jobenv::JobInfo::default()
+    };
+    vars.extend(ci_vcs::jobenv::gitlab_job_variables(&info));
     for (k, v) in &gl.variables {
         let value = if v.expand {
             expand(&v.value, &vars, &pv.pipeline)

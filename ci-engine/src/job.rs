@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use ci_config::expr::{Contexts, Value};
-use ci_config::model::{Job, Step, StepAction, Workflow};
+use ci_config::model::{Dialect, Job, Step, StepAction, Workflow};
 use ci_exec::envfile::{parse_env_file, parse_path_file};
 use ci_exec::log::Level;
 use ci_exec::{
@@ -322,6 +322,8 @@ pub(crate) struct JobRunner {
     system_failure: bool,
     /// Executor used for `docker://` steps and docker actions.
     pub containers: Option<Arc<dyn Executor>>,
+    /// The dialect of the job's workflow (its environment table and file commands).
+    pub dialect: Dialect,
 }
 
 impl JobRunner {
@@ -351,7 +353,8 @@ impl JobRunner {
             }
         };
         let ws = workspace.to_string_lossy().into_owned();
-        let github = ctx.github(&ws, &task.instance.job);
+        let github_json = ctx.github_json(&ws, &task.instance.job);
+        let github = Value::from_json(&github_json);
 
         let mut base = task.scope.contexts.clone();
         let matrix = task
@@ -414,7 +417,22 @@ impl JobRunner {
             .collect::<Result<_, _>>()
             .map_err(|e| fail(format!("runs-on: {e}")))?;
         let mut executor = crate::engine::executor_for(&ctx.inner, &labels);
-        let containers = ctx.inner.container_executor();
+        let wants_containers = job.container.is_some()
+            || !job.services.is_empty()
+            || job
+                .gitlab
+                .as_ref()
+                .is_some_and(|g| g.image.is_some() || !g.services.is_empty())
+            || job.steps.iter().any(|s| {
+                matches!(&s.action, StepAction::Uses { uses, .. } if !uses.starts_with("actions/"))
+            });
+        let containers = if wants_containers && !executor.capabilities().containers {
+            ctx.inner.container_executor().await
+        } else if executor.capabilities().containers {
+            Some(Arc::clone(&executor))
+        } else {
+            None
+        };
         let mut container = match &job.container {
             Some(c) => Some(container_spec(&plain, c).map_err(fail)?),
             None => None,
@@ -462,7 +480,7 @@ impl JobRunner {
                 health_timeout: None,
             });
         }
-        if (container.is_some() || !services.is_empty()) && executor.name() == "host" {
+        if (container.is_some() || !services.is_empty()) && !executor.capabilities().containers {
             match &containers {
                 Some(c) => executor = Arc::clone(c),
                 None => {
@@ -474,18 +492,31 @@ impl JobRunner {
                 }
             }
         }
-        let in_container = executor.name() != "host" && executor.name() != "fake";
+        let in_container = executor.capabilities().runs_in_image;
         let timeout = match &job.timeout_minutes {
             Some(n) => minutes(&plain, n).map_err(|e| fail(format!("timeout-minutes: {e}")))?,
             None => DEFAULT_JOB_TIMEOUT,
         };
-        let mut job_env = runner_env(&ctx, &github, &temp, &task.instance.job);
-        job_env.insert("GITHUB_WORKSPACE".into(), ws.clone());
-        let event_path = ctx.event_path();
-        job_env.insert(
-            "GITHUB_EVENT_PATH".into(),
-            event_path.to_string_lossy().into_owned(),
-        );
+        // The runner's variables of the job's own dialect (GitLab jobs get theirs per
+        // script, with GitLab's precedence).
+        let job_env = match task.workflow.dialect {
+            Dialect::GitLabCi => IndexMap::new(),
+            _ => {
+                let info = ci_vcs::jobenv::JobInfo {
+                    job: task.instance.job.clone(),
+                    workflow: ctx.workflow_name.clone(),
+                    workspace: ws.clone(),
+                    temp: temp.to_string_lossy().into_owned(),
+                    ..ci_vcs::jobenv::JobInfo::default()
+                };
+                let mut env = ci_vcs::jobenv::github_job_env(&github_json, &info);
+                env.insert(
+                    "GITHUB_EVENT_PATH".into(),
+                    ctx.event_path().to_string_lossy().into_owned(),
+                );
+                env
+            }
+        };
         let network = !services.is_empty();
         let spec = JobSpec {
             run_id: ctx.run_id.clone(),
@@ -569,6 +600,7 @@ impl JobRunner {
             job_status: Status::Success,
             system_failure: false,
             containers,
+            dialect: task.workflow.dialect,
         })
     }
 
@@ -921,6 +953,13 @@ impl JobRunner {
     pub async fn exec(&mut self, index: usize, mut spec: StepSpec) -> Executed {
         self.scripts += 1;
         let n = self.scripts;
+        if self.dialect == Dialect::GitLabCi {
+            // GitLab has no file commands: the script's output is its log.
+            return Executed {
+                outcome: self.stream(index, &spec).await,
+                outputs: IndexMap::new(),
+            };
+        }
         let files = [
             ("GITHUB_OUTPUT", format!("set_output_{n}")),
             ("GITHUB_ENV", format!("set_env_{n}")),
@@ -952,25 +991,7 @@ impl JobRunner {
             all.push(base);
             spec.env.insert("PATH".into(), all.join(":"));
         }
-        let step_cancel = if self.after_cancel {
-            // A step that runs after cancellation (`always()`) gets its own chance.
-            CancellationToken::new()
-        } else {
-            self.cancel.child_token()
-        };
-        let (tx, mut rx) = mpsc::channel::<Chunk>(64);
-        let environment = &self.environment;
-        let logs = &mut self.logs;
-        let run = environment.run_step(&spec, tx, step_cancel);
-        let pump = async {
-            while let Some(chunk) = rx.recv().await {
-                let events = logs.pipeline.push(&chunk);
-                logs.events(index, events).await;
-            }
-            let events = logs.pipeline.finish();
-            logs.events(index, events).await;
-        };
-        let (outcome, ()) = tokio::join!(run, pump);
+        let outcome = self.stream(index, &spec).await;
         // One directory listing says which files the step wrote (most steps write none).
         let written: Vec<std::ffi::OsString> = std::fs::read_dir(&self.temp)
             .map(|d| d.flatten().map(|e| e.file_name()).collect())
@@ -1014,6 +1035,30 @@ impl JobRunner {
             }
         }
         Executed { outcome, outputs }
+    }
+
+    /// Runs a script in the job environment, streaming its output through the log pipeline.
+    async fn stream(&mut self, index: usize, spec: &StepSpec) -> StepOutcome {
+        let step_cancel = if self.after_cancel {
+            // A step that runs after cancellation (`always()`) gets its own chance.
+            CancellationToken::new()
+        } else {
+            self.cancel.child_token()
+        };
+        let (tx, mut rx) = mpsc::channel::<Chunk>(64);
+        let environment = &self.environment;
+        let logs = &mut self.logs;
+        let run = environment.run_step(spec, tx, step_cancel);
+        let pump = async {
+            while let Some(chunk) = rx.recv().await {
+                let events = logs.pipeline.push(&chunk);
+                logs.events(index, events).await;
+            }
+            let events = logs.pipeline.finish();
+            logs.events(index, events).await;
+        };
+        let (outcome, ()) = tokio::join!(run, pump);
+        outcome
     }
 
     async fn run_posts(&mut self, frame: &mut Frame) {
@@ -1148,66 +1193,6 @@ fn container_spec(
         None => None,
     };
     Ok(ContainerSpec { image, env, user })
-}
-
-/// `GITHUB_*` variables taken from the `github` context, by key.
-const FROM_GITHUB: &[(&str, &str)] = &[
-    ("GITHUB_REF", "ref"),
-    ("GITHUB_REF_NAME", "ref_name"),
-    ("GITHUB_REF_TYPE", "ref_type"),
-    ("GITHUB_SHA", "sha"),
-    ("GITHUB_REPOSITORY", "repository"),
-    ("GITHUB_REPOSITORY_OWNER", "repository_owner"),
-    ("GITHUB_EVENT_NAME", "event_name"),
-    ("GITHUB_ACTOR", "actor"),
-    ("GITHUB_TRIGGERING_ACTOR", "triggering_actor"),
-    ("GITHUB_RUN_ID", "run_id"),
-    ("GITHUB_RUN_NUMBER", "run_number"),
-    ("GITHUB_RUN_ATTEMPT", "run_attempt"),
-    ("GITHUB_SERVER_URL", "server_url"),
-    ("GITHUB_API_URL", "api_url"),
-    ("GITHUB_GRAPHQL_URL", "graphql_url"),
-    ("GITHUB_HEAD_REF", "head_ref"),
-    ("GITHUB_BASE_REF", "base_ref"),
-];
-
-/// The `GITHUB_*`/`RUNNER_*` variables every step sees.
-fn runner_env(ctx: &RunCtx, github: &Value, temp: &Path, job: &str) -> IndexMap<String, String> {
-    let g = |k: &str| {
-        github
-            .get(k)
-            .map(ci_config::expr::render)
-            .unwrap_or_default()
-    };
-    let mut env = IndexMap::new();
-    let mut set = |k: &str, v: String| {
-        env.insert(k.to_owned(), v);
-    };
-    set("CI", "true".into());
-    set("GITHUB_ACTIONS", "true".into());
-    set("GANTRY", "true".into());
-    set("GITHUB_JOB", job.to_owned());
-    for (var, key) in FROM_GITHUB {
-        set(var, g(key));
-    }
-    set("GITHUB_WORKFLOW", ctx.workflow_name.clone());
-    set("RUNNER_OS", "Linux".into());
-    set(
-        "RUNNER_ARCH",
-        match std::env::consts::ARCH {
-            "x86_64" => "X64",
-            "aarch64" => "ARM64",
-            other => other,
-        }
-        .into(),
-    );
-    set("RUNNER_NAME", "gantry".into());
-    set("RUNNER_TEMP", temp.to_string_lossy().into_owned());
-    set(
-        "RUNNER_TOOL_CACHE",
-        temp.join("tool_cache").to_string_lossy().into_owned(),
-    );
-    env
 }
 
 /// Whether an outcome status is a success for the scheduler.

@@ -68,8 +68,8 @@ impl RunCtx {
         }
     }
 
-    /// The `github` context of a job with this workspace.
-    pub fn github(&self, workspace: &str, job: &str) -> Value {
+    /// The `github` context of a job with this workspace, as JSON.
+    pub fn github_json(&self, workspace: &str, job: &str) -> serde_json::Value {
         let info = RunInfo {
             run_id: self.run_number_id(),
             run_number: self.run_number,
@@ -81,7 +81,7 @@ impl RunCtx {
         let mut json = self.event.github_context(&info);
         json["job"] = serde_json::Value::from(job);
         json["run_id"] = serde_json::Value::from(self.run_id.as_str());
-        Value::from_json(&json)
+        json
     }
 
     /// An emptied workspace and temp directory of a finished job, if any.

@@ -134,6 +134,10 @@ impl Executor for Lost {
         "lost"
     }
 
+    fn capabilities(&self) -> ci_exec::Capabilities {
+        ci_exec::Capabilities::host()
+    }
+
     async fn available(&self) -> Result<(), ExecError> {
         Err(ExecError::Unavailable {
             executor: "lost".into(),
@@ -231,6 +235,10 @@ struct ByJobEnv(bool);
 impl Executor for ByJob {
     fn name(&self) -> &str {
         "by-job"
+    }
+
+    fn capabilities(&self) -> ci_exec::Capabilities {
+        ci_exec::Capabilities::host()
     }
 
     async fn available(&self) -> Result<(), ExecError> {
@@ -343,6 +351,10 @@ struct CountingJob(Arc<Gauge>);
 impl Executor for Counting {
     fn name(&self) -> &str {
         "counting"
+    }
+
+    fn capabilities(&self) -> ci_exec::Capabilities {
+        ci_exec::Capabilities::host()
     }
 
     async fn available(&self) -> Result<(), ExecError> {

@@ -172,6 +172,10 @@ impl Executor for DockerExecutor {
         "docker"
     }
 
+    fn capabilities(&self) -> crate::executor::Capabilities {
+        crate::executor::Capabilities::local_containers()
+    }
+
     async fn available(&self) -> Result<(), ExecError> {
         self.docker
             .ping()

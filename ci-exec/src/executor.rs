@@ -25,11 +25,63 @@ pub enum ExecError {
     Teardown(String),
 }
 
+/// What an executor can do: callers decide by these, never by its name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Capabilities {
+    /// Runs a job in a container image and starts service containers beside it.
+    pub containers: bool,
+    /// Steps run in an image of the job's choosing: its shell and tools, not the engine's
+    /// machine's, and the engine's own environment is not inherited.
+    pub runs_in_image: bool,
+    /// The job's workspace is a directory of the engine's machine at the same path, so file
+    /// operations may take a local fast path.
+    pub shares_host_filesystem: bool,
+    /// The operating system steps run on (`linux`, `macos`, …).
+    pub os: &'static str,
+}
+
+impl Capabilities {
+    /// Processes on the engine's own machine.
+    pub const fn host() -> Self {
+        Capabilities {
+            containers: false,
+            runs_in_image: false,
+            shares_host_filesystem: true,
+            os: std::env::consts::OS,
+        }
+    }
+
+    /// Containers of a local container engine, with the workspace bind-mounted.
+    pub const fn local_containers() -> Self {
+        Capabilities {
+            containers: true,
+            runs_in_image: true,
+            shares_host_filesystem: true,
+            os: "linux",
+        }
+    }
+
+    /// Jobs that run elsewhere: the workspace is reached only through the job's file
+    /// operations.
+    pub const fn remote(containers: bool) -> Self {
+        Capabilities {
+            containers,
+            runs_in_image: containers,
+            shares_host_filesystem: false,
+            os: "linux",
+        }
+    }
+}
+
 /// Runs jobs. Object-safe, shared as `Arc<dyn Executor>`.
 #[async_trait::async_trait]
 pub trait Executor: Send + Sync {
-    /// A short name (`host`, `fake`, `docker`).
+    /// A short name (`host`, `fake`, `docker`) for messages.
     fn name(&self) -> &str;
+
+    /// What it can do.
+    fn capabilities(&self) -> Capabilities;
 
     /// Whether the executor can run here.
     async fn available(&self) -> Result<(), ExecError>;

@@ -92,6 +92,10 @@ impl Executor for FakeExecutor {
         "fake"
     }
 
+    fn capabilities(&self) -> crate::executor::Capabilities {
+        crate::executor::Capabilities::host()
+    }
+
     async fn available(&self) -> Result<(), ExecError> {
         match &self.unavailable {
             Some(reason) => Err(ExecError::Unavailable {

@@ -46,6 +46,10 @@ impl Executor for HostExecutor {
         "host"
     }
 
+    fn capabilities(&self) -> crate::executor::Capabilities {
+        crate::executor::Capabilities::host()
+    }
+
     async fn available(&self) -> Result<(), ExecError> {
         Ok(())
     }

@@ -55,7 +55,7 @@ mod spec;
 
 #[cfg(feature = "docker")]
 pub use docker::DockerExecutor;
-pub use executor::{ExecError, Executor, JobEnvironment};
+pub use executor::{Capabilities, ExecError, Executor, JobEnvironment};
 pub use fake::{FakeExecutor, FakeStep};
 pub use host::HostExecutor;
 pub use log::{LogEvent, LogPipeline};

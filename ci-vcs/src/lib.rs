@@ -32,6 +32,7 @@
 pub mod event;
 pub mod filter;
 pub mod git;
+pub mod jobenv;
 pub mod schedule;
 #[cfg(feature = "reporters")]
 pub mod status;

@@ -1,0 +1,168 @@
+//! The environment a forge's runner gives every job, per dialect: GitHub's `GITHUB_*`/
+//! `RUNNER_*` variables and GitLab's job-level `CI_*` variables. A job sees the table of its
+//! own dialect only (a GitLab job never sees `GITHUB_ACTIONS`), which is why both live here,
+//! next to [`Event::github_context`](crate::Event::github_context) and
+//! [`Event::gitlab_variables`](crate::Event::gitlab_variables), and not in an engine.
+//!
+//! ```
+//! use ci_vcs::jobenv::{github_job_env, JobInfo};
+//! let github = serde_json::json!({"ref": "refs/heads/main", "sha": "abc", "event_name": "push"});
+//! let job = JobInfo { job: "build".into(), workflow: "CI".into(), ..JobInfo::default() };
+//! let env = github_job_env(&github, &job);
+//! assert_eq!(env["GITHUB_ACTIONS"], "true");
+//! assert_eq!(env["GITHUB_REF"], "refs/heads/main");
+//! ```
+
+use indexmap::IndexMap;
+use serde_json::Value;
+
+/// What a job's environment is made of besides the event.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct JobInfo {
+    /// The job's id (`build`), or its instance name in GitLab (`test 1/2`).
+    pub job: String,
+    /// The job's base name (GitLab `parallel` instances share it).
+    pub base: String,
+    /// The workflow's name.
+    pub workflow: String,
+    /// The workspace (the project directory) as the job sees it.
+    pub workspace: String,
+    /// The directory the job's workspaces live in (`CI_BUILDS_DIR`).
+    pub builds_dir: String,
+    /// A per-job temporary directory (`RUNNER_TEMP`).
+    pub temp: String,
+    /// The stage (GitLab).
+    pub stage: String,
+    /// A number unique to the job within the run's pipeline (`CI_JOB_ID`).
+    pub job_number: String,
+    /// The pipeline's id.
+    pub pipeline_id: String,
+    /// The job's time limit in seconds.
+    pub timeout_secs: u64,
+    /// The job's image, if it runs in one.
+    pub image: Option<String>,
+    /// The deployment environment's name.
+    pub environment: Option<String>,
+    /// `(index, total)` of a parallel instance, 1-based.
+    pub node: Option<(usize, usize)>,
+    /// Runner tags.
+    pub tags: Vec<String>,
+}
+
+/// `GITHUB_*` variables taken from the `github` context, by key.
+const FROM_GITHUB: &[(&str, &str)] = &[
+    ("GITHUB_REF", "ref"),
+    ("GITHUB_REF_NAME", "ref_name"),
+    ("GITHUB_REF_TYPE", "ref_type"),
+    ("GITHUB_SHA", "sha"),
+    ("GITHUB_REPOSITORY", "repository"),
+    ("GITHUB_REPOSITORY_OWNER", "repository_owner"),
+    ("GITHUB_EVENT_NAME", "event_name"),
+    ("GITHUB_ACTOR", "actor"),
+    ("GITHUB_TRIGGERING_ACTOR", "triggering_actor"),
+    ("GITHUB_RUN_ID", "run_id"),
+    ("GITHUB_RUN_NUMBER", "run_number"),
+    ("GITHUB_RUN_ATTEMPT", "run_attempt"),
+    ("GITHUB_SERVER_URL", "server_url"),
+    ("GITHUB_API_URL", "api_url"),
+    ("GITHUB_GRAPHQL_URL", "graphql_url"),
+    ("GITHUB_HEAD_REF", "head_ref"),
+    ("GITHUB_BASE_REF", "base_ref"),
+];
+
+/// `RUNNER_ARCH` as GitHub spells it.
+fn runner_arch() -> &'static str {
+    match std::env::consts::ARCH {
+        "x86_64" => "X64",
+        "aarch64" => "ARM64",
+        "x86" => "X86",
+        "arm" => "ARM",
+        other => other,
+    }
+}
+
+/// The `GITHUB_*`/`RUNNER_*` variables every step of a GitHub Actions job sees, from the
+/// job's `github` context.
+pub fn github_job_env(github: &Value, job: &JobInfo) -> IndexMap<String, String> {
+    let text = |k: &str| match github.get(k) {
+        Some(Value::String(s)) => s.clone(),
+        Some(Value::Null) | None => String::new(),
+        Some(other) => other.to_string(),
+    };
+    let mut env = IndexMap::new();
+    let mut set = |k: &str, v: String| {
+        env.insert(k.to_owned(), v);
+    };
+    set("CI", "true".into());
+    set("GITHUB_ACTIONS", "true".into());
+    set("GANTRY", "true".into());
+    set("GITHUB_JOB", job.job.clone());
+    for (var, key) in FROM_GITHUB {
+        set(var, text(key));
+    }
+    set("GITHUB_WORKFLOW", job.workflow.clone());
+    set("GITHUB_WORKSPACE", job.workspace.clone());
+    set("RUNNER_OS", "Linux".into());
+    set("RUNNER_ARCH", runner_arch().into());
+    set("RUNNER_NAME", "gantry".into());
+    set("RUNNER_TEMP", job.temp.clone());
+    set("RUNNER_TOOL_CACHE", format!("{}/tool_cache", job.temp));
+    env
+}
+
+/// GitLab's job-level predefined variables (the pipeline-level ones come from
+/// [`Event::gitlab_variables`](crate::Event::gitlab_variables)).
+pub fn gitlab_job_variables(job: &JobInfo) -> IndexMap<String, String> {
+    let mut vars = IndexMap::new();
+    let mut set = |k: &str, v: String| {
+        vars.insert(k.to_owned(), v);
+    };
+    set("CI_PROJECT_DIR", job.workspace.clone());
+    set("CI_BUILDS_DIR", job.builds_dir.clone());
+    set("CI_JOB_NAME", job.job.clone());
+    set("CI_JOB_NAME_SLUG", crate::event::ref_slug(&job.job));
+    set("CI_JOB_STAGE", job.stage.clone());
+    set("CI_JOB_ID", job.job_number.clone());
+    set("CI_PIPELINE_ID", job.pipeline_id.clone());
+    set("CI_JOB_TIMEOUT", job.timeout_secs.to_string());
+    set(
+        "CI_RUNNER_TAGS",
+        serde_json::to_string(&job.tags).unwrap_or_else(|_| "[]".into()),
+    );
+    set("CI_SERVER", "yes".into());
+    set("GANTRY", "true".into());
+    if let Some(image) = &job.image {
+        set("CI_JOB_IMAGE", image.clone());
+    }
+    if let Some(env) = &job.environment {
+        set("CI_ENVIRONMENT_NAME", env.clone());
+    }
+    if let Some((index, total)) = job.node {
+        set("CI_NODE_INDEX", index.to_string());
+        set("CI_NODE_TOTAL", total.to_string());
+    }
+    vars
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn each_dialect_sees_only_its_own_table() {
+        let job = JobInfo {
+            job: "test 1/2".into(),
+            node: Some((1, 2)),
+            ..JobInfo::default()
+        };
+        let gitlab = gitlab_job_variables(&job);
+        assert!(gitlab
+            .keys()
+            .all(|k| !k.starts_with("GITHUB_") && !k.starts_with("RUNNER_")));
+        assert_eq!(gitlab["CI_NODE_TOTAL"], "2");
+        assert_eq!(gitlab["CI_JOB_NAME_SLUG"], "test-1-2");
+        let github = github_job_env(&serde_json::json!({"run_number": 7}), &job);
+        assert!(github.keys().all(|k| !k.starts_with("CI_")));
+        assert_eq!(github["GITHUB_RUN_NUMBER"], "7");
+    }
+}
