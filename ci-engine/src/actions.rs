@@ -809,25 +809,31 @@ pub(crate) async fn call_workflow(
 ) -> JobResult {
     let id = task.id();
     let fail = |message: String| {
-        task.ctx.emit(crate::RunEvent::Annotation {
-            job: id.clone(),
-            step: 0,
-            level: "error",
-            message,
-        });
-        JobResult {
-            outcome: Outcome::failure(1),
-            steps: Vec::new(),
-            started_at,
-            duration: started.elapsed(),
-            name: task.instance.name.clone(),
+        let job = id.clone();
+        async move {
+            task.ctx
+                .emit(crate::RunEvent::Annotation {
+                    job,
+                    step: 0,
+                    level: "error",
+                    message,
+                })
+                .await;
+            JobResult {
+                outcome: Outcome::failure(1),
+                steps: Vec::new(),
+                started_at,
+                duration: started.elapsed(),
+                name: task.instance.name.clone(),
+            }
         }
     };
     if task.scope.depth >= 4 {
         return fail(format!(
             "'{}': reusable workflows nest at most 4 levels deep",
             call.uses
-        ));
+        ))
+        .await;
     }
     let file = if let Some(rel) = call.uses.strip_prefix("./") {
         task.ctx.root.join(rel)
@@ -839,11 +845,12 @@ pub(crate) async fn call_workflow(
              copy with --action-dir {}=PATH",
             call.uses,
             call.uses.split('/').take(2).collect::<Vec<_>>().join("/")
-        ));
+        ))
+        .await;
     };
     let text = match std::fs::read_to_string(&file) {
         Ok(t) => t,
-        Err(e) => return fail(format!("reusable workflow '{}': {e}", call.uses)),
+        Err(e) => return fail(format!("reusable workflow '{}': {e}", call.uses)).await,
     };
     let called = match crate::run::load_workflow(&call.uses, &text) {
         Ok(w) => w,
@@ -857,14 +864,15 @@ pub(crate) async fn call_workflow(
                     .join("\n"),
                 other => other.to_string(),
             };
-            return fail(format!("reusable workflow '{}': {detail}", call.uses));
+            return fail(format!("reusable workflow '{}': {detail}", call.uses)).await;
         }
     };
     let Some(trigger) = called.triggers.iter().find(|t| t.event == "workflow_call") else {
         return fail(format!(
             "'{}' cannot be called: it has no `on: workflow_call`",
             call.uses
-        ));
+        ))
+        .await;
     };
     // Inputs and secrets, evaluated in the caller's contexts.
     let mut caller = task.scope.contexts.clone();
@@ -884,15 +892,15 @@ pub(crate) async fn call_workflow(
         let value = match call.with.get(name) {
             Some(node) => match scope.node(node) {
                 Ok(v) => v,
-                Err(e) => return fail(format!("with.{name}: {e}")),
+                Err(e) => return fail(format!("with.{name}: {e}")).await,
             },
             None => match &def.default {
                 Some(d) => match scope.node(d) {
                     Ok(v) => v,
-                    Err(e) => return fail(format!("default of input '{name}': {e}")),
+                    Err(e) => return fail(format!("default of input '{name}': {e}")).await,
                 },
                 None if def.required => {
-                    return fail(format!("'{}' requires input '{name}'", call.uses))
+                    return fail(format!("'{}' requires input '{name}'", call.uses)).await
                 }
                 None => Value::Null,
             },
@@ -919,13 +927,13 @@ pub(crate) async fn call_workflow(
                 Ok(v) => {
                     secrets.insert(k.clone(), v);
                 }
-                Err(e) => return fail(format!("secrets.{k}: {e}")),
+                Err(e) => return fail(format!("secrets.{k}: {e}")).await,
             }
         }
     }
     for (name, required) in &trigger.secrets {
         if *required && !secrets.contains_key(name) {
-            return fail(format!("'{}' requires secret '{name}'", call.uses));
+            return fail(format!("'{}' requires secret '{name}'", call.uses)).await;
         }
     }
     let mut contexts = task.scope.contexts.clone();
@@ -967,7 +975,7 @@ pub(crate) async fn call_workflow(
             Ok(v) => {
                 outputs.insert(name.clone(), v);
             }
-            Err(e) => return fail(format!("output '{name}': {e}")),
+            Err(e) => return fail(format!("output '{name}': {e}")).await,
         }
     }
     let mut outcome = crate::job::outcome_of(result.status);

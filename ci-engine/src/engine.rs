@@ -40,8 +40,14 @@ pub enum EngineError {
     #[error(transparent)]
     Store(#[from] StoreError),
     /// Reading a file or making a directory failed.
-    #[error("{0}")]
-    Io(String),
+    #[error("{}: {source}", path.display())]
+    Io {
+        /// The file or directory.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
 }
 
 /// A workflow to run: its text, where it was read from, and the repository it belongs to.
@@ -61,10 +67,14 @@ impl Source {
     /// holding `.github`, else the file's directory).
     pub fn read(path: impl AsRef<Path>) -> Result<Source, EngineError> {
         let path = path.as_ref();
-        let text = std::fs::read_to_string(path)
-            .map_err(|e| EngineError::Io(format!("cannot read {}: {e}", path.display())))?;
-        let absolute = std::path::absolute(path)
-            .map_err(|e| EngineError::Io(format!("{}: {e}", path.display())))?;
+        let text = std::fs::read_to_string(path).map_err(|source| EngineError::Io {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        let absolute = std::path::absolute(path).map_err(|source| EngineError::Io {
+            path: path.to_path_buf(),
+            source,
+        })?;
         let dir = absolute.parent().unwrap_or(Path::new("/")).to_path_buf();
         let root = ci_vcs::Repository::open(&dir)
             .map(|r| r.root().to_path_buf())
@@ -134,7 +144,7 @@ impl Source {
 }
 
 /// Per-run choices.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 #[non_exhaustive]
 pub struct RunOptions {
     /// Run only these jobs (by job id) and what they need; empty: every job.
@@ -170,13 +180,27 @@ pub enum NeedsMode {
     Only,
 }
 
-impl RunOptions {
-    /// Defaults: every job, log events on.
-    pub fn new() -> Self {
+impl Default for RunOptions {
+    /// Every job, log events on.
+    fn default() -> Self {
         RunOptions {
+            jobs: Vec::new(),
+            inputs: IndexMap::new(),
+            matrix: Vec::new(),
+            max_parallel: None,
+            secrets: IndexMap::new(),
+            vars: IndexMap::new(),
             log_events: true,
-            ..RunOptions::default()
+            manual: Vec::new(),
+            needs: NeedsMode::default(),
         }
+    }
+}
+
+impl RunOptions {
+    /// The defaults (the same as [`Default`]): every job, log events on.
+    pub fn new() -> Self {
+        RunOptions::default()
     }
 }
 
@@ -193,6 +217,9 @@ pub(crate) struct Inner {
     pub groups: crate::run::Groups,
     pub bash: Option<PathBuf>,
     pub containers: Option<Arc<dyn Executor>>,
+    /// Posts commit statuses of runs and jobs.
+    #[cfg(feature = "reporters")]
+    pub reporter: Option<Arc<dyn ci_vcs::status::StatusReporter>>,
     /// The local Docker daemon, connected the first time a job needs containers.
     pub docker: tokio::sync::OnceCell<Option<Arc<dyn Executor>>>,
 }
@@ -254,6 +281,8 @@ pub struct EngineBuilder {
     work_dir: Option<PathBuf>,
     action_dirs: IndexMap<String, PathBuf>,
     containers: Option<Arc<dyn Executor>>,
+    #[cfg(feature = "reporters")]
+    reporter: Option<Arc<dyn ci_vcs::status::StatusReporter>>,
 }
 
 impl std::fmt::Debug for EngineBuilder {
@@ -283,6 +312,15 @@ impl EngineBuilder {
     /// when a job first needs it).
     pub fn container_executor(mut self, executor: Arc<dyn Executor>) -> Self {
         self.containers = Some(executor);
+        self
+    }
+
+    /// Posts a commit status for each run (context `gantry/<workflow>`) and each job
+    /// (`gantry/<workflow> / <job>`): running when it starts, then its result. Posting
+    /// happens in order on a task of its own; failures end up in the run's errors.
+    #[cfg(feature = "reporters")]
+    pub fn reporter(mut self, reporter: Arc<dyn ci_vcs::status::StatusReporter>) -> Self {
+        self.reporter = Some(reporter);
         self
     }
 
@@ -348,8 +386,10 @@ impl EngineBuilder {
         let work_dir = self
             .work_dir
             .unwrap_or_else(|| std::env::temp_dir().join("gantry"));
-        std::fs::create_dir_all(&work_dir)
-            .map_err(|e| EngineError::Io(format!("{}: {e}", work_dir.display())))?;
+        std::fs::create_dir_all(&work_dir).map_err(|source| EngineError::Io {
+            path: work_dir.clone(),
+            source,
+        })?;
         // Resolved once: each step then starts bash without a PATH search.
         let bash = std::env::var_os("PATH").and_then(|paths| {
             std::env::split_paths(&paths)
@@ -373,6 +413,8 @@ impl EngineBuilder {
                 bash,
                 containers: self.containers,
                 docker: tokio::sync::OnceCell::new(),
+                #[cfg(feature = "reporters")]
+                reporter: self.reporter,
             }),
         })
     }
@@ -404,7 +446,7 @@ impl Engine {
         options: RunOptions,
     ) -> Result<RunHandle, EngineError> {
         let prepared = crate::run::prepare(self, source, event, options).await?;
-        let (tx, rx) = mpsc::unbounded_channel();
+        let (tx, rx) = mpsc::channel(EVENT_BUFFER);
         let cancel = CancellationToken::new();
         let run_id = prepared.run_id.clone();
         let task = tokio::spawn(crate::run::execute(prepared, tx, cancel.clone()));
@@ -417,11 +459,16 @@ impl Engine {
     }
 }
 
-/// A run in progress.
+/// Events a run may get ahead of its reader before it waits for it.
+const EVENT_BUFFER: usize = 1024;
+
+/// A run in progress. Read its events with [`RunHandle::next_event`] or call
+/// [`RunHandle::wait`]: the event channel is bounded, so a run whose events are neither read
+/// nor dropped waits for its reader.
 #[derive(Debug)]
 pub struct RunHandle {
     run_id: String,
-    events: mpsc::UnboundedReceiver<RunEvent>,
+    events: mpsc::Receiver<RunEvent>,
     cancel: CancellationToken,
     task: JoinHandle<RunSummary>,
 }

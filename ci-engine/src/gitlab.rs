@@ -420,11 +420,14 @@ pub(crate) async fn run(
     };
     let bash_in_script = bash || runner.in_container;
     let started = std::time::Instant::now();
-    runner.ctx.emit(RunEvent::StepStarted {
-        job: runner.id.clone(),
-        step: 0,
-        name: "script".into(),
-    });
+    runner
+        .ctx
+        .emit(RunEvent::StepStarted {
+            job: runner.id.clone(),
+            step: 0,
+            name: "script".into(),
+        })
+        .await;
     let done = runner
         .exec(
             0,
@@ -473,13 +476,16 @@ pub(crate) async fn run(
     if runner.cancel.is_cancelled() {
         status = Status::Cancelled;
     }
-    runner.ctx.emit(RunEvent::StepFinished {
-        job: runner.id.clone(),
-        step: 0,
-        name: "script".into(),
-        status,
-        duration_ms: started.elapsed().as_millis() as u64,
-    });
+    runner
+        .ctx
+        .emit(RunEvent::StepFinished {
+            job: runner.id.clone(),
+            step: 0,
+            name: "script".into(),
+            status,
+            duration_ms: started.elapsed().as_millis() as u64,
+        })
+        .await;
     runner.records.push(ci_store::runs::StepRecord {
         index: 0,
         name: "script".into(),
@@ -495,11 +501,14 @@ pub(crate) async fn run(
         env.insert("CI_JOB_STATUS".into(), status_name(status).into());
         runner.after_cancel = true;
         let started = std::time::Instant::now();
-        runner.ctx.emit(RunEvent::StepStarted {
-            job: runner.id.clone(),
-            step: 1,
-            name: "after_script".into(),
-        });
+        runner
+            .ctx
+            .emit(RunEvent::StepStarted {
+                job: runner.id.clone(),
+                step: 1,
+                name: "after_script".into(),
+            })
+            .await;
         runner.logs.line(1, "Running after_script").await;
         let done = runner
             .exec(
@@ -532,13 +541,16 @@ pub(crate) async fn run(
                 Status::Failure
             }
         };
-        runner.ctx.emit(RunEvent::StepFinished {
-            job: runner.id.clone(),
-            step: 1,
-            name: "after_script".into(),
-            status: after,
-            duration_ms: started.elapsed().as_millis() as u64,
-        });
+        runner
+            .ctx
+            .emit(RunEvent::StepFinished {
+                job: runner.id.clone(),
+                step: 1,
+                name: "after_script".into(),
+                status: after,
+                duration_ms: started.elapsed().as_millis() as u64,
+            })
+            .await;
     }
     let succeeded = status == Status::Success;
     let mut outputs = IndexMap::new();

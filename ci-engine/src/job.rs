@@ -54,11 +54,13 @@ impl JobTask {
         let started_at = now_ms();
         let job = Arc::clone(&self.workflow);
         let job = &job.jobs[&self.instance.job];
-        self.ctx.emit(RunEvent::JobStarted {
-            job: self.id(),
-            name: self.instance.name.clone(),
-            attempt: self.attempt,
-        });
+        self.ctx
+            .emit(RunEvent::JobStarted {
+                job: self.id(),
+                name: self.instance.name.clone(),
+                attempt: self.attempt,
+            })
+            .await;
         if let Some(call) = &job.call {
             return crate::actions::call_workflow(&self, call, started, started_at).await;
         }
@@ -106,12 +108,14 @@ impl JobTask {
                 (outcome, runner.records)
             }
             Err((outcome, message)) => {
-                self.ctx.emit(RunEvent::Annotation {
-                    job: self.id(),
-                    step: 0,
-                    level: "error",
-                    message,
-                });
+                self.ctx
+                    .emit(RunEvent::Annotation {
+                        job: self.id(),
+                        step: 0,
+                        level: "error",
+                        message,
+                    })
+                    .await;
                 (outcome, Vec::new())
             }
         };
@@ -212,12 +216,14 @@ impl Logs {
         data.push(b'\n');
         self.write(&data).await;
         if self.ctx.options.log_events {
-            self.ctx.emit(RunEvent::Log {
-                job: self.job.clone(),
-                step,
-                stream: "stdout",
-                line: String::from_utf8_lossy(&masked).into_owned(),
-            });
+            self.ctx
+                .emit(RunEvent::Log {
+                    job: self.job.clone(),
+                    step,
+                    stream: "stdout",
+                    line: String::from_utf8_lossy(&masked).into_owned(),
+                })
+                .await;
         }
     }
 
@@ -227,12 +233,14 @@ impl Logs {
             String::from_utf8_lossy(&self.pipeline.masker().mask(message.as_bytes())).into_owned();
         self.write(format!("##[{level}]{masked}\n").as_bytes())
             .await;
-        self.ctx.emit(RunEvent::Annotation {
-            job: self.job.clone(),
-            step,
-            level,
-            message: masked,
-        });
+        self.ctx
+            .emit(RunEvent::Annotation {
+                job: self.job.clone(),
+                step,
+                level,
+                message: masked,
+            })
+            .await;
     }
 
     /// The output kept for a coverage regex.
@@ -256,15 +264,17 @@ impl Logs {
                     if self.ctx.options.log_events {
                         let text = String::from_utf8_lossy(&data);
                         for line in text.lines() {
-                            self.ctx.emit(RunEvent::Log {
-                                job: self.job.clone(),
-                                step,
-                                stream: match stream {
-                                    Stream::Stdout => "stdout",
-                                    Stream::Stderr => "stderr",
-                                },
-                                line: line.to_owned(),
-                            });
+                            self.ctx
+                                .emit(RunEvent::Log {
+                                    job: self.job.clone(),
+                                    step,
+                                    stream: match stream {
+                                        Stream::Stdout => "stdout",
+                                        Stream::Stderr => "stderr",
+                                    },
+                                    line: line.to_owned(),
+                                })
+                                .await;
                         }
                     }
                 }
@@ -748,11 +758,13 @@ impl JobRunner {
                     outputs: IndexMap::new(),
                 },
                 Err(e) => {
-                    self.ctx.emit(RunEvent::StepStarted {
-                        job: self.id.clone(),
-                        step: index,
-                        name: name.clone(),
-                    });
+                    self.ctx
+                        .emit(RunEvent::StepStarted {
+                            job: self.id.clone(),
+                            step: index,
+                            name: name.clone(),
+                        })
+                        .await;
                     self.logs
                         .annotate(index, "error", &format!("step '{name}': if: {e}"))
                         .await;
@@ -762,11 +774,13 @@ impl JobRunner {
                     }
                 }
                 Ok(true) => {
-                    self.ctx.emit(RunEvent::StepStarted {
-                        job: self.id.clone(),
-                        step: index,
-                        name: name.clone(),
-                    });
+                    self.ctx
+                        .emit(RunEvent::StepStarted {
+                            job: self.id.clone(),
+                            step: index,
+                            name: name.clone(),
+                        })
+                        .await;
                     self.logs.raw(&format!("##[group]{name}\n")).await;
                     let r = self.execute(step, frame, &scope, index, &env0).await;
                     self.logs.raw("##[endgroup]\n").await;
@@ -799,13 +813,15 @@ impl JobRunner {
                 }),
             );
             if result.outcome != Status::Skipped {
-                self.ctx.emit(RunEvent::StepFinished {
-                    job: self.id.clone(),
-                    step: index,
-                    name: name.clone(),
-                    status: conclusion,
-                    duration_ms: started.elapsed().as_millis() as u64,
-                });
+                self.ctx
+                    .emit(RunEvent::StepFinished {
+                        job: self.id.clone(),
+                        step: index,
+                        name: name.clone(),
+                        status: conclusion,
+                        duration_ms: started.elapsed().as_millis() as u64,
+                    })
+                    .await;
             }
             if frame.action_path.is_none() {
                 self.records.push(StepRecord {

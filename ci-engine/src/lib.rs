@@ -52,6 +52,8 @@ mod engine;
 mod events;
 mod gitlab;
 mod job;
+#[cfg(feature = "reporters")]
+mod report;
 mod run;
 
 /// Job logs are stored as the step logs of this pseudo-job, one per job (keyed by the
@@ -68,4 +70,11 @@ pub fn job_log(
 }
 
 pub use engine::{Engine, EngineBuilder, EngineError, NeedsMode, RunHandle, RunOptions, Source};
+
+// The crates the engine composes, so that an embedder depends on this one crate.
+pub use ci_config as config;
+pub use ci_exec as exec;
+pub use ci_graph as graph;
+pub use ci_store as store;
+pub use ci_vcs as vcs;
 pub use events::{JobSummary, RunEvent, RunSummary, Status};

@@ -42,19 +42,28 @@ pub(crate) struct RunCtx {
     pub run_dir: PathBuf,
     pub workflow_name: String,
     pub options: RunOptions,
-    pub tx: mpsc::UnboundedSender<RunEvent>,
+    pub tx: mpsc::Sender<RunEvent>,
     pub summaries: Mutex<Vec<JobSummary>>,
     pub errors: Arc<Mutex<Vec<String>>>,
     pub recorder: mpsc::UnboundedSender<Record>,
     pub event_file: std::sync::OnceLock<bool>,
     pub free_dirs: Mutex<Vec<(PathBuf, PathBuf)>>,
+    /// Commit statuses of the run and its jobs.
+    #[cfg(feature = "reporters")]
+    pub reporting: Option<crate::report::Reporting>,
     /// GitLab: the project at the event's commit, cloned once per run.
     pub snapshot: std::sync::OnceLock<Result<Option<PathBuf>, String>>,
 }
 
 impl RunCtx {
-    pub fn emit(&self, event: RunEvent) {
-        let _ = self.tx.send(event);
+    /// Sends an event; waits while the consumer is behind (the channel is bounded), and
+    /// drops it when nobody listens any more.
+    pub async fn emit(&self, event: RunEvent) {
+        #[cfg(feature = "reporters")]
+        if let Some(r) = &self.reporting {
+            r.event(&event).await;
+        }
+        let _ = self.tx.send(event).await;
     }
 
     pub fn error(&self, message: String) {
@@ -340,7 +349,7 @@ pub(crate) fn typed(kind: InputType, v: &str) -> Value {
 /// Runs a prepared run to its end.
 pub(crate) async fn execute(
     prepared: Prepared,
-    tx: mpsc::UnboundedSender<RunEvent>,
+    tx: mpsc::Sender<RunEvent>,
     cancel: CancellationToken,
 ) -> RunSummary {
     let started = Instant::now();
@@ -358,12 +367,17 @@ pub(crate) async fn execute(
         record_rx,
         Arc::clone(&errors),
     ));
+    let workflow_name = prepared
+        .workflow
+        .name
+        .clone()
+        .unwrap_or_else(|| prepared.workflow.path.clone());
+    #[cfg(feature = "reporters")]
+    let reporting = inner.reporter.clone().and_then(|r| {
+        crate::report::Reporting::start(r, &event.sha, format!("gantry/{workflow_name}"))
+    });
     let ctx = Arc::new(RunCtx {
-        workflow_name: prepared
-            .workflow
-            .name
-            .clone()
-            .unwrap_or_else(|| prepared.workflow.path.clone()),
+        workflow_name,
         inner,
         run_id: prepared.run_id.clone(),
         run_number,
@@ -378,6 +392,8 @@ pub(crate) async fn execute(
         event_file: std::sync::OnceLock::new(),
         free_dirs: Mutex::new(Vec::new()),
         snapshot: std::sync::OnceLock::new(),
+        #[cfg(feature = "reporters")]
+        reporting,
     });
     if let Err(e) = ctx
         .inner
@@ -444,8 +460,13 @@ pub(crate) async fn execute(
         run_id: ctx.run_id.clone(),
         status,
         duration_ms: duration.as_millis() as u64,
-    });
+    })
+    .await;
     let mut errors = errors;
+    #[cfg(feature = "reporters")]
+    if let Some(r) = &ctx.reporting {
+        errors.extend(r.finish().await);
+    }
     errors.extend(std::mem::take(
         &mut *ctx.errors.lock().expect("never poisoned"),
     ));
@@ -517,7 +538,8 @@ pub(crate) fn run_workflow(
                 run_id: ctx.run_id.clone(),
                 workflow: ctx.workflow_name.clone(),
                 jobs: plan.instances.iter().map(|i| i.id.clone()).collect(),
-            });
+            })
+            .await;
         }
         let mut scheduler = Scheduler::new(
             plan,
@@ -646,7 +668,7 @@ pub(crate) fn run_workflow(
                         status,
                         duration_ms: result.duration.as_millis() as u64,
                         outputs: outputs.clone(),
-                    });
+                    }).await;
                     if !retrying {
                         reported.resize(reported.len().max(i + 1), false);
                         reported[i] = true;
@@ -686,9 +708,10 @@ pub(crate) fn run_workflow(
                         "manual job '{}' was not started (run it with --manual {})",
                         instance.job, instance.job
                     ),
-                });
+                })
+                .await;
             }
-            report_not_run(&ctx, id, &instance.name, Status::Skipped);
+            report_not_run(&ctx, id, &instance.name, Status::Skipped).await;
         }
         let conclusions = scheduler.conclusions();
         let status = if scheduler.succeeded() {
@@ -763,12 +786,12 @@ async fn report_undecided(
             ));
         }
         merge_job(jobs, &instance.job, status, &IndexMap::new());
-        report_not_run(ctx, id, &instance.name, status);
+        report_not_run(ctx, id, &instance.name, status).await;
     }
 }
 
 /// Records and reports a job decided without running (skipped, cancelled, manual).
-fn report_not_run(ctx: &RunCtx, id: String, name: &str, status: Status) {
+async fn report_not_run(ctx: &RunCtx, id: String, name: &str, status: Status) {
     let result = JobResult {
         outcome: ci_graph::Outcome::success(),
         steps: Vec::new(),
@@ -783,7 +806,8 @@ fn report_not_run(ctx: &RunCtx, id: String, name: &str, status: Status) {
         status,
         duration_ms: 0,
         outputs: IndexMap::new(),
-    });
+    })
+    .await;
     ctx.summaries
         .lock()
         .expect("never poisoned")

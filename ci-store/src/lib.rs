@@ -30,6 +30,7 @@
 pub mod artifacts;
 mod blob;
 pub mod caches;
+pub mod conformance;
 pub mod logs;
 pub mod runs;
 

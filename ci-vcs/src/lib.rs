@@ -29,6 +29,8 @@
 //! assert_eq!(github["ref_name"], "main");
 //! ```
 
+#[cfg(feature = "reporters")]
+pub mod conformance;
 pub mod event;
 pub mod filter;
 pub mod git;
