@@ -60,11 +60,6 @@ enum Command {
         #[arg(long, value_name = "DIR")]
         state_dir: Option<std::path::PathBuf>,
     },
-    /// Check CI files and report every mistake with its location.
-    ///
-    /// Without paths: the repository's .github/workflows/*.{yml,yaml}, .gitlab-ci.yml and
-    /// .circleci/config.yml. A directory stands for the YAML files directly in it.
-    /// Exit status: 0 no errors, 1 errors found, 2 usage or I/O error.
     /// Evaluate a GitHub Actions expression (with or without `${{ }}`).
     ///
     /// Prints {"kind": …, "value": …} and exits 0, or {"error": {"kind", "message"}} and exits 1.
@@ -98,6 +93,11 @@ enum Command {
         #[command(flatten)]
         facts: FactArgs,
     },
+    /// Check CI files and report every mistake with its location.
+    ///
+    /// Without paths: the repository's .github/workflows/*.{yml,yaml}, .gitlab-ci.yml and
+    /// .circleci/config.yml. A directory stands for the YAML files directly in it.
+    /// Exit status: 0 no errors, 1 errors found, 2 usage or I/O error.
     Lint {
         /// Files or directories to check.
         paths: Vec<std::path::PathBuf>,

@@ -297,10 +297,14 @@ async fn json_view(mut handle: ci_engine::RunHandle) -> RunSummary {
     handle.wait().await
 }
 
-fn secs(ms: u64) -> String {
+/// A duration as people read it: `240ms`, `3.4s`, `2m05s`.
+fn duration(ms: u64) -> String {
     let d = Duration::from_millis(ms);
     if d.as_secs() >= 60 {
         format!("{}m{:02}s", d.as_secs() / 60, d.as_secs() % 60)
+    } else if ms < 1000 {
+        // Fast jobs are the point: "0.0s" would hide them.
+        format!("{ms}ms")
     } else {
         format!("{:.1}s", d.as_secs_f64())
     }
@@ -443,7 +447,7 @@ async fn human_view(mut handle: ci_engine::RunHandle, quiet: bool) -> RunSummary
                         "[{job:<widths$}] {} {} ({})",
                         styled(status, mark(status)),
                         styled(status, status.as_str()),
-                        secs(duration_ms)
+                        duration(duration_ms)
                     ));
                 }
             }
@@ -467,7 +471,7 @@ async fn human_view(mut handle: ci_engine::RunHandle, quiet: bool) -> RunSummary
             "{:<width$}  {}  {:>8}",
             job.id,
             styled(job.status, &format!("{:<9}", job.status.as_str())),
-            secs(job.duration.as_millis() as u64)
+            duration(job.duration.as_millis() as u64)
         );
     }
     for e in &summary.errors {
@@ -477,7 +481,7 @@ async fn human_view(mut handle: ci_engine::RunHandle, quiet: bool) -> RunSummary
         "run {} {} in {} (logs: gantry logs {})",
         summary.run_id,
         styled(summary.status, summary.status.as_str()),
-        secs(started.elapsed().as_millis() as u64),
+        duration(started.elapsed().as_millis() as u64),
         summary.run_id
     );
     summary
@@ -519,7 +523,7 @@ pub fn runs(state: Option<&Path>, limit: u32, json: bool) -> Result<ExitCode> {
         );
         for r in &page.runs {
             let time = match (r.started_at, r.finished_at) {
-                (Some(a), Some(b)) => secs((b - a).max(0) as u64),
+                (Some(a), Some(b)) => duration((b - a).max(0) as u64),
                 _ => "-".into(),
             };
             println!(
@@ -585,4 +589,17 @@ pub fn logs(state: Option<&Path>, run: &str, job: Option<&str>) -> Result<ExitCo
         }
         Ok(ExitCode::SUCCESS)
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::duration;
+
+    #[test]
+    fn durations_show_milliseconds_below_a_second() {
+        assert_eq!(duration(0), "0ms");
+        assert_eq!(duration(240), "240ms");
+        assert_eq!(duration(3_400), "3.4s");
+        assert_eq!(duration(125_000), "2m05s");
+    }
 }

@@ -276,3 +276,50 @@ fn graph_formats_and_facts() {
         .assert()
         .code(2);
 }
+
+#[test]
+fn help_describes_each_command_with_its_own_text() {
+    let out = gantry()
+        .arg("--help")
+        .assert()
+        .success()
+        .get_output()
+        .stdout
+        .clone();
+    let text = String::from_utf8_lossy(&out);
+    let line = |command: &str| {
+        text.lines()
+            .find(|l| l.trim_start().starts_with(&format!("{command} ")))
+            .unwrap_or_else(|| panic!("no line for {command} in\n{text}"))
+            .to_owned()
+    };
+    assert!(line("lint").contains("Check CI files"), "{text}");
+    assert!(line("expr").contains("Evaluate"), "{text}");
+    for command in ["run", "runs", "logs", "list", "graph"] {
+        assert!(line(command).split_whitespace().count() > 2, "{text}");
+    }
+}
+
+#[test]
+fn circleci_files_are_refused_with_what_does_run() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let path = write(
+        &dir,
+        ".circleci/config.yml",
+        "version: 2.1\njobs:\n  a:\n    docker: [{image: x}]\n    steps: [checkout]\n",
+    );
+    let out = gantry()
+        .current_dir(dir.path())
+        .arg("lint")
+        .arg(&path)
+        .assert()
+        .code(1)
+        .get_output()
+        .stdout
+        .clone();
+    assert!(
+        String::from_utf8_lossy(&out).contains("GitLab CI pipelines"),
+        "{}",
+        String::from_utf8_lossy(&out)
+    );
+}

@@ -4,6 +4,8 @@
 //! lint errors of an invalid pipeline. Each folder becomes a real git repository and runs
 //! through the `gantry` binary (host executor; Docker for folders that say `docker: true`).
 
+use std::io::Write as _;
+
 use std::path::{Path, PathBuf};
 use std::process::Command as Process;
 use std::time::{Duration, Instant};
@@ -109,7 +111,12 @@ fn check(fixture: &Path) -> Vec<String> {
     }
     if expect["docker"] == Value::Bool(true) && !docker_ready() {
         // docker_ready fails when CI=true; locally the skip is counted and reported.
-        eprintln!("SKIPPED {}: dockerd not available", fixture.display());
+        // Straight to stderr, not through the test harness's capture: a skip must be seen.
+        let _ = writeln!(
+            std::io::stderr(),
+            "SKIPPED {}: dockerd not available",
+            fixture.display()
+        );
         return vec![SKIPPED.to_owned()];
     }
     let dir = tempfile::tempdir().expect("temp dir");

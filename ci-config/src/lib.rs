@@ -139,7 +139,9 @@ pub fn lint_with(
                 "unsupported",
                 format!("{} files are not supported yet", dialect.name()),
             )
-            .with_help("Gantry reads GitHub Actions workflows and action.yml files today")]
+            .with_help(
+                "Gantry reads GitHub Actions workflows, action.yml files and GitLab CI pipelines today",
+            )]
         }
     }
 }

@@ -201,7 +201,8 @@ pub(crate) async fn prepare(
         }
         other => {
             return Err(EngineError::Unsupported(format!(
-                "running {} files (GitHub Actions workflows and GitLab CI pipelines run)",
+                "running {} files is not supported yet (Gantry runs GitHub Actions workflows \
+                 and GitLab CI pipelines)",
                 other.name()
             )))
         }

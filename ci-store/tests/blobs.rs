@@ -1,5 +1,7 @@
 //! The blob suite — objects, logs, artifacts — on every backend: memory, local files and S3.
 
+use std::io::Write as _;
+
 use std::time::Duration;
 
 use ci_store::artifacts::{self, IfNoFilesFound};
@@ -40,7 +42,11 @@ fn s3() -> Option<BlobStore> {
             std::env::var("CI").as_deref() != Ok("true"),
             "CI=true and no S3 server at {endpoint}"
         );
-        eprintln!("SKIPPED s3 backend: nothing listens at {endpoint}; run `.ci/services start`");
+        // Straight to stderr, not through the test harness's capture: a skip must be seen.
+        let _ = writeln!(
+            std::io::stderr(),
+            "SKIPPED s3 backend: nothing listens at {endpoint}; run `.ci/services start`"
+        );
         return None;
     }
     for (k, v) in [

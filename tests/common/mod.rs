@@ -1,5 +1,7 @@
 //! Helpers shared by the CLI end-to-end tests.
 
+use std::io::Write as _;
+
 use std::process::Command;
 
 /// Whether the real dockerd with the locally imported test image is here. Absent: skips
@@ -14,7 +16,9 @@ pub fn docker_ready() -> bool {
             std::env::var("CI").as_deref() != Ok("true"),
             "CI=true and dockerd with image gantry-busybox:test is not available (.ci/services start)"
         );
-        eprintln!(
+        // Straight to stderr, not through the test harness's capture: a skip must be seen.
+        let _ = writeln!(
+            std::io::stderr(),
             "SKIPPED: dockerd or image gantry-busybox:test not available (run .ci/services start)"
         );
     }
