@@ -61,30 +61,29 @@ fn plans(paths: &[PathBuf], facts: &Facts) -> Result<Vec<(String, Plan)>> {
         let display = file.display().to_string();
         let src =
             std::fs::read_to_string(&file).with_context(|| format!("cannot read {display}"))?;
-        let parsed = if ci_config::detect_dialect(&display, &src) == ci_config::Dialect::GitLabCi {
-            let root = crate::lint::repository_root(&file);
-            ci_config::gitlab::parse_pipeline(
-                &display,
-                &src,
-                &ci_config::gitlab::LocalIncludes::new(root),
-            )
-        } else {
-            ci_config::github::parse_workflow(&display, &src)
+        let includes = ci_config::gitlab::LocalIncludes::new(crate::lint::repository_root(&file));
+        let options = ci_config::LoadOptions {
+            includes: &includes,
+            ..ci_config::LoadOptions::default()
         };
+        let parsed = ci_config::load(&display, &src, &options);
         if parsed.has_errors() {
             for d in parsed.diagnostics.iter().filter(|d| d.is_error()) {
                 anstream::eprintln!("{}", d.render(&src, true));
             }
             bail!("{display} has errors; run `gantry lint {display}`");
         }
-        let workflow = parsed.value.context("no workflow")?;
-        match Plan::new(&workflow, &run_facts) {
-            Ok(plan) => out.push((display, plan)),
-            Err(diagnostics) => {
-                for d in &diagnostics {
-                    anstream::eprintln!("{}", d.render(&src, true));
+        // Rules are not decided here: every job of the file is shown.
+        let loaded = parsed.value.context("no workflow")?;
+        for workflow in &loaded.workflows {
+            match Plan::new(workflow, &run_facts) {
+                Ok(plan) => out.push((display.clone(), plan)),
+                Err(diagnostics) => {
+                    for d in &diagnostics {
+                        anstream::eprintln!("{}", d.render(&src, true));
+                    }
+                    bail!("{display} cannot be planned");
                 }
-                bail!("{display} cannot be planned");
             }
         }
     }

@@ -15,13 +15,19 @@
 //! [`gitlab`] frontends, and the [`model`]; [`expr`] is the one expression engine (GitLab
 //! `rules:if` compiles into its tree).
 //!
+//! Every dialect lowers into the same model: a GitLab job's `script:` is a step of
+//! [`StepAction::Commands`], its project fetch a [`StepAction::Checkout`], and its `rules`
+//! are decided per event by [`Loaded::select`].
+//!
 //! ```
-//! use ci_config::gitlab::{parse_pipeline, NoIncludes};
+//! use ci_config::{load, LoadOptions, StepAction};
 //! let src = ".base:\n  script: [make]\nbuild:\n  extends: .base\n  rules:\n    - if: $CI_COMMIT_BRANCH =~ /^release/\n";
-//! let parsed = parse_pipeline(".gitlab-ci.yml", src, &NoIncludes);
+//! let parsed = load(".gitlab-ci.yml", src, &LoadOptions::default());
 //! assert!(!parsed.has_errors());
-//! let job = &parsed.value.unwrap().jobs["build"];
-//! assert_eq!(job.gitlab.as_ref().unwrap().script, ["make"]);
+//! let loaded = parsed.value.unwrap();
+//! let job = &loaded.workflows[0].jobs["build"];
+//! assert!(job.steps.iter().any(|s| matches!(&s.action,
+//!     StepAction::Commands { commands, .. } if commands == &["make"])));
 //! ```
 //!
 //! # Example
@@ -47,6 +53,7 @@ pub mod diagnostic;
 pub mod expr;
 pub mod github;
 pub mod gitlab;
+mod load;
 pub mod model;
 mod reader;
 pub mod span;
@@ -54,6 +61,8 @@ pub mod template;
 pub mod yaml;
 
 pub use diagnostic::{Diagnostic, Severity};
+pub use gitlab::Facts;
+pub use load::{load, LoadOptions, Loaded};
 pub use model::{Dialect, Job, Step, StepAction, Workflow};
 pub use span::{Position, Span};
 pub use template::Template;
@@ -122,26 +131,20 @@ pub fn lint_with(
     resolver: &dyn github::WorkflowResolver,
 ) -> Vec<Diagnostic> {
     match detect_dialect(path, src) {
-        Dialect::GitHubActions => github::parse_workflow_with(path, src, resolver).diagnostics,
+        // An action's metadata is not a workflow: its own reader.
         Dialect::GitHubAction => github::parse_action(path, src).diagnostics,
-        Dialect::GitLabCi => {
+        dialect => {
             let root = std::path::Path::new(path)
                 .parent()
                 .filter(|p| !p.as_os_str().is_empty())
                 .unwrap_or(std::path::Path::new("."));
-            gitlab::parse_pipeline(path, src, &gitlab::LocalIncludes::new(root)).diagnostics
-        }
-        dialect @ Dialect::CircleCi => {
-            let span = span::Source::new(src).span(0, 0);
-            vec![Diagnostic::error(
-                path,
-                span,
-                "unsupported",
-                format!("{} files are not supported yet", dialect.name()),
-            )
-            .with_help(
-                "Gantry reads GitHub Actions workflows, action.yml files and GitLab CI pipelines today",
-            )]
+            let includes = gitlab::LocalIncludes::new(root);
+            let options = LoadOptions {
+                dialect: Some(dialect),
+                includes: &includes,
+                workflows: Some(resolver),
+            };
+            load(path, src, &options).diagnostics
         }
     }
 }

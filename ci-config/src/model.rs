@@ -73,8 +73,6 @@ pub struct Workflow {
     pub jobs: IndexMap<String, Job>,
     /// Stage names in order (GitLab); empty for dialects without stages.
     pub stages: Vec<String>,
-    /// What only GitLab pipelines have (`workflow:`, global variables).
-    pub gitlab: Option<Box<crate::gitlab::Pipeline>>,
 }
 
 /// One event a workflow listens to, with its filters.
@@ -151,6 +149,8 @@ pub enum Env {
     Map(IndexMap<String, Template>),
     /// An expression evaluated at run time.
     Expr(Template),
+    /// Name → shell-style variable (GitLab `variables:`), expanded in order.
+    Vars(IndexMap<String, Var>),
 }
 
 /// `defaults.run`.
@@ -243,8 +243,8 @@ pub struct Job {
     pub span: Span,
     /// Display name (`name:`, else the id).
     pub name: Template,
-    /// Jobs this one waits for, with the span of each reference.
-    pub needs: Vec<(String, Span)>,
+    /// Jobs this one waits for.
+    pub needs: Vec<Need>,
     /// Whether `needs:` was written at all: with stages, a job without it waits for every
     /// earlier stage, while `needs: []` starts at once.
     pub needs_declared: bool,
@@ -288,8 +288,63 @@ pub struct Job {
     pub steps: Vec<Step>,
     /// Set when the job calls a reusable workflow.
     pub call: Option<Box<WorkflowCall>>,
-    /// What only GitLab jobs have (scripts, rules, artifacts, cache …).
-    pub gitlab: Option<Box<crate::gitlab::GitLabJob>>,
+    /// Which workflow-level [`Env::Vars`] the job inherits; `None`: all.
+    pub inherit_env: Option<Vec<String>>,
+    /// Seconds to wait before the job starts (a delayed job).
+    pub start_in: Option<u64>,
+    /// Outputs found in the job's log.
+    pub log_outputs: Vec<LogOutput>,
+    /// Time limit of the job's cleanup steps ([`Step::cleanup`]), in seconds.
+    pub cleanup_timeout: u64,
+}
+
+/// A job this one waits for.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Need {
+    /// The job's id.
+    pub job: String,
+    /// Where it is named.
+    pub span: Span,
+    /// Whether this job takes its artifacts (and their dotenv variables).
+    pub artifacts: bool,
+    /// A job missing from the run is no error.
+    pub optional: bool,
+    /// Only the instances with these matrix values (empty: all).
+    pub matrix: Vec<IndexMap<String, String>>,
+}
+
+impl Need {
+    /// A plain need of `job` (artifacts taken, not optional, every instance).
+    pub fn new(job: impl Into<String>, span: Span) -> Need {
+        Need {
+            job: job.into(),
+            span,
+            artifacts: true,
+            optional: false,
+            matrix: Vec::new(),
+        }
+    }
+}
+
+/// A value found in a job's (masked) log by a regular expression (GitLab `coverage:`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct LogOutput {
+    /// The output's name.
+    pub name: String,
+    /// `/pattern/flags`; the last match's first group (or whole match) is the value.
+    pub pattern: String,
+    /// The log line that shows what was found, `{}` standing for the value.
+    pub shown: String,
+}
+
+/// A variable whose value is expanded shell-style (`$NAME`, `${NAME}`, `$$`) against the
+/// variables defined before it, or taken literally.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Var {
+    /// The value as written.
+    pub value: String,
+    /// Whether `$` references are expanded.
+    pub expand: bool,
 }
 
 /// GitLab's `when:` (GitHub jobs keep the default and use their `if`).
@@ -403,6 +458,9 @@ pub struct Container {
     pub command: Option<Template>,
     /// Entrypoint override (service containers only).
     pub entrypoint: Option<Template>,
+    /// Without a container executor, the job runs on the host instead (with a warning), as
+    /// GitLab's shell runners do; `false`: the job cannot run there.
+    pub optional: bool,
     /// Where it is defined.
     pub span: Span,
 }
@@ -443,6 +501,11 @@ pub struct Step {
     pub timeout_minutes: Option<Node>,
     /// `background: true` — the job goes on while this step runs (parallel steps).
     pub background: bool,
+    /// A cleanup step (GitLab `after_script`): runs whatever happened before, even after a
+    /// timeout or cancellation, under the job's cleanup time limit instead of its own, and
+    /// its result does not change the job's status. Steps after it are not bound by the
+    /// job's time limit either.
+    pub cleanup: bool,
     /// Where the step is written.
     pub span: Span,
 }
@@ -483,4 +546,73 @@ pub enum StepAction {
         /// Id of the background step.
         step: String,
     },
+    /// Commands run in order in one shell (bash when there is one, else sh), stopping at the
+    /// first that fails (GitLab `script:`).
+    Commands {
+        /// The commands.
+        commands: Vec<String>,
+        /// Each command is shown as `$ command` before it runs.
+        echo: bool,
+    },
+    /// The repository at the run's commit, into the workspace.
+    Checkout,
+    /// Caches restored into the workspace.
+    CacheRestore {
+        /// The caches.
+        caches: Vec<Cache>,
+    },
+    /// Caches saved from the workspace.
+    CacheSave {
+        /// The caches.
+        caches: Vec<Cache>,
+    },
+    /// The artifacts of finished jobs, into the workspace.
+    ArtifactDownload {
+        /// Only the artifacts of these jobs; `None`: of every job this one needs (directly or
+        /// through stage order).
+        from: Option<Vec<String>>,
+    },
+    /// Files of the workspace kept as the job's artifacts, with reports.
+    ArtifactUpload(Box<ArtifactUpload>),
+}
+
+/// A cache: paths of the workspace kept between runs under a key.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Cache {
+    /// The key (variables expanded at run time; default `default`).
+    pub key: String,
+    /// Files whose contents make the key.
+    pub key_files: Vec<String>,
+    /// Prefix of a key made from files.
+    pub key_prefix: Option<String>,
+    /// Paths to keep.
+    pub paths: Vec<String>,
+    /// `pull-push` (default), `pull` or `push`.
+    pub policy: String,
+    /// When to save it, relative to the job's result.
+    pub when: When,
+    /// Keys tried when the key has no cache.
+    pub fallback_keys: Vec<String>,
+    /// Also keep the files git does not track.
+    pub untracked: bool,
+}
+
+/// Files kept as a job's artifacts.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct ArtifactUpload {
+    /// The name shown.
+    pub name: Option<String>,
+    /// Globs of paths to keep (variables expanded at run time).
+    pub paths: Vec<String>,
+    /// Globs left out.
+    pub exclude: Vec<String>,
+    /// Also keep the files git does not track.
+    pub untracked: bool,
+    /// How long they are kept (`1 week`).
+    pub expire_in: Option<String>,
+    /// Dotenv files: their variables become the job's outputs, and variables of the jobs
+    /// that download these artifacts.
+    pub dotenv: Vec<String>,
+    /// JUnit XML test reports.
+    pub junit: Vec<String>,
 }

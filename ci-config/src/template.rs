@@ -48,6 +48,17 @@ impl Template {
         }
     }
 
+    /// A template that is one expression (`${{ source }}`), made by a frontend rather than
+    /// read from a file; `span` is where the construct it stands for is written.
+    pub fn expr(source: impl Into<String>, span: Span) -> Self {
+        let source = source.into();
+        Template {
+            raw: format!("${{{{ {source} }}}}"),
+            span,
+            parts: vec![Part::Expr { source, span }],
+        }
+    }
+
     /// Splits `raw` into parts. `source` is the whole file, used to locate each `${{`.
     pub fn parse(raw: &str, span: Span, source: &Source<'_>) -> Result<Self, Unclosed> {
         if !has_expr(raw) {

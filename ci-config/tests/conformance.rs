@@ -304,7 +304,7 @@ fn compare_jobs(
             (
                 "needs",
                 want.get("needs").map_or(json!([]), normalize),
-                json!(job.needs.iter().map(|(n, _)| n).collect::<Vec<_>>()),
+                json!(job.needs.iter().map(|n| &n.job).collect::<Vec<_>>()),
             ),
             (
                 "if",

@@ -305,7 +305,7 @@ async fn run_action(
     }
 }
 
-fn shell_quote(s: &str) -> String {
+pub(crate) fn shell_quote(s: &str) -> String {
     if !s.is_empty()
         && s.chars()
             .all(|c| c.is_ascii_alphanumeric() || "-_./=:,@%+".contains(c))
@@ -947,7 +947,7 @@ pub(crate) async fn call_workflow(
         contexts: contexts.clone(),
         secrets: masked,
         depth: task.scope.depth + 1,
-        gitlab: None,
+        vars: crate::env::RunVars::default(),
     };
     let result = crate::run::run_workflow(
         Arc::clone(&task.ctx),

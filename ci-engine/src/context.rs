@@ -129,6 +129,7 @@ impl<'a> Scope<'a> {
                     ))
                 }
             },
+            Env::Vars(vars) => crate::env::add_vars(vars, None, into, &IndexMap::new()),
         }
         Ok(())
     }

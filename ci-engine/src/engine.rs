@@ -60,6 +60,8 @@ pub struct Source {
     /// The repository root: checkouts come from it and `./` actions and reusable workflows
     /// are found in it.
     pub root: PathBuf,
+    /// The dialect; `None`: detected from the path and the file's top-level keys.
+    pub dialect: Option<ci_config::Dialect>,
 }
 
 impl Source {
@@ -95,6 +97,7 @@ impl Source {
             path: shown.display().to_string(),
             text,
             root,
+            dialect: None,
         })
     }
 
@@ -104,7 +107,14 @@ impl Source {
             path: path.into(),
             text: text.into(),
             root: root.into(),
+            dialect: None,
         }
+    }
+
+    /// Reads the file as `dialect` instead of detecting it.
+    pub fn with_dialect(mut self, dialect: ci_config::Dialect) -> Self {
+        self.dialect = Some(dialect);
+        self
     }
 
     /// The event of a local run of this source: a push of the repository's HEAD, or (outside

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use ci_config::expr::{Contexts, Value};
-use ci_config::model::{Dialect, Job, Step, StepAction, Workflow};
+use ci_config::model::{Env, Job, Parallel, Step, StepAction, Workflow};
 use ci_exec::envfile::{parse_env_file, parse_path_file};
 use ci_exec::log::Level;
 use ci_exec::{
@@ -23,12 +23,16 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use crate::context::{object, strings, Scope, StatusFns};
+use crate::env::{add_vars, Table};
 use crate::events::{RunEvent, Status};
 use crate::run::{now_ms, JobResult, RunCtx, WorkflowScope};
 use crate::JOB_LOGS;
 
 /// GitHub's default job time limit.
 const DEFAULT_JOB_TIMEOUT: Duration = Duration::from_secs(360 * 60);
+
+/// The longest start delay taken literally (ten years).
+const MAX_DELAY_SECS: u64 = 10 * 365 * 24 * 3600;
 
 /// A job attempt handed to a task.
 pub(crate) struct JobTask {
@@ -78,8 +82,15 @@ impl JobTask {
             }
             _ => None,
         };
-        if let Some(gl) = &job.gitlab {
-            if gl.start_in.is_some() && !crate::gitlab::delay(gl, &self.cancel).await {
+        if let Some(secs) = job.start_in {
+            // A delayed job waits, holding its slot as a GitLab runner would not: the delay
+            // is short in local runs, and waiting outside the slot would reorder jobs.
+            let secs = secs.min(MAX_DELAY_SECS);
+            let waited = tokio::select! {
+                _ = tokio::time::sleep(Duration::from_secs(secs)) => true,
+                _ = self.cancel.cancelled() => false,
+            };
+            if !waited {
                 return JobResult {
                     outcome: Outcome::cancelled(),
                     steps: Vec::new(),
@@ -100,10 +111,7 @@ impl JobTask {
         }
         let (outcome, steps) = match JobRunner::new(&self, job).await {
             Ok(mut runner) => {
-                let outcome = match &job.gitlab {
-                    Some(gl) => crate::gitlab::run(&mut runner, &self, job, gl).await,
-                    None => runner.run(job).await,
-                };
+                let outcome = runner.run(job).await;
                 runner.close().await;
                 (outcome, runner.records)
             }
@@ -329,11 +337,29 @@ pub(crate) struct JobRunner {
     pub github: Value,
     pub log_key: String,
     pub job_status: Status,
-    system_failure: bool,
+    /// The job could not be set up or fed (a runner's failure, not the script's).
+    pub system_failure: bool,
+    /// The job's id and its instance's (artifact names).
+    pub job: String,
+    pub instance: String,
+    /// The limit of each cleanup step.
+    pub cleanup_timeout: Duration,
+    /// A cleanup step has started: the job's time limit no longer applies.
+    pub past_cleanup: bool,
+    /// The step being run is a cleanup step.
+    pub in_cleanup: bool,
+    /// The exit code of the step that failed the job.
+    pub exit_code: Option<i32>,
+    /// Outputs the job's steps add (dotenv reports).
+    pub step_outputs: IndexMap<String, String>,
+    /// The job's container was dropped: nothing here runs containers.
+    pub image_ignored: bool,
+    /// The `needs` context: the jobs this one waited for, with their results and outputs.
+    pub needs: Value,
     /// Executor used for `docker://` steps and docker actions.
     pub containers: Option<Arc<dyn Executor>>,
-    /// The dialect of the job's workflow (its environment table and file commands).
-    pub dialect: Dialect,
+    /// The runner environment of the job's dialect (its variables and file commands).
+    pub table: Table,
 }
 
 impl JobRunner {
@@ -407,18 +433,13 @@ impl JobRunner {
             .insert("steps", object(IndexMap::new()))
             .insert("job", object(IndexMap::new()));
 
-        // Environment: workflow, then job (each evaluated against what came before).
-        let mut env = IndexMap::new();
-        for block in [&task.workflow.env, &job.env] {
-            let mut scope_ctx = base.clone();
-            scope_ctx.insert("env", strings(&env));
-            let mut next = env.clone();
-            Scope::new(&scope_ctx)
-                .env(block, &mut next)
-                .map_err(|e| fail(format!("env: {e}")))?;
-            env = next;
-        }
         let plain = Scope::new(&base);
+        let table = Table::of(task.workflow.dialect);
+        let timeout = match &job.timeout_minutes {
+            Some(n) => minutes(&plain, n).map_err(|e| fail(format!("timeout-minutes: {e}")))?,
+            None => DEFAULT_JOB_TIMEOUT,
+        };
+        let env = job_env(task, job, table, &base, &workspace, timeout).map_err(fail)?;
         let labels: Vec<String> = job
             .runs_on
             .labels
@@ -429,66 +450,44 @@ impl JobRunner {
         let mut executor = crate::engine::executor_for(&ctx.inner, &labels);
         let wants_containers = job.container.is_some()
             || !job.services.is_empty()
-            || job
-                .gitlab
-                .as_ref()
-                .is_some_and(|g| g.image.is_some() || !g.services.is_empty())
             || job.steps.iter().any(|s| {
                 matches!(&s.action, StepAction::Uses { uses, .. } if !uses.starts_with("actions/"))
             });
-        let containers = if wants_containers && !executor.capabilities().containers {
-            ctx.inner.container_executor().await
-        } else if executor.capabilities().containers {
+        let containers = if executor.capabilities().containers {
             Some(Arc::clone(&executor))
+        } else if wants_containers {
+            ctx.inner.container_executor().await
         } else {
             None
         };
-        let mut container = match &job.container {
-            Some(c) => Some(container_spec(&plain, c).map_err(fail)?),
-            None => None,
-        };
+        // A container the job may do without (GitLab's `image:` on a shell runner) is
+        // dropped, with a warning, when nothing here runs containers.
+        let optional = job.container.as_ref().is_none_or(|c| c.optional)
+            && job.services.values().all(|s| s.optional);
+        let image_ignored = containers.is_none()
+            && optional
+            && (job.container.is_some() || !job.services.is_empty());
+        let mut container = None;
         let mut services = Vec::new();
-        if let Some(gl) = &job.gitlab {
-            // GitLab: an image runs the job in Docker when it is there (else on the host,
-            // with a warning from the job).
-            if containers.is_some() {
-                if let Some(img) = &gl.image {
-                    container = Some(ContainerSpec {
-                        image: img.name.clone(),
-                        env: IndexMap::new(),
-                        user: None,
-                    });
-                }
-                for s in &gl.services {
-                    let alias = s.alias.clone().unwrap_or_else(|| {
-                        let base = s.name.rsplit('/').next().unwrap_or(&s.name);
-                        base.split([':', '@']).next().unwrap_or(base).to_owned()
-                    });
-                    services.push(ServiceSpec {
-                        name: alias,
-                        image: s.name.clone(),
-                        env: s.variables.clone(),
-                        command: (!s.command.is_empty()).then(|| s.command.clone()),
-                        health_cmd: None,
-                        health_timeout: None,
-                    });
-                }
+        if !image_ignored {
+            if let Some(c) = &job.container {
+                container = Some(container_spec(&plain, c).map_err(fail)?);
             }
-        }
-        for (name, s) in &job.services {
-            let spec = container_spec(&plain, s).map_err(fail)?;
-            let command = match &s.command {
-                Some(t) => Some(crate::actions::split_words(&plain.render(t).map_err(fail)?)),
-                None => None,
-            };
-            services.push(ServiceSpec {
-                name: name.clone(),
-                image: spec.image,
-                env: spec.env,
-                command,
-                health_cmd: None,
-                health_timeout: None,
-            });
+            for (name, s) in &job.services {
+                let spec = container_spec(&plain, s).map_err(fail)?;
+                let command = match &s.command {
+                    Some(t) => Some(crate::actions::split_words(&plain.render(t).map_err(fail)?)),
+                    None => None,
+                };
+                services.push(ServiceSpec {
+                    name: name.clone(),
+                    image: spec.image,
+                    env: spec.env,
+                    command,
+                    health_cmd: None,
+                    health_timeout: None,
+                });
+            }
         }
         if (container.is_some() || !services.is_empty()) && !executor.capabilities().containers {
             match &containers {
@@ -503,15 +502,12 @@ impl JobRunner {
             }
         }
         let in_container = executor.capabilities().runs_in_image;
-        let timeout = match &job.timeout_minutes {
-            Some(n) => minutes(&plain, n).map_err(|e| fail(format!("timeout-minutes: {e}")))?,
-            None => DEFAULT_JOB_TIMEOUT,
-        };
+        let has_cleanup = job.steps.iter().any(|s| s.cleanup);
         // The runner's variables of the job's own dialect (GitLab jobs get theirs per
         // script, with GitLab's precedence).
-        let job_env = match task.workflow.dialect {
-            Dialect::GitLabCi => IndexMap::new(),
-            _ => {
+        let job_env = match table {
+            Table::GitLab => IndexMap::new(),
+            Table::GitHub => {
                 let info = ci_vcs::jobenv::JobInfo {
                     job: task.instance.job.clone(),
                     workflow: ctx.workflow_name.clone(),
@@ -533,8 +529,8 @@ impl JobRunner {
             job_id: key.clone(),
             workspace: workspace.clone(),
             env: job_env,
-            // GitLab's limit applies to the script only: after_script has its own.
-            timeout: job.gitlab.is_none().then_some(timeout),
+            // Cleanup steps have a limit of their own: the job's then applies step by step.
+            timeout: (!has_cleanup).then_some(timeout),
             container,
             services,
             network,
@@ -578,11 +574,7 @@ impl JobRunner {
                 pipeline,
                 writer: Some(writer),
                 failed: false,
-                capture: job
-                    .gitlab
-                    .as_ref()
-                    .and_then(|g| g.coverage.as_ref())
-                    .map(|_| String::new()),
+                capture: (!job.log_outputs.is_empty()).then(String::new),
             },
             ctx,
             id,
@@ -610,15 +602,31 @@ impl JobRunner {
             job_status: Status::Success,
             system_failure: false,
             containers,
-            dialect: task.workflow.dialect,
+            table,
+            job: task.instance.job.clone(),
+            instance: task.instance.id.clone(),
+            cleanup_timeout: Duration::from_secs(job.cleanup_timeout.min(MAX_DELAY_SECS)),
+            past_cleanup: false,
+            in_cleanup: false,
+            exit_code: None,
+            step_outputs: IndexMap::new(),
+            image_ignored,
+            needs: task.needs.clone(),
         })
     }
 
     /// The contexts a step of `frame` sees.
     pub fn contexts(&self, frame: &Frame, env: &IndexMap<String, String>) -> Contexts {
         let mut c = self.base.clone();
+        let status = if self.cancel.is_cancelled() {
+            Status::Cancelled
+        } else if frame.failed {
+            Status::Failure
+        } else {
+            self.job_status
+        };
         let mut job_ctx = IndexMap::new();
-        job_ctx.insert("status".into(), Value::string(self.job_status.as_str()));
+        job_ctx.insert("status".into(), Value::string(status.as_str()));
         c.insert("env", strings(env))
             .insert(
                 "steps",
@@ -661,6 +669,23 @@ impl JobRunner {
 
     async fn run(&mut self, job: &Job) -> Outcome {
         let mut frame = Frame::default();
+        if self.image_ignored {
+            self.logs
+                .annotate(
+                    0,
+                    "warning",
+                    "Docker is not available: the job's image is ignored and the script runs on the host",
+                )
+                .await;
+        }
+        if let Some(env) = &job.environment {
+            let vars = self.env.clone();
+            let contexts = self.contexts(&frame, &vars);
+            let name = Scope::new(&contexts)
+                .render(&env.name)
+                .unwrap_or_else(|_| env.name.raw.clone());
+            self.logs.line(0, &format!("Environment: {name}")).await;
+        }
         for step in &job.steps {
             self.step(step, &mut frame).await;
         }
@@ -673,12 +698,21 @@ impl JobRunner {
             Status::Success
         };
         self.job_status = status;
-        let outputs = self.outputs(job, &frame).await;
+        let mut outputs = self.outputs(job, &frame).await;
+        outputs.extend(std::mem::take(&mut self.step_outputs));
+        if !job.log_outputs.is_empty() {
+            let log = self.logs.captured();
+            for (name, line, value) in crate::transfer::log_outputs(&job.log_outputs, &log) {
+                self.logs.line(self.step_index, &line).await;
+                outputs.insert(name, value);
+            }
+        }
         let mut outcome = match status {
             Status::Success => Outcome::success(),
             Status::Cancelled => Outcome::cancelled(),
             _ => {
-                let mut o = Outcome::failure(1);
+                let mut o = Outcome::failure(self.exit_code.unwrap_or(1));
+                o.exit_code = self.exit_code;
                 if self.timed_out {
                     o.reason = Some("stuck_or_timeout_failure".into());
                 } else if self.system_failure {
@@ -742,7 +776,11 @@ impl JobRunner {
             .into_owned();
             let started = Instant::now();
             let started_at = now_ms();
-            let run = if Instant::now() >= self.deadline {
+            if step.cleanup {
+                self.past_cleanup = true;
+            }
+            self.in_cleanup = step.cleanup;
+            let run = if !self.past_cleanup && Instant::now() >= self.deadline {
                 self.timed_out = true;
                 Ok(false)
             } else {
@@ -801,9 +839,14 @@ impl JobRunner {
             } else {
                 result.outcome
             };
-            if conclusion == Status::Failure {
+            // A cleanup step's result does not change the job's.
+            if conclusion == Status::Failure && !step.cleanup {
                 frame.failed = true;
             }
+            self.step_outputs.extend(match &step.action {
+                StepAction::ArtifactUpload(_) => result.outputs.clone(),
+                _ => IndexMap::new(),
+            });
             frame.steps.insert(
                 step.id.clone(),
                 serde_json::json!({
@@ -847,11 +890,48 @@ impl JobRunner {
     ) -> Result<StepResult, String> {
         let mut env = env0.clone();
         scope.env(&step.env, &mut env)?;
-        let timeout = match &step.timeout_minutes {
+        let own = match &step.timeout_minutes {
             Some(n) => Some(minutes(scope, n)?),
             None => None,
         };
+        let timeout = if step.cleanup {
+            Some(self.cleanup_timeout)
+        } else if self.past_cleanup {
+            own
+        } else {
+            // What is left of the job's time limit bounds every step before the cleanup.
+            let left = self.deadline.saturating_duration_since(Instant::now());
+            Some(own.map_or(left, |o| o.min(left)))
+        };
         match &step.action {
+            StepAction::Commands { commands, echo } => {
+                let (script, shell) = self.commands_script(commands, *echo);
+                let spec = StepSpec {
+                    id: step.id.clone(),
+                    script,
+                    shell,
+                    env,
+                    workdir: None,
+                    timeout,
+                    inherit_env: !self.in_container,
+                };
+                let done = self.exec(index, spec).await;
+                Ok(self.conclude(index, done).await)
+            }
+            StepAction::Checkout => crate::transfer::checkout(self).await,
+            StepAction::CacheRestore { caches } => {
+                Ok(crate::transfer::restore_caches(self, caches, &env, index).await)
+            }
+            StepAction::CacheSave { caches } => {
+                let succeeded = !frame.failed && !self.cancel.is_cancelled();
+                Ok(crate::transfer::save_caches(self, caches, &env, succeeded, index).await)
+            }
+            StepAction::ArtifactDownload { from } => {
+                crate::transfer::download_artifacts(self, from.as_deref(), index).await
+            }
+            StepAction::ArtifactUpload(upload) => {
+                crate::transfer::upload_artifacts(self, upload, &env, index).await
+            }
             StepAction::Run {
                 script,
                 shell,
@@ -895,6 +975,49 @@ impl JobRunner {
         }
     }
 
+    /// The script of a [`StepAction::Commands`] step and its shell: bash when there is one
+    /// (with `pipefail`), else sh; each command echoed as `$ command` when asked, and the
+    /// script stops at the first failing command.
+    fn commands_script(&self, commands: &[String], echo: bool) -> (String, Shell) {
+        let mut script = String::from("set -e\n");
+        if self.in_container {
+            // The image decides: `pipefail` only where bash runs it.
+            script.push_str("[ -n \"$BASH_VERSION\" ] && set -o pipefail\n");
+        } else if self.ctx.inner.bash.is_some() {
+            script.push_str("set -o pipefail\n");
+        }
+        for command in commands {
+            if echo {
+                let shown = match command.lines().count() {
+                    0 | 1 => command.clone(),
+                    _ => format!(
+                        "{} # collapsed multi-line command",
+                        command.lines().next().unwrap_or("")
+                    ),
+                };
+                script.push_str(&format!(
+                    "printf '%s\\n' {}\n",
+                    crate::actions::shell_quote(&format!("$ {shown}"))
+                ));
+            }
+            script.push_str(command);
+            script.push('\n');
+        }
+        let shell = if self.in_container {
+            Shell::Custom("sh -c 'if command -v bash >/dev/null 2>&1; then exec bash \"$1\"; else exec sh \"$1\"; fi' gantry {0}".into())
+        } else {
+            match &self.ctx.inner.bash {
+                // The path resolved once: no PATH search per job.
+                Some(path) if !path.to_string_lossy().contains([' ', '\'', '"']) => {
+                    Shell::Custom(format!("{} {{0}}", path.display()))
+                }
+                Some(_) => Shell::Custom("bash {0}".into()),
+                None => Shell::Custom("sh {0}".into()),
+            }
+        };
+        (script, shell)
+    }
+
     /// The shell for a `run` step.
     pub fn shell(&self, shell: Option<&str>) -> Shell {
         match shell {
@@ -916,6 +1039,33 @@ impl JobRunner {
 
     /// Maps an executed script to a step result, logging why it failed.
     pub async fn conclude(&mut self, index: usize, done: Executed) -> StepResult {
+        if self.in_cleanup {
+            // Cleanup: its own limit, and its result does not change the job's.
+            let message = match &done.outcome {
+                StepOutcome::Exited(0) => None,
+                StepOutcome::TimedOut => Some(format!(
+                    "The cleanup step timed out ({} s).",
+                    self.cleanup_timeout.as_secs()
+                )),
+                other => Some(format!("The cleanup step failed: {other:?}")),
+            };
+            let outcome = match message {
+                Some(m) => {
+                    self.logs.annotate(index, "warning", &m).await;
+                    Status::Failure
+                }
+                None => Status::Success,
+            };
+            return StepResult {
+                outcome,
+                outputs: done.outputs,
+            };
+        }
+        if let StepOutcome::Exited(code) = &done.outcome {
+            if *code != 0 {
+                self.exit_code = Some(*code);
+            }
+        }
         let (outcome, message) = match &done.outcome {
             StepOutcome::Exited(0) => (Status::Success, None),
             StepOutcome::Exited(code) => (
@@ -969,7 +1119,7 @@ impl JobRunner {
     pub async fn exec(&mut self, index: usize, mut spec: StepSpec) -> Executed {
         self.scripts += 1;
         let n = self.scripts;
-        if self.dialect == Dialect::GitLabCi {
+        if self.table == Table::GitLab {
             // GitLab has no file commands: the script's output is its log.
             return Executed {
                 outcome: self.stream(index, &spec).await,
@@ -1112,6 +1262,113 @@ impl JobRunner {
                 ctx.offer_dirs(dirs);
             }
         });
+    }
+}
+
+/// The job's environment, layered: the run's predefined variables, the workflow's, the
+/// run's rule variables, the runner table's job variables, the job's, matrix values of
+/// `parallel: matrix` instances, dotenv variables of the jobs whose artifacts it downloads,
+/// and the run's overriding variables. [`Env::Map`] blocks are evaluated as GitHub
+/// expressions against what came before; [`Env::Vars`] blocks expanded shell-style.
+fn job_env(
+    task: &JobTask,
+    job: &Job,
+    table: Table,
+    base: &Contexts,
+    workspace: &Path,
+    timeout: Duration,
+) -> Result<IndexMap<String, String>, String> {
+    let run = &task.scope.vars;
+    let mut env = run.predefined.clone();
+    for (i, block) in [&task.workflow.env, &job.env].into_iter().enumerate() {
+        if i == 1 {
+            env.extend(run.from_rules.clone());
+            if table == Table::GitLab {
+                env.extend(ci_vcs::jobenv::gitlab_job_variables(&gitlab_job_info(
+                    task, job, workspace, timeout,
+                )));
+            }
+        }
+        match block {
+            Env::Vars(vars) => {
+                let keep = if i == 0 {
+                    job.inherit_env.as_deref()
+                } else {
+                    None
+                };
+                add_vars(vars, keep, &mut env, &run.overrides);
+            }
+            other => {
+                let mut scope_ctx = base.clone();
+                scope_ctx.insert("env", strings(&env));
+                let mut next = env.clone();
+                Scope::new(&scope_ctx)
+                    .env(other, &mut next)
+                    .map_err(|e| format!("env: {e}"))?;
+                env = next;
+            }
+        }
+    }
+    if let (Some(Parallel::Matrix(_)), Some(m)) = (&job.parallel, &task.instance.matrix) {
+        for (k, v) in m {
+            env.insert(k.clone(), ci_config::expr::render(v));
+        }
+    }
+    // Dotenv reports travel with artifacts: the jobs whose artifacts this one downloads.
+    let downloads = job.steps.iter().find_map(|s| match &s.action {
+        StepAction::ArtifactDownload { from } => Some(from),
+        _ => None,
+    });
+    if let (Some(from), Value::Object(needs)) = (downloads, &task.needs) {
+        for (name, need) in needs.iter() {
+            if from.as_ref().is_some_and(|f| !f.contains(name)) {
+                continue;
+            }
+            if let Some(Value::Object(outputs)) = need.get("outputs") {
+                for (k, v) in outputs.iter() {
+                    env.insert(k.clone(), ci_config::expr::render(v));
+                }
+            }
+        }
+    }
+    env.extend(run.overrides.clone());
+    Ok(env)
+}
+
+/// What GitLab's job-level variables are made of.
+fn gitlab_job_info(
+    task: &JobTask,
+    job: &Job,
+    workspace: &Path,
+    timeout: Duration,
+) -> ci_vcs::jobenv::JobInfo {
+    let ws = workspace.to_string_lossy().into_owned();
+    let id = &task.instance.id;
+    // `job 2/3` instances of `parallel: N`, and the instances of `parallel: matrix`.
+    let node = match &job.parallel {
+        Some(Parallel::Matrix(_)) => Some((task.matrix_pos.0 + 1, task.matrix_pos.1)),
+        _ => id
+            .strip_prefix(&format!("{} ", task.instance.job))
+            .and_then(|suffix| suffix.split_once('/'))
+            .and_then(|(i, n)| Some((i.parse().ok()?, n.parse().ok()?))),
+    };
+    ci_vcs::jobenv::JobInfo {
+        job: id.clone(),
+        base: task.instance.job.clone(),
+        workflow: task.ctx.workflow_name.clone(),
+        workspace: ws.clone(),
+        builds_dir: workspace
+            .parent()
+            .map_or(ws, |p| p.to_string_lossy().into_owned()),
+        stage: job.stage.clone().unwrap_or_default(),
+        job_number: format!("{}{}", task.ctx.run_number, task.matrix_pos.0 + 1),
+        pipeline_id: task.ctx.run_id.split('-').next().unwrap_or("1").to_owned(),
+        timeout_secs: timeout.as_secs(),
+        image: job.container.as_ref().map(|c| c.image.raw.clone()),
+        environment: job.environment.as_ref().map(|e| e.name.raw.clone()),
+        node,
+        tags: job.runs_on.labels.iter().map(|l| l.raw.clone()).collect(),
+        ..ci_vcs::jobenv::JobInfo::default()
     }
 }
 

@@ -49,12 +49,13 @@
 mod actions;
 mod context;
 mod engine;
+mod env;
 mod events;
-mod gitlab;
 mod job;
 #[cfg(feature = "reporters")]
 mod report;
 mod run;
+mod transfer;
 
 /// Job logs are stored as the step logs of this pseudo-job, one per job (keyed by the
 /// steps' `log_key`), so that all of a run's logs share one directory.

@@ -9,7 +9,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use ci_config::expr::{Contexts, Value};
-use ci_config::model::{Dialect, InputType, Workflow};
+use ci_config::model::{Env, InputType, Workflow};
 use ci_graph::{
     evaluate_deferred_matrix, Conclusion, ConditionEvaluator, ExprConditions, JobInstance, Plan,
     RunFacts, Scheduler, SchedulerOptions, State, StatusSnapshot,
@@ -22,7 +22,7 @@ use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
 use crate::context::{object, strings};
-use crate::engine::{Engine, EngineError, Inner, RunOptions, Source};
+use crate::engine::{Engine, EngineError, Inner, NeedsMode, RunOptions, Source};
 use crate::events::{JobSummary, RunEvent, RunSummary, Status};
 
 /// Milliseconds since the epoch.
@@ -134,8 +134,8 @@ pub(crate) struct WorkflowScope {
     pub secrets: Vec<String>,
     /// Nesting depth of calls.
     pub depth: u32,
-    /// A GitLab pipeline's variables.
-    pub gitlab: Option<crate::gitlab::PipelineVars>,
+    /// Variables of the run beside the jobs' own.
+    pub vars: crate::env::RunVars,
 }
 
 /// What a finished workflow reports to its caller.
@@ -171,42 +171,67 @@ pub(crate) async fn prepare(
     options: RunOptions,
 ) -> Result<Prepared, EngineError> {
     let inner = Arc::clone(&engine.inner);
-    let dialect = ci_config::detect_dialect(&source.path, &source.text);
     let mut secrets = inner.secrets.clone();
     secrets.extend(options.secrets.clone());
-    let (workflow, gitlab_vars) = match dialect {
-        Dialect::GitHubActions => {
-            let mut workflow = load_workflow(&source.path, &source.text)?;
-            select_jobs(&mut workflow, &options.jobs)?;
-            (workflow, None)
-        }
-        Dialect::GitLabCi => {
-            // Secrets are masked CI/CD variables there; `--var`s are pipeline variables.
-            let mut with_secrets = options.clone();
-            for (k, v) in &secrets {
-                with_secrets
-                    .vars
-                    .entry(k.clone())
-                    .or_insert_with(|| v.clone());
+    let mut includes = ci_config::gitlab::LocalIncludes::new(&source.root);
+    for (project, dir) in &inner.action_dirs {
+        includes = includes.project_dir(project.clone(), dir.clone());
+    }
+    let load_options = ci_config::LoadOptions {
+        dialect: source.dialect,
+        includes: &includes,
+        ..ci_config::LoadOptions::default()
+    };
+    let parsed = ci_config::load(&source.path, &source.text, &load_options);
+    let mut loaded = match parsed.value {
+        Some(loaded) if !parsed.has_errors() => loaded,
+        _ => {
+            if let Some(d) = parsed.diagnostics.iter().find(|d| d.code == "unsupported") {
+                return Err(EngineError::Unsupported(d.message.clone()));
             }
-            for (k, v) in &inner.vars {
-                with_secrets
-                    .vars
-                    .entry(k.clone())
-                    .or_insert_with(|| v.clone());
-            }
-            let (workflow, vars) =
-                crate::gitlab::prepare(&source, &event, &with_secrets, &inner.action_dirs)?;
-            (workflow, Some(vars))
-        }
-        other => {
-            return Err(EngineError::Unsupported(format!(
-                "running {} files is not supported yet (Gantry runs GitHub Actions workflows \
-                 and GitLab CI pipelines)",
-                other.name()
-            )))
+            return Err(EngineError::Invalid {
+                path: source.path.clone(),
+                diagnostics: parsed.diagnostics,
+            });
         }
     };
+    if loaded.workflows.len() != 1 {
+        return Err(EngineError::Unsupported(format!(
+            "{}: running a file with {} workflows",
+            source.path,
+            loaded.workflows.len()
+        )));
+    }
+    let table = crate::env::Table::of(loaded.dialect);
+    let mut run_vars = crate::env::RunVars {
+        predefined: table.run_variables(&event, &source.root),
+        ..crate::env::RunVars::default()
+    };
+    if table == crate::env::Table::GitLab {
+        // The run's variables are pipeline variables there, and secrets masked CI/CD
+        // variables: both are environment variables that win over definitions.
+        run_vars.overrides = options.vars.clone();
+        for (k, v) in secrets.iter().chain(&inner.vars) {
+            run_vars
+                .overrides
+                .entry(k.clone())
+                .or_insert_with(|| v.clone());
+        }
+    }
+    if loaded.has_rules() {
+        let rule_vars = select_by_rules(&mut loaded, &source, &event, &run_vars)?;
+        run_vars.from_rules = rule_vars;
+    }
+    let mut workflow = loaded
+        .workflows
+        .pop()
+        .expect("exactly one workflow, checked above");
+    select_jobs(&mut workflow, &options)?;
+    if workflow.jobs.is_empty() && loaded.has_rules() {
+        return Err(EngineError::NotCreated(
+            "no job of the pipeline runs for this event (rules, only/except)".into(),
+        ));
+    }
     let mut vars = inner.vars.clone();
     vars.extend(options.vars.clone());
     let inputs = typed_inputs(&workflow, &event, &options.inputs);
@@ -258,7 +283,7 @@ pub(crate) async fn prepare(
             .cloned()
             .collect(),
         depth: 0,
-        gitlab: gitlab_vars,
+        vars: run_vars,
     };
     Ok(Prepared {
         run_id,
@@ -283,28 +308,112 @@ pub(crate) fn load_workflow(path: &str, text: &str) -> Result<Workflow, EngineEr
     })
 }
 
-/// Keeps the selected jobs and everything they need.
-fn select_jobs(workflow: &mut Workflow, selected: &[String]) -> Result<(), EngineError> {
-    if selected.is_empty() {
+/// Decides a file's rules with the event's facts: the variables (predefined, the workflow's
+/// own, the run's), the paths the push changed and the files of the commit.
+fn select_by_rules(
+    loaded: &mut ci_config::Loaded,
+    source: &Source,
+    event: &Event,
+    run_vars: &crate::env::RunVars,
+) -> Result<IndexMap<String, String>, EngineError> {
+    let mut variables = run_vars.predefined.clone();
+    if let Some(Env::Vars(vars)) = loaded.workflows.first().map(|w| &w.env) {
+        crate::env::add_vars(vars, None, &mut variables, &run_vars.overrides);
+    }
+    variables.extend(run_vars.overrides.clone());
+    let repo = ci_vcs::Repository::open(&source.root).ok();
+    let changed = repo.as_ref().and_then(|r| {
+        let before = event.before.as_deref()?;
+        if before == ci_vcs::event::ZERO_SHA {
+            return None;
+        }
+        r.changed_paths(before, &event.sha).ok()
+    });
+    let files: Vec<String> = repo
+        .as_ref()
+        .and_then(|r| r.files(&event.sha).ok())
+        .unwrap_or_default();
+    let exists = |pattern: &str| -> bool {
+        globset::Glob::new(pattern.trim_start_matches("./"))
+            .map(|g| g.compile_matcher())
+            .is_ok_and(|m| {
+                files.iter().any(|f| m.is_match(f))
+                    || (files.is_empty() && source.root.join(pattern).exists())
+            })
+    };
+    let facts = ci_config::Facts {
+        variables: &variables,
+        changed: changed.as_deref(),
+        exists: &exists,
+    };
+    loaded.select(&facts).map_err(|e| match e {
+        ci_config::gitlab::ResolveError::Filtered(why) => {
+            EngineError::NotCreated(format!("the pipeline is not created: workflow:rules {why}"))
+        }
+        e => EngineError::Usage(e.to_string()),
+    })
+}
+
+/// `--job` selection: the jobs alone ([`NeedsMode::Exclude`]), with what they need
+/// (`Include`), or only what they need (`Only`). Without declared `needs`, a job of a
+/// workflow with stages needs every job of the earlier stages. Needs of jobs left out are
+/// dropped: the selection says what runs.
+fn select_jobs(workflow: &mut Workflow, options: &RunOptions) -> Result<(), EngineError> {
+    if options.jobs.is_empty() {
         return Ok(());
     }
-    let mut keep: Vec<String> = Vec::new();
-    let mut todo: Vec<String> = selected.to_vec();
-    while let Some(id) = todo.pop() {
-        if keep.contains(&id) {
-            continue;
-        }
-        let job = workflow.jobs.get(&id).ok_or_else(|| {
-            EngineError::Usage(format!(
-                "no job '{id}' in {} (jobs: {})",
+    for j in &options.jobs {
+        if !workflow.jobs.contains_key(j) {
+            return Err(EngineError::Usage(format!(
+                "no job '{j}' in {} (jobs: {})",
                 workflow.path,
                 workflow.jobs.keys().cloned().collect::<Vec<_>>().join(", ")
-            ))
-        })?;
-        todo.extend(job.needs.iter().map(|(n, _)| n.clone()));
-        keep.push(id);
+            )));
+        }
+    }
+    let stage_index = |job: &ci_config::Job| {
+        job.stage
+            .as_ref()
+            .and_then(|s| workflow.stages.iter().position(|x| x == s))
+            .unwrap_or(0)
+    };
+    let needs_of = |job: &ci_config::Job| -> Vec<String> {
+        if job.needs_declared || workflow.stages.is_empty() {
+            job.needs.iter().map(|n| n.job.clone()).collect()
+        } else {
+            let mine = stage_index(job);
+            workflow
+                .jobs
+                .values()
+                .filter(|o| stage_index(o) < mine)
+                .map(|o| o.id.clone())
+                .collect()
+        }
+    };
+    let mut keep: Vec<String> = Vec::new();
+    match options.needs {
+        NeedsMode::Exclude => keep = options.jobs.clone(),
+        NeedsMode::Include | NeedsMode::Only => {
+            let mut todo = options.jobs.clone();
+            while let Some(id) = todo.pop() {
+                if keep.contains(&id) {
+                    continue;
+                }
+                if let Some(job) = workflow.jobs.get(&id) {
+                    todo.extend(needs_of(job));
+                }
+                keep.push(id);
+            }
+            if options.needs == NeedsMode::Only {
+                keep.retain(|k| !options.jobs.contains(k));
+            }
+        }
     }
     workflow.jobs.retain(|id, _| keep.contains(id));
+    let present: Vec<String> = workflow.jobs.keys().cloned().collect();
+    for job in workflow.jobs.values_mut() {
+        job.needs.retain(|n| present.contains(&n.job));
+    }
     Ok(())
 }
 

@@ -107,7 +107,7 @@ impl Plan {
         let names: Vec<&str> = facts.contexts.names().collect();
         for (job_index, job) in workflow.jobs.values().enumerate() {
             let stage = stage_of(job);
-            let mut needed: Vec<String> = job.needs.iter().map(|(n, _)| n.clone()).collect();
+            let mut needed: Vec<String> = job.needs.iter().map(|n| n.job.clone()).collect();
             if !workflow.stages.is_empty() && !job.needs_declared {
                 needed = workflow
                     .jobs
@@ -149,12 +149,11 @@ impl Plan {
         let filters: HashMap<(&str, &str), &[IndexMap<String, String>]> = workflow
             .jobs
             .values()
-            .filter_map(|j| Some((j.id.as_str(), j.gitlab.as_deref()?)))
-            .flat_map(|(id, gl)| {
-                gl.needs
+            .flat_map(|j| {
+                j.needs
                     .iter()
                     .filter(|n| !n.matrix.is_empty())
-                    .map(move |n| ((id, n.job.as_str()), n.matrix.as_slice()))
+                    .map(move |n| ((j.id.as_str(), n.job.as_str()), n.matrix.as_slice()))
             })
             .collect();
         for i in 0..plan.instances.len() {
@@ -538,13 +537,13 @@ fn check_needs(workflow: &Workflow) -> Vec<Diagnostic> {
         .collect();
     let jobs: Vec<&Job> = workflow.jobs.values().collect();
     for job in &jobs {
-        for (need, span) in &job.needs {
-            if !index.contains_key(need.as_str()) {
+        for need in &job.needs {
+            if !index.contains_key(need.job.as_str()) {
                 out.push(Diagnostic::error(
                     &workflow.path,
-                    *span,
+                    need.span,
                     "unknown-need",
-                    format!("Job '{}' depends on unknown job '{need}'.", job.id),
+                    format!("Job '{}' depends on unknown job '{}'.", job.id, need.job),
                 ));
             }
         }
@@ -557,7 +556,7 @@ fn check_needs(workflow: &Workflow) -> Vec<Diagnostic> {
         .map(|j| {
             j.needs
                 .iter()
-                .map(|(n, s)| (index[n.as_str()], *s))
+                .map(|n| (index[n.job.as_str()], n.span))
                 .collect()
         })
         .collect();

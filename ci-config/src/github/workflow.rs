@@ -8,8 +8,8 @@ use indexmap::IndexMap;
 use crate::expr::Expression;
 use crate::model::{
     Access, AllowFailure, Concurrency, Condition, Container, Dialect, Env, Environment, Job,
-    Matrix, Permissions, Retry, RunDefaults, RunsOn, Step, StepAction, Strategy, When, Workflow,
-    WorkflowCall,
+    Matrix, Need, Permissions, Retry, RunDefaults, RunsOn, Step, StepAction, Strategy, When,
+    Workflow, WorkflowCall,
 };
 use crate::reader::Reader;
 use crate::span::Span;
@@ -124,7 +124,6 @@ pub(super) fn workflow(r: &mut Reader<'_>, doc: &Node) -> Option<Workflow> {
         concurrency,
         jobs,
         stages: Vec::new(),
-        gitlab: None,
     })
 }
 
@@ -187,13 +186,13 @@ fn check_needs(
 ) {
     let mut all_known = true;
     for job in jobs.values() {
-        for (need, span) in &job.needs {
-            if !lower.contains_key(&need.to_ascii_lowercase()) {
+        for need in &job.needs {
+            if !lower.contains_key(&need.job.to_ascii_lowercase()) {
                 all_known = false;
                 r.error(
-                    *span,
+                    need.span,
                     "unknown-need",
-                    format!("Job '{}' depends on unknown job '{need}'.", job.id),
+                    format!("Job '{}' depends on unknown job '{}'.", job.id, need.job),
                 );
             }
         }
@@ -234,7 +233,7 @@ fn find_cycle(
         .map(|j| {
             j.needs
                 .iter()
-                .filter_map(|(n, s)| Some(((*lower.get(&n.to_ascii_lowercase())?)?, *s)))
+                .filter_map(|n| Some(((*lower.get(&n.job.to_ascii_lowercase())?)?, n.span)))
                 .collect()
         })
         .collect();
@@ -348,11 +347,14 @@ fn job(r: &mut Reader<'_>, id: &str, key: &Node, node: &Node) -> Option<Job> {
         services,
         steps,
         call: call.map(Box::new),
-        gitlab: None,
+        inherit_env: None,
+        start_in: None,
+        log_outputs: Vec::new(),
+        cleanup_timeout: 0,
     })
 }
 
-fn needs(r: &mut Reader<'_>, node: &Node) -> Vec<(String, Span)> {
+fn needs(r: &mut Reader<'_>, node: &Node) -> Vec<Need> {
     let items: Vec<&Node> = match &node.value {
         Value::Seq(items) => items.iter().collect(),
         _ => vec![node],
@@ -361,7 +363,7 @@ fn needs(r: &mut Reader<'_>, node: &Node) -> Vec<(String, Span)> {
         .into_iter()
         .filter_map(|n| {
             r.literal(n, "a job id or a list of job ids")
-                .map(|s| (s, n.span))
+                .map(|s| Need::new(s, n.span))
         })
         .collect()
 }
@@ -786,6 +788,7 @@ fn container(r: &mut Reader<'_>, node: &Node, what: &str) -> Option<Container> {
             options: None,
             command: None,
             entrypoint: None,
+            optional: false,
             span: node.span,
         });
     }
@@ -847,6 +850,7 @@ fn container(r: &mut Reader<'_>, node: &Node, what: &str) -> Option<Container> {
         options,
         command,
         entrypoint,
+        optional: false,
         span: node.span,
     })
 }
@@ -1059,6 +1063,8 @@ fn step(
                 StepAction::WaitAll => "wait-all".to_owned(),
                 StepAction::Cancel { .. } => "cancel".to_owned(),
                 StepAction::Parallel { .. } => "parallel".to_owned(),
+                // Kinds only frontends of other dialects produce.
+                _ => "step".to_owned(),
             };
             (ids.generate(&base), true)
         }
@@ -1084,6 +1090,7 @@ fn step(
             .and_then(|n| r.bool_or_expr(n))
             .and_then(|n| n.as_bool())
             .unwrap_or(false),
+        cleanup: false,
         span: node.span,
     })
 }

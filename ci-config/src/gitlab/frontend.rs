@@ -4,14 +4,14 @@ use indexmap::IndexMap;
 
 use super::compose::{deep_merge, resolve_extends, resolve_references, respan, Includes};
 use super::{
-    duration_secs, rules, Artifacts, Cache, GitLabJob, Image, Need, Pipeline, RefFilter, Rule,
+    duration_secs, rules, Artifacts, Cache, GitLabJob, Image, JobRules, Pipeline, RefFilter, Rule,
     Variable,
 };
 use crate::diagnostic::Diagnostic;
 use crate::github::Parsed;
 use crate::model::{
-    AllowFailure, Condition, Dialect, Env, Job, Parallel, Retry, RunDefaults, RunsOn, Step,
-    StepAction, When, Workflow,
+    AllowFailure, ArtifactUpload, Condition, Container, Dialect, Env, Job, LogOutput, Need,
+    Parallel, Retry, RunDefaults, RunsOn, Step, StepAction, Var, When, Workflow,
 };
 use crate::span::Span;
 use crate::template::Template;
@@ -390,7 +390,7 @@ pub(super) fn merged(
     }
 }
 
-pub(super) fn parse(path: &str, src: &str, includes: &dyn Includes) -> Parsed<Workflow> {
+pub(super) fn parse(path: &str, src: &str, includes: &dyn Includes) -> Parsed<Pipeline> {
     let mut cx = Ctx {
         path,
         diags: Vec::new(),
@@ -945,7 +945,7 @@ fn release(cx: &mut Ctx<'_>, node: &Node) {
     }
 }
 
-fn pipeline(cx: &mut Ctx<'_>, root: &Node) -> Option<Workflow> {
+fn pipeline(cx: &mut Ctx<'_>, root: &Node) -> Option<Pipeline> {
     let mut stages: Vec<String> = match root.get("stages").or_else(|| root.get("types")) {
         Some(n) => cx.strings(n, "stages"),
         None => vec!["build".into(), "test".into(), "deploy".into()],
@@ -966,17 +966,20 @@ fn pipeline(cx: &mut Ctx<'_>, root: &Node) -> Option<Workflow> {
             .cloned()
     };
 
-    let mut pipeline = Pipeline::default();
+    let mut globals = IndexMap::new();
     if let Some(v) = root.get("variables") {
-        pipeline.variables = variables(cx, v, true);
+        globals = variables(cx, v, true);
     }
+    let mut name = None;
+    let mut workflow_rules = Vec::new();
     if let Some(w) = root.get("workflow") {
         cx.keys(w, &["rules", "name", "auto_cancel"], "workflow");
-        pipeline.name = w.get("name").and_then(|n| cx.string(n, "workflow:name"));
+        name = w.get("name").and_then(|n| cx.string(n, "workflow:name"));
         if let Some(r) = w.get("rules") {
-            pipeline.rules = rule_list(cx, r, true);
+            workflow_rules = rule_list(cx, r, true);
         }
     }
+    let mut selections = IndexMap::new();
 
     let mut jobs = IndexMap::new();
     for (k, v) in root.as_map().unwrap_or_default() {
@@ -992,7 +995,8 @@ fn pipeline(cx: &mut Ctx<'_>, root: &Node) -> Option<Workflow> {
             );
             continue;
         }
-        if let Some(job) = job(cx, &id, k.span, v, &default_of, &stages) {
+        if let Some((job, selection)) = job(cx, &id, k.span, v, &default_of, &stages) {
+            selections.insert(id.clone(), selection);
             jobs.insert(id, job);
         }
     }
@@ -1005,35 +1009,49 @@ fn pipeline(cx: &mut Ctx<'_>, root: &Node) -> Option<Workflow> {
     }
     // Needs on unknown jobs.
     for job in jobs.values() {
-        for (need, span) in &job.needs {
-            if !jobs.contains_key(need) {
-                let optional = job
-                    .gitlab
-                    .as_ref()
-                    .is_some_and(|g| g.needs.iter().any(|n| &n.job == need && n.optional));
-                if !optional {
-                    cx.error(
-                        *span,
-                        "unknown-need",
-                        format!("job '{}' needs '{need}', which is not defined", job.id),
-                    );
-                }
+        for need in &job.needs {
+            if !jobs.contains_key(&need.job) && !need.optional {
+                cx.error(
+                    need.span,
+                    "unknown-need",
+                    format!(
+                        "job '{}' needs '{}', which is not defined",
+                        job.id, need.job
+                    ),
+                );
             }
         }
     }
-    Some(Workflow {
-        dialect: Dialect::GitLabCi,
-        path: cx.path.to_owned(),
-        name: pipeline.name.clone(),
-        run_name: None,
-        triggers: Vec::new(),
-        env: Env::Empty,
-        defaults: RunDefaults::default(),
-        permissions: None,
-        concurrency: None,
-        jobs,
-        stages,
-        gitlab: Some(Box::new(pipeline)),
+    let env = Env::Vars(
+        globals
+            .iter()
+            .map(|(k, v)| {
+                (
+                    k.clone(),
+                    Var {
+                        value: v.value.clone(),
+                        expand: v.expand,
+                    },
+                )
+            })
+            .collect(),
+    );
+    Some(Pipeline {
+        workflow: Workflow {
+            dialect: Dialect::GitLabCi,
+            path: cx.path.to_owned(),
+            name,
+            run_name: None,
+            triggers: Vec::new(),
+            env,
+            defaults: RunDefaults::default(),
+            permissions: None,
+            concurrency: None,
+            jobs,
+            stages,
+        },
+        rules: workflow_rules,
+        jobs: selections,
     })
 }
 
@@ -1044,7 +1062,7 @@ fn job(
     node: &Node,
     default_of: &dyn Fn(&str) -> Option<Node>,
     stages: &[String],
-) -> Option<Job> {
+) -> Option<(Job, JobRules)> {
     cx.keys(node, JOB_KEYS, &format!("jobs:{id}"));
     // `inherit: default` decides which defaults apply.
     let inherit = node.get("inherit");
@@ -1201,12 +1219,7 @@ fn job(
             Some(items) => {
                 for i in items {
                     let need = match &i.value {
-                        Value::String(s) => Some(Need {
-                            job: s.clone(),
-                            artifacts: true,
-                            optional: false,
-                            matrix: Vec::new(),
-                        }),
+                        Value::String(s) => Some(Need::new(s.clone(), i.span)),
                         Value::Map(_) => {
                             cx.keys(
                                 i,
@@ -1255,6 +1268,7 @@ fn job(
                                     .and_then(|j| cx.string(j, "needs:job"))
                                     .map(|job| Need {
                                         job,
+                                        span: i.span,
                                         artifacts: i
                                             .get("artifacts")
                                             .and_then(Node::as_bool)
@@ -1277,8 +1291,7 @@ fn job(
                         }
                     };
                     if let Some(need) = need {
-                        needs.push((need.job.clone(), i.span));
-                        gl.needs.push(need);
+                        needs.push(need);
                     }
                 }
             }
@@ -1376,51 +1389,209 @@ fn job(
     if let Some(r) = node.get("release") {
         release(cx, r);
     }
-    let timeout_minutes = gl
-        .timeout
-        .map(|s| Node::new(Value::Float(s as f64 / 60.0), span));
+    Some(lower(
+        id,
+        span,
+        gl,
+        Lowered {
+            needs,
+            needs_declared,
+            stage,
+            when: job_when,
+            allow_failure: allow,
+            retry,
+            parallel,
+        },
+    ))
+}
+
+/// What `job` read besides the [`GitLabJob`].
+struct Lowered {
+    needs: Vec<Need>,
+    needs_declared: bool,
+    stage: String,
+    when: When,
+    allow_failure: AllowFailure,
+    retry: Retry,
+    parallel: Option<Parallel>,
+}
+
+/// GitLab's `after_script` limit.
+const AFTER_SCRIPT_TIMEOUT_SECS: u64 = 300;
+
+/// The job's default time limit.
+const DEFAULT_TIMEOUT_SECS: u64 = 3600;
+
+/// A job as the runner does it, in neutral steps: fetch the project, restore caches, download
+/// artifacts, `before_script` + `script`, `after_script` (cleanup), upload artifacts, save
+/// caches.
+fn lower(id: &str, span: Span, gl: GitLabJob, read: Lowered) -> (Job, JobRules) {
+    let condition = |effective: &str| Condition {
+        source: String::new(),
+        effective: effective.to_owned(),
+        span,
+    };
+    let step = |id: &str, action: StepAction, effective: &str| Step {
+        id: id.to_owned(),
+        generated_id: true,
+        name: Some(literal(id, span)),
+        condition: condition(effective),
+        action,
+        env: Env::Empty,
+        continue_on_error: None,
+        timeout_minutes: None,
+        background: false,
+        cleanup: false,
+        span,
+    };
+    let on = |when: When| match when {
+        When::Always => "always()",
+        When::OnFailure => "failure()",
+        _ => "success()",
+    };
+    let mut steps = vec![step(
+        "checkout",
+        StepAction::Checkout,
+        "success() && env.GIT_STRATEGY != 'none'",
+    )];
+    if !gl.cache.is_empty() {
+        steps.push(step(
+            "restore cache",
+            StepAction::CacheRestore {
+                caches: gl.cache.clone(),
+            },
+            "success()",
+        ));
+    }
+    // `dependencies:` names them; else the needs that take artifacts; else (stage order)
+    // every job before.
+    let from = gl.dependencies.clone().or_else(|| {
+        read.needs_declared.then(|| {
+            read.needs
+                .iter()
+                .filter(|n| n.artifacts)
+                .map(|n| n.job.clone())
+                .collect()
+        })
+    });
+    if from.as_ref().is_none_or(|f| !f.is_empty()) {
+        steps.push(step(
+            "download artifacts",
+            StepAction::ArtifactDownload { from },
+            "success()",
+        ));
+    }
+    let mut commands = gl.before_script.clone();
+    commands.extend(gl.script.iter().cloned());
+    steps.push(step(
+        "script",
+        StepAction::Commands {
+            commands,
+            echo: true,
+        },
+        "success()",
+    ));
+    if !gl.after_script.is_empty() {
+        let mut after = step(
+            "after_script",
+            StepAction::Commands {
+                commands: gl.after_script.clone(),
+                echo: true,
+            },
+            "always()",
+        );
+        after.cleanup = true;
+        let mut env = IndexMap::new();
+        env.insert(
+            "CI_JOB_STATUS".to_owned(),
+            Template::expr(
+                "job.status == 'failure' && 'failed' || job.status == 'cancelled' && 'canceled' || 'success'",
+                span,
+            ),
+        );
+        after.env = Env::Map(env);
+        steps.push(after);
+    }
+    if let Some(a) = &gl.artifacts {
+        steps.push(step(
+            "upload artifacts",
+            StepAction::ArtifactUpload(Box::new(ArtifactUpload {
+                name: a.name.clone(),
+                paths: a.paths.clone(),
+                exclude: a.exclude.clone(),
+                untracked: a.untracked,
+                expire_in: a.expire_in.clone(),
+                dotenv: a.dotenv.clone(),
+                junit: a.junit.clone(),
+            })),
+            on(a.when),
+        ));
+    }
+    let saved: Vec<Cache> = gl
+        .cache
+        .iter()
+        .filter(|c| c.policy != "pull" && !c.paths.is_empty())
+        .cloned()
+        .collect();
+    if !saved.is_empty() {
+        steps.push(step(
+            "save cache",
+            StepAction::CacheSave { caches: saved },
+            "always()",
+        ));
+    }
+    let timeout_minutes = Some(Node::new(
+        Value::Float(gl.timeout.unwrap_or(DEFAULT_TIMEOUT_SECS) as f64 / 60.0),
+        span,
+    ));
     let concurrency = gl.resource_group.as_ref().map(|g| {
         Box::new(crate::model::Concurrency {
             group: literal(&format!("resource_group:{g}"), span),
             cancel_in_progress: None,
         })
     });
-    let step = Step {
-        id: "script".into(),
-        generated_id: true,
-        name: Some(literal("script", span)),
-        condition: Condition {
-            source: String::new(),
-            effective: "success()".into(),
-            span,
-        },
-        action: StepAction::Run {
-            script: literal(&gl.script.join("\n"), span),
-            shell: None,
-            working_directory: None,
-        },
-        env: Env::Empty,
-        continue_on_error: None,
-        timeout_minutes: None,
-        background: false,
-        span,
+    let image = gl.image.as_ref().map(|i| Box::new(container(i, span)));
+    let services = gl
+        .services
+        .iter()
+        .map(|s| {
+            let alias = s.alias.clone().unwrap_or_else(|| {
+                let base = s.name.rsplit('/').next().unwrap_or(&s.name);
+                base.split([':', '@']).next().unwrap_or(base).to_owned()
+            });
+            (alias, container(s, span))
+        })
+        .collect();
+    let env = if gl.variables.is_empty() {
+        Env::Empty
+    } else {
+        Env::Vars(
+            gl.variables
+                .iter()
+                .map(|(k, v)| {
+                    (
+                        k.clone(),
+                        Var {
+                            value: v.value.clone(),
+                            expand: v.expand,
+                        },
+                    )
+                })
+                .collect(),
+        )
     };
-    Some(Job {
+    let job = Job {
         id: id.to_owned(),
         span,
         name: literal(id, span),
-        needs,
-        needs_declared,
-        stage: Some(stage),
-        when: job_when,
-        allow_failure: allow,
-        retry,
-        parallel,
-        condition: Condition {
-            source: String::new(),
-            effective: "success()".into(),
-            span,
-        },
+        needs: read.needs,
+        needs_declared: read.needs_declared,
+        stage: Some(read.stage),
+        when: read.when,
+        allow_failure: read.allow_failure,
+        retry: read.retry,
+        parallel: read.parallel,
+        condition: condition("success()"),
         runs_on: RunsOn {
             labels: gl.tags.iter().map(|t| literal(t, span)).collect(),
             group: None,
@@ -1433,16 +1604,67 @@ fn job(
         }),
         concurrency,
         outputs: IndexMap::new(),
-        env: Env::Empty,
+        env,
         defaults: RunDefaults::default(),
         timeout_minutes,
         continue_on_error: None,
         permissions: None,
         strategy: None,
-        container: None,
-        services: IndexMap::new(),
-        steps: vec![step],
+        container: image,
+        services,
+        steps,
         call: None,
-        gitlab: Some(Box::new(gl)),
-    })
+        inherit_env: gl.inherit_variables.clone(),
+        start_in: gl.start_in.as_deref().and_then(duration_secs),
+        log_outputs: gl
+            .coverage
+            .iter()
+            .map(|c| LogOutput {
+                name: "coverage".into(),
+                pattern: c.clone(),
+                shown: "Coverage: {}%".into(),
+            })
+            .collect(),
+        cleanup_timeout: AFTER_SCRIPT_TIMEOUT_SECS,
+    };
+    let selection = JobRules {
+        rules: gl.rules,
+        only: gl.only,
+        except: gl.except,
+    };
+    (job, selection)
+}
+
+/// An argument vector as one command line whose words split back as they were (each word
+/// single-quoted, a `'` inside written as `'"'"'`).
+fn words(argv: &[String]) -> String {
+    argv.iter()
+        .map(|w| format!("'{}'", w.replace('\'', "'\"'\"'")))
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// A job image or service as a container that may fall back to the host.
+fn container(image: &Image, span: Span) -> Container {
+    let mut env = IndexMap::new();
+    for (k, v) in &image.variables {
+        env.insert(k.clone(), literal(v, span));
+    }
+    Container {
+        image: literal(&image.name, span),
+        credentials: None,
+        env: if env.is_empty() {
+            Env::Empty
+        } else {
+            Env::Map(env)
+        },
+        ports: Vec::new(),
+        volumes: Vec::new(),
+        options: None,
+        command: (!image.command.is_empty()).then(|| literal(&words(&image.command), span)),
+        entrypoint: (!image.entrypoint.is_empty())
+            .then(|| literal(&words(&image.entrypoint), span)),
+        optional: true,
+        span,
+    }
 }

@@ -19,20 +19,35 @@ use indexmap::IndexMap;
 use crate::diagnostic::Diagnostic;
 use crate::expr::{self, Contexts, Expr, Value};
 use crate::github::Parsed;
-use crate::model::{AllowFailure, When, Workflow};
+use crate::model::{AllowFailure, Env, StepAction, Var, When, Workflow};
+
+pub use crate::model::Cache;
 
 pub use compose::{to_yaml, Includes, LocalIncludes, NoIncludes};
 pub use rules::{regex, split_regex};
 
-/// What only GitLab pipelines have.
-#[derive(Debug, Clone, PartialEq, Default)]
+/// A parsed `.gitlab-ci.yml`: the lowered workflow (every job, as written) plus what GitLab
+/// decides before a pipeline is created — `workflow:rules` and each job's `rules`/`only`/
+/// `except` — which [`resolve`] applies with the facts of an event.
+#[derive(Debug, Clone, PartialEq)]
 pub struct Pipeline {
-    /// `workflow: name`.
-    pub name: Option<String>,
+    /// The lowered workflow.
+    pub workflow: Workflow,
     /// `workflow: rules`.
     pub rules: Vec<Rule>,
-    /// Global `variables:`.
-    pub variables: IndexMap<String, Variable>,
+    /// Each job's selection rules, by job id.
+    pub jobs: IndexMap<String, JobRules>,
+}
+
+/// What decides whether a job is in a pipeline.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct JobRules {
+    /// `rules:`
+    pub rules: Vec<Rule>,
+    /// `only:`
+    pub only: Option<RefFilter>,
+    /// `except:`
+    pub except: Option<RefFilter>,
 }
 
 /// A variable definition.
@@ -93,22 +108,9 @@ pub struct RefFilter {
     pub changes: Vec<String>,
 }
 
-/// A `needs:` entry.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Need {
-    /// The job.
-    pub job: String,
-    /// Download its artifacts (default true).
-    pub artifacts: bool,
-    /// Missing from the pipeline is fine.
-    pub optional: bool,
-    /// `parallel: matrix:` — only these instances.
-    pub matrix: Vec<IndexMap<String, String>>,
-}
-
-/// `artifacts:`
+/// `artifacts:` as written (lowered into an upload step).
 #[derive(Debug, Clone, PartialEq, Default)]
-pub struct Artifacts {
+struct Artifacts {
     /// `name:`
     pub name: Option<String>,
     /// `paths:`
@@ -127,30 +129,9 @@ pub struct Artifacts {
     pub junit: Vec<String>,
 }
 
-/// One `cache:` entry.
+/// A job as written, before it is lowered into the workflow model.
 #[derive(Debug, Clone, PartialEq, Default)]
-pub struct Cache {
-    /// `key:` as text (default `default`).
-    pub key: String,
-    /// `key: files:`
-    pub key_files: Vec<String>,
-    /// `key: prefix:`
-    pub key_prefix: Option<String>,
-    /// `paths:`
-    pub paths: Vec<String>,
-    /// `policy:` (`pull-push` default).
-    pub policy: String,
-    /// `when:` (`on_success` default).
-    pub when: When,
-    /// `fallback_keys:`
-    pub fallback_keys: Vec<String>,
-    /// `untracked:`
-    pub untracked: bool,
-}
-
-/// What only GitLab jobs have.
-#[derive(Debug, Clone, PartialEq, Default)]
-pub struct GitLabJob {
+struct GitLabJob {
     /// `before_script:` (nested lists flattened).
     pub before_script: Vec<String>,
     /// `script:`
@@ -171,8 +152,6 @@ pub struct GitLabJob {
     pub only: Option<RefFilter>,
     /// `except:`
     pub except: Option<RefFilter>,
-    /// `needs:` details.
-    pub needs: Vec<Need>,
     /// `dependencies:`; `None`: every job of earlier stages.
     pub dependencies: Option<Vec<String>>,
     /// `start_in:`
@@ -196,7 +175,7 @@ pub struct GitLabJob {
 }
 
 /// Reads a `.gitlab-ci.yml`; local includes come from `includes`.
-pub fn parse_pipeline(path: &str, src: &str, includes: &dyn Includes) -> Parsed<Workflow> {
+pub fn parse_pipeline(path: &str, src: &str, includes: &dyn Includes) -> Parsed<Pipeline> {
     frontend::parse(path, src, includes)
 }
 
@@ -400,49 +379,51 @@ pub enum ResolveError {
 }
 
 /// Decides `workflow:rules`, each job's `rules` (or `only`/`except`) with the facts: jobs that
-/// do not run are removed; the others get the `when`, `allow_failure`, `start_in` and
-/// variables of their matching rule. Returns the pipeline's variables from `workflow:rules`.
+/// do not run are removed from the workflow; the others get the `when`, `allow_failure`,
+/// `start_in` and variables of their matching rule. Returns the pipeline's variables from
+/// `workflow:rules`.
 pub fn resolve(
-    workflow: &mut Workflow,
+    pipeline: &mut Pipeline,
     facts: &Facts<'_>,
 ) -> Result<IndexMap<String, String>, ResolveError> {
     let mut pipeline_vars = IndexMap::new();
-    if let Some(p) = &workflow.gitlab {
-        if !p.rules.is_empty() {
-            let mut matched = false;
-            for rule in &p.rules {
-                if rule
-                    .matches(facts, &IndexMap::new())
-                    .map_err(ResolveError::Invalid)?
-                {
-                    if rule.when == Some(When::Never) {
-                        return Err(ResolveError::Filtered(
-                            "matched a `when: never` rule".into(),
-                        ));
-                    }
-                    pipeline_vars.extend(rule.variables.clone());
-                    matched = true;
-                    break;
+    if !pipeline.rules.is_empty() {
+        let mut matched = false;
+        for rule in &pipeline.rules {
+            if rule
+                .matches(facts, &IndexMap::new())
+                .map_err(ResolveError::Invalid)?
+            {
+                if rule.when == Some(When::Never) {
+                    return Err(ResolveError::Filtered(
+                        "matched a `when: never` rule".into(),
+                    ));
                 }
-            }
-            if !matched {
-                return Err(ResolveError::Filtered("matched no rule".into()));
+                pipeline_vars.extend(rule.variables.clone());
+                matched = true;
+                break;
             }
         }
+        if !matched {
+            return Err(ResolveError::Filtered("matched no rule".into()));
+        }
     }
+    let workflow = &mut pipeline.workflow;
     let mut drop = Vec::new();
     for (id, job) in workflow.jobs.iter_mut() {
-        let Some(gl) = job.gitlab.as_deref_mut() else {
+        let Some(selection) = pipeline.jobs.get(id) else {
             continue;
         };
-        let job_vars: IndexMap<String, String> = gl
-            .variables
-            .iter()
-            .map(|(k, v)| (k.clone(), v.value.clone()))
-            .collect();
-        if !gl.rules.is_empty() {
+        let job_vars: IndexMap<String, String> = match &job.env {
+            Env::Vars(vars) => vars
+                .iter()
+                .map(|(k, v)| (k.clone(), v.value.clone()))
+                .collect(),
+            _ => IndexMap::new(),
+        };
+        if !selection.rules.is_empty() {
             let mut chosen = None;
-            for rule in &gl.rules {
+            for rule in &selection.rules {
                 if rule
                     .matches(facts, &job_vars)
                     .map_err(|e| ResolveError::Invalid(format!("job '{id}': {e}")))?
@@ -466,28 +447,34 @@ pub fn resolve(
                     if let Some(a) = rule.allow_failure {
                         job.allow_failure = a;
                     }
-                    if rule.start_in.is_some() {
-                        gl.start_in = rule.start_in.clone();
+                    if let Some(s) = rule.start_in.as_deref().and_then(duration_secs) {
+                        job.start_in = Some(s);
                     }
-                    for (k, v) in rule.variables {
-                        gl.variables.insert(
-                            k,
-                            Variable {
-                                value: v,
-                                expand: true,
-                                ..Variable::default()
-                            },
-                        );
+                    if !rule.variables.is_empty() {
+                        if !matches!(job.env, Env::Vars(_)) {
+                            job.env = Env::Vars(IndexMap::new());
+                        }
+                        if let Env::Vars(vars) = &mut job.env {
+                            for (k, v) in rule.variables {
+                                vars.insert(
+                                    k,
+                                    Var {
+                                        value: v,
+                                        expand: true,
+                                    },
+                                );
+                            }
+                        }
                     }
                 }
             }
             continue;
         }
-        let only_ok = match &gl.only {
+        let only_ok = match &selection.only {
             Some(f) => filter_matches(f, facts).map_err(ResolveError::Invalid)?,
             None => true,
         };
-        let except_hit = match &gl.except {
+        let except_hit = match &selection.except {
             Some(f) => filter_matches(f, facts).map_err(ResolveError::Invalid)?,
             None => false,
         };
@@ -497,15 +484,13 @@ pub fn resolve(
     }
     for id in &drop {
         workflow.jobs.shift_remove(id);
+        pipeline.jobs.shift_remove(id);
     }
     // Needs on removed jobs: optional ones go, others are an error (as GitLab says).
     let present: Vec<String> = workflow.jobs.keys().cloned().collect();
     for (id, job) in workflow.jobs.iter_mut() {
-        let Some(gl) = job.gitlab.as_deref_mut() else {
-            continue;
-        };
         let mut problems = Vec::new();
-        gl.needs.retain(|n| {
+        job.needs.retain(|n| {
             let here = present.contains(&n.job);
             if !here && !n.optional {
                 problems.push(n.job.clone());
@@ -517,12 +502,12 @@ pub fn resolve(
                 "job '{id}' needs '{p}', which is not in the pipeline (add `optional: true` to the need)"
             )));
         }
-        job.needs.retain(|(n, _)| present.contains(n));
-        if let Some(deps) = &mut gl.dependencies {
-            deps.retain(|d| present.contains(d));
+        for step in &mut job.steps {
+            if let StepAction::ArtifactDownload { from: Some(from) } = &mut step.action {
+                from.retain(|d| present.contains(d));
+            }
         }
     }
-    // Stages without jobs are dropped from the order.
     Ok(pipeline_vars)
 }
 

@@ -1,0 +1,461 @@
+//! The job runtime's file steps: the project checked out into the workspace, caches restored
+//! and saved, artifacts downloaded and uploaded (with dotenv and JUnit reports), and values
+//! found in the log. Each runs the same for every dialect, from the step's data.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use ci_config::expr::Value;
+use ci_config::model::{ArtifactUpload, Cache, LogOutput, When};
+use ci_store::artifacts::{self, IfNoFilesFound};
+use ci_store::caches::Caches;
+use indexmap::IndexMap;
+
+use crate::env::expand;
+use crate::events::Status;
+use crate::job::{JobRunner, StepResult};
+
+fn done(outcome: Status) -> StepResult {
+    StepResult {
+        outcome,
+        outputs: IndexMap::new(),
+    }
+}
+
+/// The repository's committed files at the event's commit (with its `.git`), in the
+/// workspace: cloned once per run, then copied into each job's workspace (git's object store
+/// linked, not copied) — a job may change its copy freely.
+pub(crate) async fn checkout(runner: &mut JobRunner) -> Result<StepResult, String> {
+    let ctx = Arc::clone(&runner.ctx);
+    let dest = runner.workspace.clone();
+    let copied = tokio::task::spawn_blocking(move || {
+        let snapshot = ctx
+            .snapshot
+            .get_or_init(|| {
+                let Ok(repo) = ci_vcs::Repository::open(&ctx.root) else {
+                    // Not a git repository: nothing to fetch; jobs see an empty directory.
+                    return Ok(None);
+                };
+                let dir = ctx.run_dir.join("_source");
+                repo.clone_at(&ctx.event.sha, &dir, 0)
+                    .map_err(|e| e.to_string())?;
+                // What every job would copy for nothing: sample hooks, reflogs, description.
+                for extra in ["hooks", "logs", "description"] {
+                    let p = dir.join(".git").join(extra);
+                    let _ = std::fs::remove_dir_all(&p).or_else(|_| std::fs::remove_file(&p));
+                }
+                Ok(Some(dir))
+            })
+            .clone();
+        match snapshot {
+            Ok(Some(dir)) => copy_tree(&dir, &dest, false),
+            Ok(None) => Ok(()),
+            Err(e) => Err(e),
+        }
+    })
+    .await
+    .map_err(|e| e.to_string())
+    .and_then(|r| r);
+    match copied {
+        Ok(()) => Ok(done(Status::Success)),
+        Err(e) => {
+            runner.system_failure = true;
+            Err(format!("fetching the project: {e}"))
+        }
+    }
+}
+
+/// Copies a directory tree (files, directories, symbolic links as links). Git's object
+/// store is linked instead (`link`): objects and packs are never changed in place, and a
+/// project's history is the bulk of its size.
+fn copy_tree(from: &Path, to: &Path, link: bool) -> Result<(), String> {
+    let io = |p: &Path, e: std::io::Error| format!("{}: {e}", p.display());
+    std::fs::create_dir_all(to).map_err(|e| io(to, e))?;
+    for entry in std::fs::read_dir(from).map_err(|e| io(from, e))? {
+        let entry = entry.map_err(|e| io(from, e))?;
+        let (src, dst) = (entry.path(), to.join(entry.file_name()));
+        let kind = entry.file_type().map_err(|e| io(&src, e))?;
+        if kind.is_dir() {
+            let objects = entry.file_name() == "objects" && from.ends_with(".git");
+            copy_tree(&src, &dst, link || objects)?;
+        } else if link && std::fs::hard_link(&src, &dst).is_ok() {
+            // Linked.
+        } else if kind.is_symlink() {
+            let target = std::fs::read_link(&src).map_err(|e| io(&src, e))?;
+            std::os::unix::fs::symlink(target, &dst).map_err(|e| io(&dst, e))?;
+        } else {
+            std::fs::copy(&src, &dst).map_err(|e| io(&src, e))?;
+        }
+    }
+    Ok(())
+}
+
+/// The cache scope of the run's caches: one per repository, shared by every branch (GitLab's
+/// default; `actions/cache` keeps its own branch scopes).
+const CACHE_SCOPE: &str = "gitlab";
+
+fn cache_key(runner: &JobRunner, c: &Cache, env: &IndexMap<String, String>) -> String {
+    if !c.key_files.is_empty() {
+        let files: Vec<&str> = c.key_files.iter().map(String::as_str).collect();
+        let prefix = c
+            .key_prefix
+            .as_deref()
+            .map(|p| expand(p, env, &IndexMap::new()));
+        return ci_store::caches::files_key(prefix.as_deref(), &runner.workspace, &files);
+    }
+    expand(&c.key, env, &IndexMap::new())
+}
+
+/// Restores each cache (its key, then its fallback keys); a miss or a broken cache is a
+/// log line, never a failure.
+pub(crate) async fn restore_caches(
+    runner: &mut JobRunner,
+    caches: &[Cache],
+    env: &IndexMap<String, String>,
+    index: usize,
+) -> StepResult {
+    let store = Caches::new(runner.ctx.inner.blobs.clone());
+    for c in caches {
+        if expand(&c.policy, env, &IndexMap::new()) == "push" {
+            continue;
+        }
+        let key = cache_key(runner, c, env);
+        let mut keys = vec![key.clone()];
+        keys.extend(
+            c.fallback_keys
+                .iter()
+                .map(|k| expand(k, env, &IndexMap::new())),
+        );
+        let refs: Vec<&str> = keys.iter().map(String::as_str).collect();
+        let line = match store.lookup_exact(CACHE_SCOPE, CACHE_SCOPE, &refs).await {
+            Ok(Some(hit)) => match store.restore(&hit, &runner.workspace).await {
+                Ok(n) => format!("Successfully extracted cache {} ({n} file(s))", hit.key),
+                Err(e) => {
+                    runner
+                        .logs
+                        .annotate(index, "warning", &format!("cache {}: {e}", hit.key))
+                        .await;
+                    continue;
+                }
+            },
+            Ok(None) => format!("No cache found for key {key}"),
+            Err(e) => {
+                runner
+                    .logs
+                    .annotate(index, "warning", &format!("cache: {e}"))
+                    .await;
+                continue;
+            }
+        };
+        runner.logs.line(index, &line).await;
+    }
+    done(Status::Success)
+}
+
+/// Saves each cache whose `when` matches the job's result so far; saving problems are
+/// warnings.
+pub(crate) async fn save_caches(
+    runner: &mut JobRunner,
+    caches: &[Cache],
+    env: &IndexMap<String, String>,
+    succeeded: bool,
+    index: usize,
+) -> StepResult {
+    let store = Caches::new(runner.ctx.inner.blobs.clone());
+    for c in caches {
+        let policy = expand(&c.policy, env, &IndexMap::new());
+        let due = match c.when {
+            When::Always => true,
+            When::OnFailure => !succeeded,
+            _ => succeeded,
+        };
+        if policy == "pull" || !due || c.paths.is_empty() {
+            continue;
+        }
+        let key = cache_key(runner, c, env);
+        let paths: Vec<String> = c
+            .paths
+            .iter()
+            .map(|p| expand(p, env, &IndexMap::new()))
+            .collect();
+        let existing: Vec<&str> = paths
+            .iter()
+            .map(String::as_str)
+            .filter(|p| runner.workspace.join(p.trim_start_matches("./")).exists())
+            .collect();
+        if existing.is_empty() {
+            runner
+                .logs
+                .annotate(index, "warning", &format!("cache {key}: no matching files"))
+                .await;
+            continue;
+        }
+        match store
+            .save(CACHE_SCOPE, &key, &runner.workspace, &existing)
+            .await
+        {
+            Ok(ci_store::caches::Saved::Stored(_)) => {
+                runner
+                    .logs
+                    .line(index, &format!("Created cache {key}"))
+                    .await
+            }
+            Ok(_) => {
+                runner
+                    .logs
+                    .line(index, &format!("Cache {key} exists already; not uploaded"))
+                    .await
+            }
+            Err(e) => {
+                runner
+                    .logs
+                    .annotate(index, "warning", &format!("cache {key}: {e}"))
+                    .await
+            }
+        }
+    }
+    done(Status::Success)
+}
+
+/// The start of the artifact names of a job's instances.
+fn artifact_prefix(job: &str) -> String {
+    let safe: String = job
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    format!("{safe}--")
+}
+
+/// The artifact name of a job instance.
+fn artifact_name(job: &str, instance: &str) -> String {
+    format!(
+        "{}{}",
+        artifact_prefix(job),
+        crate::job::storage_key(instance)
+    )
+}
+
+/// Downloads the artifacts of every instance of the jobs named (`None`: every job this one
+/// needs) into the workspace.
+pub(crate) async fn download_artifacts(
+    runner: &mut JobRunner,
+    from: Option<&[String]>,
+    index: usize,
+) -> Result<StepResult, String> {
+    let Value::Object(needs) = runner.needs.clone() else {
+        return Ok(done(Status::Success));
+    };
+    let wanted: Vec<String> = needs
+        .keys()
+        .filter(|n| from.is_none_or(|f| f.contains(n)))
+        .cloned()
+        .collect();
+    if wanted.is_empty() {
+        return Ok(done(Status::Success));
+    }
+    let store = runner.ctx.inner.blobs.clone();
+    let all = artifacts::list(&store, &runner.ctx.run_id)
+        .await
+        .map_err(|e| format!("artifacts: {e}"))?;
+    for job in wanted {
+        let prefix = artifact_prefix(&job);
+        for name in all.iter().filter(|n| n.starts_with(&prefix)) {
+            let m = artifacts::download(&store, &runner.ctx.run_id, name, &runner.workspace)
+                .await
+                .map_err(|e| {
+                    runner.system_failure = true;
+                    format!("artifacts of '{job}': {e}")
+                })?;
+            runner
+                .logs
+                .line(
+                    index,
+                    &format!(
+                        "Downloaded artifacts of {job} ({} file(s))",
+                        m.entries.len()
+                    ),
+                )
+                .await;
+        }
+    }
+    Ok(done(Status::Success))
+}
+
+/// Every file git does not track (and does not ignore) in the workspace, as GitLab adds them
+/// for `untracked: true`.
+fn untracked_files(workspace: &Path) -> Option<Vec<String>> {
+    let out = std::process::Command::new("git")
+        .args(["ls-files", "--others", "--exclude-standard", "-z"])
+        .current_dir(workspace)
+        .output()
+        .ok()
+        .filter(|o| o.status.success())?;
+    Some(
+        out.stdout
+            .split(|b| *b == 0)
+            .filter(|p| !p.is_empty())
+            .map(|p| String::from_utf8_lossy(p).into_owned())
+            .collect(),
+    )
+}
+
+/// Uploads the job's artifacts; the variables of its dotenv reports are the step's outputs
+/// (and become the job's).
+pub(crate) async fn upload_artifacts(
+    runner: &mut JobRunner,
+    a: &ArtifactUpload,
+    env: &IndexMap<String, String>,
+    index: usize,
+) -> Result<StepResult, String> {
+    let mut patterns: Vec<String> = a
+        .paths
+        .iter()
+        .map(|p| expand(p, env, &IndexMap::new()))
+        .collect();
+    patterns.extend(a.dotenv.iter().cloned());
+    patterns.extend(a.junit.iter().cloned());
+    if a.untracked {
+        match untracked_files(&runner.workspace) {
+            Some(files) => patterns.extend(files),
+            None => {
+                runner
+                    .logs
+                    .annotate(
+                        index,
+                        "warning",
+                        "artifacts:untracked: the workspace is not a git checkout",
+                    )
+                    .await
+            }
+        }
+    }
+    let mut dotenv = IndexMap::new();
+    for file in &a.dotenv {
+        let path = runner.workspace.join(file.trim_start_matches("./"));
+        let text =
+            std::fs::read_to_string(&path).map_err(|e| format!("dotenv report {file}: {e}"))?;
+        let vars = ci_exec::envfile::parse_env_file(&text)
+            .map_err(|e| format!("dotenv report {file}: {e}"))?;
+        dotenv.extend(vars);
+    }
+    for file in &a.junit {
+        if runner
+            .workspace
+            .join(file.trim_start_matches("./"))
+            .exists()
+        {
+            runner
+                .logs
+                .line(index, &format!("JUnit report {file} saved"))
+                .await;
+        }
+    }
+    if patterns.is_empty() {
+        return Ok(StepResult {
+            outcome: Status::Success,
+            outputs: dotenv,
+        });
+    }
+    let mut lines = patterns.join("\n");
+    for e in &a.exclude {
+        lines.push_str(&format!("\n!{e}"));
+    }
+    let expires = a
+        .expire_in
+        .as_deref()
+        .and_then(ci_config::gitlab::duration_secs)
+        .map(|s| {
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_secs())
+                .saturating_add(s)
+        });
+    let name = artifact_name(&runner.job, &runner.instance);
+    let ctx = Arc::clone(&runner.ctx);
+    let up = artifacts::upload(
+        &ctx.inner.blobs,
+        &ctx.run_id,
+        &name,
+        &runner.workspace,
+        &lines,
+        IfNoFilesFound::Warn,
+        expires,
+    )
+    .await
+    .map_err(|e| format!("artifacts: {e}"))?;
+    if let Some(w) = &up.warning {
+        runner.logs.annotate(index, "warning", w).await;
+    }
+    if let Some(m) = &up.manifest {
+        runner
+            .logs
+            .line(
+                index,
+                &format!("Uploading artifacts: {} file(s)", m.entries.len()),
+            )
+            .await;
+        if let Err(e) = ctx
+            .inner
+            .runs
+            .record_artifact(
+                &ctx.run_id,
+                &name,
+                &format!("artifacts/{}/{name}/manifest.json", ctx.run_id),
+            )
+            .await
+        {
+            ctx.error(format!("recording artifact '{name}': {e}"));
+        }
+    }
+    Ok(StepResult {
+        outcome: Status::Success,
+        outputs: dotenv,
+    })
+}
+
+/// The values the job's log outputs find in the (masked) log: the last match's first group
+/// (or whole match), its leading number.
+pub(crate) fn log_outputs(outputs: &[LogOutput], log: &str) -> Vec<(String, String, String)> {
+    outputs
+        .iter()
+        .filter_map(|o| {
+            let found = last_match(&o.pattern, log)?;
+            Some((o.name.clone(), o.shown.replace("{}", &found), found))
+        })
+        .collect()
+}
+
+fn last_match(pattern: &str, log: &str) -> Option<String> {
+    let (pattern, flags) = ci_config::gitlab::split_regex(pattern)?;
+    let re = ci_config::gitlab::regex(&pattern, &flags).ok()?;
+    let m = re.captures_iter(log).last()?;
+    let text = m.get(1).or_else(|| m.get(0))?.as_str();
+    let number: String = text
+        .chars()
+        .skip_while(|c| !c.is_ascii_digit())
+        .take_while(|c| c.is_ascii_digit() || *c == '.')
+        .collect();
+    (!number.is_empty()).then_some(number)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn log_outputs_take_the_last_match() {
+        let log = "Coverage: 10%\nlines......: 85.5% (3 of 4)\n";
+        assert_eq!(
+            last_match("/lines\\.+: (\\d+\\.\\d+)%/", log).as_deref(),
+            Some("85.5")
+        );
+        assert_eq!(last_match("/Coverage: \\d+%/", log).as_deref(), Some("10"));
+        assert_eq!(last_match("/nothing/", log), None);
+    }
+}
