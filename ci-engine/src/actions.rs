@@ -448,16 +448,19 @@ async fn checkout(
             "actions/checkout: path '{path}' leaves the workspace"
         ));
     }
-    let dest = runner.workspace.join(path);
     runner
         .logs
         .line(
             index,
-            &format!("Checking out {rev} into {}", dest.display()),
+            &format!(
+                "Checking out {rev} into {}",
+                runner.workspace.join(path).display()
+            ),
         )
         .await;
-    let dest2 = dest.clone();
-    tokio::task::spawn_blocking(move || {
+    let local = runner.local_dir(false).await?;
+    let dest2 = local.path.join(path);
+    let cloned = tokio::task::spawn_blocking(move || {
         // git clone fills an existing empty directory; the directory itself is kept, since
         // a job container has it bind-mounted.
         let empty = std::fs::read_dir(&dest2).map_or(true, |mut d| d.next().is_none());
@@ -471,7 +474,10 @@ async fn checkout(
             .map_err(|e| format!("actions/checkout: {e}"))
     })
     .await
-    .map_err(|e| format!("actions/checkout: {e}"))??;
+    .map_err(|e| format!("actions/checkout: {e}"))
+    .and_then(|r| r);
+    runner.put_back(local, cloned.is_ok()).await?;
+    cloned?;
     let mut out = IndexMap::new();
     out.insert("ref".into(), runner.ctx.event.git_ref.clone());
     out.insert("commit".into(), runner.ctx.event.sha.clone());
@@ -522,7 +528,8 @@ async fn upload_artifact(
                 + days * 86_400
         });
     let ctx = Arc::clone(&runner.ctx);
-    let (root, paths) = artifact_root(&runner.workspace, &paths);
+    let local = runner.local_dir(true).await?;
+    let (root, paths) = artifact_root(&local.path, &paths);
     let upload = artifacts::upload(
         &ctx.inner.blobs,
         &ctx.run_id,
@@ -533,7 +540,9 @@ async fn upload_artifact(
         expires,
     )
     .await
-    .map_err(|e| format!("actions/upload-artifact: {e}"))?;
+    .map_err(|e| format!("actions/upload-artifact: {e}"));
+    runner.put_back(local, false).await?;
+    let upload = upload?;
     if let Some(w) = &upload.warning {
         runner.logs.annotate(index, "warning", w).await;
     }
@@ -626,11 +635,26 @@ async fn download_artifact(
             "actions/download-artifact: path '{path}' leaves the workspace"
         ));
     }
-    let target = runner.workspace.join(path);
+    let shown = runner.workspace.join(path);
+    let local = runner.local_dir(false).await?;
+    let result = download_into(runner, index, inputs, &local.path.join(path)).await;
+    runner.put_back(local, result.is_ok()).await?;
+    result?;
+    let mut out = IndexMap::new();
+    out.insert("download-path".into(), shown.to_string_lossy().into_owned());
+    Ok(ok(out))
+}
+
+async fn download_into(
+    runner: &mut JobRunner,
+    index: usize,
+    inputs: &IndexMap<String, String>,
+    target: &Path,
+) -> Result<(), String> {
     let ctx = Arc::clone(&runner.ctx);
     let store = &ctx.inner.blobs;
     let names = match inputs.get("name").filter(|n| !n.is_empty()) {
-        Some(n) => vec![(n.clone(), target.clone())],
+        Some(n) => vec![(n.clone(), target.to_path_buf())],
         None => artifacts::list(store, &ctx.run_id)
             .await
             .map_err(|e| format!("actions/download-artifact: {e}"))?
@@ -657,12 +681,7 @@ async fn download_artifact(
             )
             .await;
     }
-    let mut out = IndexMap::new();
-    out.insert(
-        "download-path".into(),
-        target.to_string_lossy().into_owned(),
-    );
-    Ok(ok(out))
+    Ok(())
 }
 
 /// Cache scopes: the run's ref, then the default branch (as GitHub restricts caches).
@@ -700,10 +719,13 @@ async fn cache_restore(
     out.insert("cache-primary-key".into(), key.clone());
     let exact = match &hit {
         Some(hit) => {
-            let files = caches
-                .restore(hit, &runner.workspace)
+            let local = runner.local_dir(false).await?;
+            let restored = caches
+                .restore(hit, &local.path)
                 .await
-                .map_err(|e| format!("actions/cache: {e}"))?;
+                .map_err(|e| format!("actions/cache: {e}"));
+            runner.put_back(local, restored.is_ok()).await?;
+            let files = restored?;
             runner
                 .logs
                 .line(
@@ -745,11 +767,13 @@ async fn cache_save(
     let (scope, _) = cache_scopes(runner);
     let caches = Caches::new(runner.ctx.inner.blobs.clone());
     let refs: Vec<&str> = paths.iter().map(String::as_str).collect();
-    match caches
-        .save(&scope, key, &runner.workspace, &refs)
+    let local = runner.local_dir(true).await?;
+    let saved = caches
+        .save(&scope, key, &local.path, &refs)
         .await
-        .map_err(|e| format!("actions/cache: {e}"))?
-    {
+        .map_err(|e| format!("actions/cache: {e}"));
+    runner.put_back(local, false).await?;
+    match saved? {
         ci_store::caches::Saved::Stored(meta) => {
             runner
                 .logs

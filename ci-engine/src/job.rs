@@ -356,6 +356,8 @@ pub(crate) struct JobRunner {
     pub image_ignored: bool,
     /// The `needs` context: the jobs this one waited for, with their results and outputs.
     pub needs: Value,
+    /// Staging directories made so far (their names).
+    pub stagings: usize,
     /// Executor used for `docker://` steps and docker actions.
     pub containers: Option<Arc<dyn Executor>>,
     /// The runner environment of the job's dialect (its variables and file commands).
@@ -612,6 +614,7 @@ impl JobRunner {
             step_outputs: IndexMap::new(),
             image_ignored,
             needs: task.needs.clone(),
+            stagings: 0,
         })
     }
 
@@ -1158,21 +1161,10 @@ impl JobRunner {
             spec.env.insert("PATH".into(), all.join(":"));
         }
         let outcome = self.stream(index, &spec).await;
-        // One directory listing says which files the step wrote (most steps write none).
-        let written: Vec<std::ffi::OsString> = std::fs::read_dir(&self.temp)
-            .map(|d| d.flatten().map(|e| e.file_name()).collect())
-            .unwrap_or_default();
-        let read = |p: &PathBuf| {
-            if p.file_name()
-                .is_some_and(|n| written.iter().any(|w| w == n))
-            {
-                std::fs::read_to_string(p).unwrap_or_default()
-            } else {
-                String::new()
-            }
-        };
+        let texts = self.file_commands(&paths).await;
+        let read = |i: usize| texts[i].as_str();
         let mut outputs = IndexMap::new();
-        match parse_env_file(&read(&paths[0])) {
+        match parse_env_file(read(0)) {
             Ok(o) => outputs = o,
             Err(e) => {
                 self.logs
@@ -1180,7 +1172,7 @@ impl JobRunner {
                     .await
             }
         }
-        match parse_env_file(&read(&paths[1])) {
+        match parse_env_file(read(1)) {
             Ok(vars) => {
                 for (k, v) in vars {
                     self.env.insert(k, v);
@@ -1192,8 +1184,8 @@ impl JobRunner {
                     .await
             }
         }
-        self.path_adds.extend(parse_path_file(&read(&paths[2])));
-        let summary = read(&paths[3]);
+        self.path_adds.extend(parse_path_file(read(2)));
+        let summary = read(3).to_owned();
         if !summary.is_empty() {
             self.summary.push_str(&summary);
             if !summary.ends_with('\n') {
@@ -1201,6 +1193,38 @@ impl JobRunner {
             }
         }
         Executed { outcome, outputs }
+    }
+
+    /// The texts of a step's file-command files (empty for those it did not write), read
+    /// through the job environment. On the local fast path one directory listing says which
+    /// files the step wrote (most steps write none).
+    async fn file_commands(&self, paths: &[PathBuf]) -> Vec<String> {
+        if self.environment.local_workspace().is_some() {
+            let written: Vec<std::ffi::OsString> = std::fs::read_dir(&self.temp)
+                .map(|d| d.flatten().map(|e| e.file_name()).collect())
+                .unwrap_or_default();
+            return paths
+                .iter()
+                .map(|p| {
+                    if p.file_name()
+                        .is_some_and(|n| written.iter().any(|w| w == n))
+                    {
+                        std::fs::read_to_string(p).unwrap_or_default()
+                    } else {
+                        String::new()
+                    }
+                })
+                .collect();
+        }
+        let mut out = Vec::with_capacity(paths.len());
+        for p in paths {
+            let text = match self.environment.read_file(p).await {
+                Ok(Some(data)) => String::from_utf8_lossy(&data).into_owned(),
+                _ => String::new(),
+            };
+            out.push(text);
+        }
+        out
     }
 
     /// Runs a script in the job environment, streaming its output through the log pipeline.

@@ -15,6 +15,72 @@ use crate::env::expand;
 use crate::events::Status;
 use crate::job::{JobRunner, StepResult};
 
+/// The job's workspace as a directory of this machine: the workspace itself when the
+/// executor shares it (the fast path), else a staging directory whose files go to and come
+/// from the job through its file operations.
+pub(crate) struct LocalDir {
+    pub path: std::path::PathBuf,
+    staged: bool,
+}
+
+impl JobRunner {
+    /// The workspace as a local directory; a staging one is filled with the workspace's
+    /// files when `fill`.
+    pub(crate) async fn local_dir(&mut self, fill: bool) -> Result<LocalDir, String> {
+        if let Some(dir) = self.environment.local_workspace() {
+            return Ok(LocalDir {
+                path: dir.to_path_buf(),
+                staged: false,
+            });
+        }
+        self.stagings += 1;
+        let path = self.temp.join(format!("staging-{}", self.stagings));
+        std::fs::create_dir_all(&path).map_err(|e| format!("{}: {e}", path.display()))?;
+        if fill {
+            let archive = self
+                .environment
+                .read_tar(Path::new("."), &[".".into()])
+                .await
+                .map_err(|e| e.to_string())?;
+            let into = path.clone();
+            tokio::task::spawn_blocking(move || tar::Archive::new(archive.as_ref()).unpack(&into))
+                .await
+                .map_err(|e| e.to_string())?
+                .map_err(|e| format!("unpacking the workspace: {e}"))?;
+        }
+        Ok(LocalDir { path, staged: true })
+    }
+
+    /// Ends the use of a local directory: a staging directory's files are written into the
+    /// job when `write`, and it is removed.
+    pub(crate) async fn put_back(&mut self, dir: LocalDir, write: bool) -> Result<(), String> {
+        if !dir.staged {
+            return Ok(());
+        }
+        let result = if write {
+            let from = dir.path.clone();
+            let archive = tokio::task::spawn_blocking(move || {
+                ci_exec::files::pack(&from, &[std::path::PathBuf::from(".")])
+            })
+            .await
+            .map_err(|e| e.to_string())
+            .and_then(|r| r.map_err(|e| e.to_string()));
+            match archive {
+                Ok(archive) => self
+                    .environment
+                    .write_tar(Path::new("."), archive)
+                    .await
+                    .map_err(|e| e.to_string()),
+                Err(e) => Err(e),
+            }
+        } else {
+            Ok(())
+        };
+        let _ = std::fs::remove_dir_all(&dir.path);
+        result
+    }
+}
+
 fn done(outcome: Status) -> StepResult {
     StepResult {
         outcome,
@@ -27,7 +93,8 @@ fn done(outcome: Status) -> StepResult {
 /// linked, not copied) — a job may change its copy freely.
 pub(crate) async fn checkout(runner: &mut JobRunner) -> Result<StepResult, String> {
     let ctx = Arc::clone(&runner.ctx);
-    let dest = runner.workspace.clone();
+    let local = runner.local_dir(false).await?;
+    let dest = local.path.clone();
     let copied = tokio::task::spawn_blocking(move || {
         let snapshot = ctx
             .snapshot
@@ -56,6 +123,10 @@ pub(crate) async fn checkout(runner: &mut JobRunner) -> Result<StepResult, Strin
     .await
     .map_err(|e| e.to_string())
     .and_then(|r| r);
+    let copied = match copied {
+        Ok(()) => runner.put_back(local, true).await,
+        Err(e) => runner.put_back(local, false).await.and(Err(e)),
+    };
     match copied {
         Ok(()) => Ok(done(Status::Success)),
         Err(e) => {
@@ -94,14 +165,14 @@ fn copy_tree(from: &Path, to: &Path, link: bool) -> Result<(), String> {
 /// default; `actions/cache` keeps its own branch scopes).
 const CACHE_SCOPE: &str = "gitlab";
 
-fn cache_key(runner: &JobRunner, c: &Cache, env: &IndexMap<String, String>) -> String {
+fn cache_key(dir: &Path, c: &Cache, env: &IndexMap<String, String>) -> String {
     if !c.key_files.is_empty() {
         let files: Vec<&str> = c.key_files.iter().map(String::as_str).collect();
         let prefix = c
             .key_prefix
             .as_deref()
             .map(|p| expand(p, env, &IndexMap::new()));
-        return ci_store::caches::files_key(prefix.as_deref(), &runner.workspace, &files);
+        return ci_store::caches::files_key(prefix.as_deref(), dir, &files);
     }
     expand(&c.key, env, &IndexMap::new())
 }
@@ -115,11 +186,23 @@ pub(crate) async fn restore_caches(
     index: usize,
 ) -> StepResult {
     let store = Caches::new(runner.ctx.inner.blobs.clone());
+    // Keys made from files read them from the workspace.
+    let needs_files = caches.iter().any(|c| !c.key_files.is_empty());
+    let local = match runner.local_dir(needs_files).await {
+        Ok(l) => l,
+        Err(e) => {
+            runner
+                .logs
+                .annotate(index, "warning", &format!("cache: {e}"))
+                .await;
+            return done(Status::Success);
+        }
+    };
     for c in caches {
         if expand(&c.policy, env, &IndexMap::new()) == "push" {
             continue;
         }
-        let key = cache_key(runner, c, env);
+        let key = cache_key(&local.path, c, env);
         let mut keys = vec![key.clone()];
         keys.extend(
             c.fallback_keys
@@ -128,7 +211,7 @@ pub(crate) async fn restore_caches(
         );
         let refs: Vec<&str> = keys.iter().map(String::as_str).collect();
         let line = match store.lookup_exact(CACHE_SCOPE, CACHE_SCOPE, &refs).await {
-            Ok(Some(hit)) => match store.restore(&hit, &runner.workspace).await {
+            Ok(Some(hit)) => match store.restore(&hit, &local.path).await {
                 Ok(n) => format!("Successfully extracted cache {} ({n} file(s))", hit.key),
                 Err(e) => {
                     runner
@@ -149,6 +232,12 @@ pub(crate) async fn restore_caches(
         };
         runner.logs.line(index, &line).await;
     }
+    if let Err(e) = runner.put_back(local, true).await {
+        runner
+            .logs
+            .annotate(index, "warning", &format!("cache: {e}"))
+            .await;
+    }
     done(Status::Success)
 }
 
@@ -162,6 +251,16 @@ pub(crate) async fn save_caches(
     index: usize,
 ) -> StepResult {
     let store = Caches::new(runner.ctx.inner.blobs.clone());
+    let local = match runner.local_dir(true).await {
+        Ok(l) => l,
+        Err(e) => {
+            runner
+                .logs
+                .annotate(index, "warning", &format!("cache: {e}"))
+                .await;
+            return done(Status::Success);
+        }
+    };
     for c in caches {
         let policy = expand(&c.policy, env, &IndexMap::new());
         let due = match c.when {
@@ -172,7 +271,7 @@ pub(crate) async fn save_caches(
         if policy == "pull" || !due || c.paths.is_empty() {
             continue;
         }
-        let key = cache_key(runner, c, env);
+        let key = cache_key(&local.path, c, env);
         let paths: Vec<String> = c
             .paths
             .iter()
@@ -181,7 +280,7 @@ pub(crate) async fn save_caches(
         let existing: Vec<&str> = paths
             .iter()
             .map(String::as_str)
-            .filter(|p| runner.workspace.join(p.trim_start_matches("./")).exists())
+            .filter(|p| local.path.join(p.trim_start_matches("./")).exists())
             .collect();
         if existing.is_empty() {
             runner
@@ -190,10 +289,7 @@ pub(crate) async fn save_caches(
                 .await;
             continue;
         }
-        match store
-            .save(CACHE_SCOPE, &key, &runner.workspace, &existing)
-            .await
-        {
+        match store.save(CACHE_SCOPE, &key, &local.path, &existing).await {
             Ok(ci_store::caches::Saved::Stored(_)) => {
                 runner
                     .logs
@@ -214,6 +310,7 @@ pub(crate) async fn save_caches(
             }
         }
     }
+    let _ = runner.put_back(local, false).await;
     done(Status::Success)
 }
 
@@ -263,10 +360,24 @@ pub(crate) async fn download_artifacts(
     let all = artifacts::list(&store, &runner.ctx.run_id)
         .await
         .map_err(|e| format!("artifacts: {e}"))?;
+    let local = runner.local_dir(false).await?;
+    let result = download_into(runner, &store, &all, &wanted, &local.path, index).await;
+    runner.put_back(local, result.is_ok()).await?;
+    result
+}
+
+async fn download_into(
+    runner: &mut JobRunner,
+    store: &ci_store::BlobStore,
+    all: &[String],
+    wanted: &[String],
+    dir: &Path,
+    index: usize,
+) -> Result<StepResult, String> {
     for job in wanted {
-        let prefix = artifact_prefix(&job);
+        let prefix = artifact_prefix(job);
         for name in all.iter().filter(|n| n.starts_with(&prefix)) {
-            let m = artifacts::download(&store, &runner.ctx.run_id, name, &runner.workspace)
+            let m = artifacts::download(store, &runner.ctx.run_id, name, dir)
                 .await
                 .map_err(|e| {
                     runner.system_failure = true;
@@ -313,6 +424,19 @@ pub(crate) async fn upload_artifacts(
     env: &IndexMap<String, String>,
     index: usize,
 ) -> Result<StepResult, String> {
+    let local = runner.local_dir(true).await?;
+    let result = upload_from(runner, a, env, &local.path, index).await;
+    runner.put_back(local, false).await?;
+    result
+}
+
+async fn upload_from(
+    runner: &mut JobRunner,
+    a: &ArtifactUpload,
+    env: &IndexMap<String, String>,
+    dir: &Path,
+    index: usize,
+) -> Result<StepResult, String> {
     let mut patterns: Vec<String> = a
         .paths
         .iter()
@@ -321,7 +445,7 @@ pub(crate) async fn upload_artifacts(
     patterns.extend(a.dotenv.iter().cloned());
     patterns.extend(a.junit.iter().cloned());
     if a.untracked {
-        match untracked_files(&runner.workspace) {
+        match untracked_files(dir) {
             Some(files) => patterns.extend(files),
             None => {
                 runner
@@ -337,7 +461,7 @@ pub(crate) async fn upload_artifacts(
     }
     let mut dotenv = IndexMap::new();
     for file in &a.dotenv {
-        let path = runner.workspace.join(file.trim_start_matches("./"));
+        let path = dir.join(file.trim_start_matches("./"));
         let text =
             std::fs::read_to_string(&path).map_err(|e| format!("dotenv report {file}: {e}"))?;
         let vars = ci_exec::envfile::parse_env_file(&text)
@@ -345,11 +469,7 @@ pub(crate) async fn upload_artifacts(
         dotenv.extend(vars);
     }
     for file in &a.junit {
-        if runner
-            .workspace
-            .join(file.trim_start_matches("./"))
-            .exists()
-        {
+        if dir.join(file.trim_start_matches("./")).exists() {
             runner
                 .logs
                 .line(index, &format!("JUnit report {file} saved"))
@@ -382,7 +502,7 @@ pub(crate) async fn upload_artifacts(
         &ctx.inner.blobs,
         &ctx.run_id,
         &name,
-        &runner.workspace,
+        dir,
         &lines,
         IfNoFilesFound::Warn,
         expires,

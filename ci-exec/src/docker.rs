@@ -623,6 +623,30 @@ impl JobEnvironment for DockerJob {
         StepOutcome::Exited(i32::try_from(code).unwrap_or(-1))
     }
 
+    fn local_workspace(&self) -> Option<&std::path::Path> {
+        Some(&self.workspace)
+    }
+
+    async fn read_file(&self, path: &std::path::Path) -> Result<Option<bytes::Bytes>, ExecError> {
+        crate::files::read_file(&self.workspace, path).await
+    }
+
+    async fn write_tar(
+        &self,
+        at: &std::path::Path,
+        archive: bytes::Bytes,
+    ) -> Result<(), ExecError> {
+        crate::files::write_tar(&self.workspace, at, archive).await
+    }
+
+    async fn read_tar(
+        &self,
+        from: &std::path::Path,
+        paths: &[String],
+    ) -> Result<bytes::Bytes, ExecError> {
+        crate::files::read_tar(&self.workspace, from, paths).await
+    }
+
     async fn teardown(&self) -> Result<(), ExecError> {
         {
             let mut done = self.torn_down.lock().expect("never poisoned");

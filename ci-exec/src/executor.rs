@@ -3,6 +3,10 @@
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
+use std::path::Path;
+
+use bytes::Bytes;
+
 use crate::spec::{Chunk, JobSpec, StepOutcome, StepSpec};
 
 /// Why an executor could not do what was asked (a step's own failure is a [`StepOutcome`]).
@@ -23,6 +27,9 @@ pub enum ExecError {
     /// Tearing the job environment down failed.
     #[error("tearing the job down failed: {0}")]
     Teardown(String),
+    /// Reading or writing the job's files failed.
+    #[error("job files: {0}")]
+    Files(String),
 }
 
 /// What an executor can do: callers decide by these, never by its name.
@@ -106,4 +113,38 @@ pub trait JobEnvironment: Send + Sync {
     /// Removes everything the job left (processes, temporary files, containers).
     /// Idempotent: calling it twice, or after a failed step, is fine.
     async fn teardown(&self) -> Result<(), ExecError>;
+
+    // The job's files belong to the job environment: callers reach them only through the
+    // operations below, so a job can run on another machine. Paths are relative to the
+    // workspace (they may not leave it), or absolute inside the job's filesystem. The
+    // defaults describe an environment that keeps no files (a test double): nothing to
+    // read, and writing is refused; every executor with a workspace implements all four.
+
+    /// The workspace as a directory of the caller's machine, when the job's files are there
+    /// at that path (host, local Docker): a fast path for the operations below.
+    fn local_workspace(&self) -> Option<&Path> {
+        None
+    }
+
+    /// Reads one file; `None` when it does not exist.
+    async fn read_file(&self, _path: &Path) -> Result<Option<Bytes>, ExecError> {
+        Ok(None)
+    }
+
+    /// Unpacks a tar archive into the directory `at` (made if missing).
+    async fn write_tar(&self, at: &Path, _archive: Bytes) -> Result<(), ExecError> {
+        Err(ExecError::Files(format!(
+            "{}: this job environment keeps no files",
+            at.display()
+        )))
+    }
+
+    /// Packs `paths` (relative to `from`; `.` for all of it) into a tar archive; paths that
+    /// do not exist are left out.
+    async fn read_tar(&self, _from: &Path, _paths: &[String]) -> Result<Bytes, ExecError> {
+        tar::Builder::new(Vec::new())
+            .into_inner()
+            .map(Bytes::from)
+            .map_err(|e| ExecError::Files(e.to_string()))
+    }
 }

@@ -1,7 +1,11 @@
 //! A scripted executor for tests and users' test harnesses: per step, the output, exit
-//! code, delay and faults to produce — no process is started.
+//! code, delay and faults to produce — no process is started. Steps nobody scripted succeed
+//! silently ([`FakeExecutor::new`]) or run in a small shell over the job's in-memory files
+//! ([`FakeExecutor::shell`]); the job's file operations work on those files. The shell fake
+//! passes the conformance suite by behaving.
 
 use std::collections::HashMap;
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -10,6 +14,7 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use crate::executor::{ExecError, Executor, JobEnvironment};
+use crate::fake_shell::{interpret, Effect, Files};
 use crate::spec::{Chunk, JobSpec, StepOutcome, StepSpec, Stream};
 
 /// What a scripted step does.
@@ -58,14 +63,26 @@ impl FakeStep {
 #[derive(Debug, Default)]
 pub struct FakeExecutor {
     steps: HashMap<String, FakeStep>,
+    /// Steps nobody scripted run in the small shell (else they succeed silently).
+    shell: bool,
     unavailable: Option<String>,
     ran: Arc<Mutex<Vec<String>>>,
 }
 
 impl FakeExecutor {
-    /// An executor where every step succeeds.
+    /// An executor where every step nobody scripted succeeds silently.
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// An executor where steps nobody scripted run in a small shell over the job's
+    /// in-memory files (`echo`, `printf`, `exit`, `sleep`, `pwd`, `cat`, variables, quotes,
+    /// `>`/`>>`/`>&2`; see the module doc), so tests can write real scripts.
+    pub fn shell() -> Self {
+        FakeExecutor {
+            shell: true,
+            ..Self::default()
+        }
     }
 
     /// Scripts the step with this id.
@@ -93,7 +110,8 @@ impl Executor for FakeExecutor {
     }
 
     fn capabilities(&self) -> crate::executor::Capabilities {
-        crate::executor::Capabilities::host()
+        // Its files live in memory: callers reach them only through the job's operations.
+        crate::executor::Capabilities::remote(false)
     }
 
     async fn available(&self) -> Result<(), ExecError> {
@@ -112,6 +130,9 @@ impl Executor for FakeExecutor {
             steps: self.steps.clone(),
             deadline: job.timeout.map(|t| Instant::now() + t),
             ran: Arc::clone(&self.ran),
+            shell: self.shell,
+            workspace: job.workspace.clone(),
+            files: Mutex::new(Files::new()),
         }))
     }
 }
@@ -120,6 +141,60 @@ struct FakeJob {
     steps: HashMap<String, FakeStep>,
     deadline: Option<Instant>,
     ran: Arc<Mutex<Vec<String>>>,
+    shell: bool,
+    workspace: PathBuf,
+    files: Mutex<Files>,
+}
+
+impl FakeJob {
+    fn path(&self, path: &Path) -> Result<PathBuf, ExecError> {
+        crate::files::resolve(&self.workspace, path)
+    }
+
+    /// Runs a step nobody scripted in the small shell.
+    async fn interpret(
+        &self,
+        step: &StepSpec,
+        output: &mpsc::Sender<Chunk>,
+        cancel: &CancellationToken,
+    ) -> StepOutcome {
+        let cwd = match &step.workdir {
+            Some(dir) => self.workspace.join(dir),
+            None => self.workspace.clone(),
+        };
+        let run = {
+            let mut files = self.files.lock().expect("never poisoned");
+            interpret(&step.script, &step.env, &cwd, &mut files)
+        };
+        let limit = crate::spec::time_left(step, self.deadline).map(|l| Instant::now() + l);
+        for effect in run.effects {
+            match effect {
+                Effect::Output(stream, data) => {
+                    let _ = output
+                        .send(Chunk {
+                            stream,
+                            data: Bytes::from(data),
+                        })
+                        .await;
+                }
+                Effect::Sleep(d) => {
+                    let until = Instant::now() + d;
+                    let (wake, timed_out) = match limit {
+                        Some(l) if l < until => (l, true),
+                        _ => (until, false),
+                    };
+                    tokio::select! {
+                        _ = tokio::time::sleep_until(wake.into()) => {}
+                        _ = cancel.cancelled() => return StepOutcome::Cancelled,
+                    }
+                    if timed_out {
+                        return StepOutcome::TimedOut;
+                    }
+                }
+            }
+        }
+        StepOutcome::Exited(run.exit)
+    }
 }
 
 async fn send(output: &mpsc::Sender<Chunk>, parts: &[(Stream, Vec<u8>)]) {
@@ -145,7 +220,11 @@ impl JobEnvironment for FakeJob {
             .lock()
             .expect("never poisoned")
             .push(step.id.clone());
-        let script = self.steps.get(&step.id).cloned().unwrap_or_default();
+        let script = match self.steps.get(&step.id) {
+            Some(script) => script.clone(),
+            None if self.shell => return self.interpret(step, &output, &cancel).await,
+            None => FakeStep::default(),
+        };
         if let StepOutcome::StartFailed(reason) = &script.outcome {
             return StepOutcome::StartFailed(reason.clone());
         }
@@ -172,5 +251,75 @@ impl JobEnvironment for FakeJob {
 
     async fn teardown(&self) -> Result<(), ExecError> {
         Ok(())
+    }
+
+    fn local_workspace(&self) -> Option<&Path> {
+        None
+    }
+
+    async fn read_file(&self, path: &Path) -> Result<Option<Bytes>, ExecError> {
+        let path = self.path(path)?;
+        Ok(self
+            .files
+            .lock()
+            .expect("never poisoned")
+            .get(&path)
+            .cloned())
+    }
+
+    async fn write_tar(&self, at: &Path, archive: Bytes) -> Result<(), ExecError> {
+        let at = self.path(at)?;
+        let mut archive = tar::Archive::new(archive.as_ref());
+        let entries = archive
+            .entries()
+            .map_err(|e| ExecError::Files(e.to_string()))?;
+        let mut files = self.files.lock().expect("never poisoned");
+        for entry in entries {
+            let mut entry = entry.map_err(|e| ExecError::Files(e.to_string()))?;
+            if !entry.header().entry_type().is_file() {
+                continue;
+            }
+            let name = entry
+                .path()
+                .map_err(|e| ExecError::Files(e.to_string()))?
+                .into_owned();
+            let path = crate::files::resolve(&at, &name)?;
+            let mut data = Vec::new();
+            std::io::Read::read_to_end(&mut entry, &mut data)
+                .map_err(|e| ExecError::Files(e.to_string()))?;
+            files.insert(path, Bytes::from(data));
+        }
+        Ok(())
+    }
+
+    async fn read_tar(&self, from: &Path, paths: &[String]) -> Result<Bytes, ExecError> {
+        let from = self.path(from)?;
+        let mut wanted = Vec::new();
+        for p in paths {
+            let rel = Path::new(p.trim_start_matches("./"));
+            wanted.push(crate::files::resolve(&from, rel)?);
+        }
+        let files = self.files.lock().expect("never poisoned");
+        let mut builder = tar::Builder::new(Vec::new());
+        let mut names: Vec<&PathBuf> = files
+            .keys()
+            .filter(|f| wanted.iter().any(|w| f.starts_with(w)))
+            .collect();
+        names.sort();
+        for name in names {
+            let rel = name.strip_prefix(&from).unwrap_or(name);
+            let data = &files[name];
+            let mut header = tar::Header::new_gnu();
+            header.set_size(data.len() as u64);
+            header.set_mode(0o644);
+            header.set_cksum();
+            builder
+                .append_data(&mut header, rel, data.as_ref())
+                .map_err(|e| ExecError::Files(e.to_string()))?;
+        }
+        builder
+            .into_inner()
+            .map(Bytes::from)
+            .map_err(|e| ExecError::Files(e.to_string()))
     }
 }

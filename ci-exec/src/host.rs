@@ -274,6 +274,30 @@ impl JobEnvironment for HostJob {
         }
     }
 
+    fn local_workspace(&self) -> Option<&std::path::Path> {
+        Some(&self.job.workspace)
+    }
+
+    async fn read_file(&self, path: &std::path::Path) -> Result<Option<bytes::Bytes>, ExecError> {
+        crate::files::read_file(&self.job.workspace, path).await
+    }
+
+    async fn write_tar(
+        &self,
+        at: &std::path::Path,
+        archive: bytes::Bytes,
+    ) -> Result<(), ExecError> {
+        crate::files::write_tar(&self.job.workspace, at, archive).await
+    }
+
+    async fn read_tar(
+        &self,
+        from: &std::path::Path,
+        paths: &[String],
+    ) -> Result<bytes::Bytes, ExecError> {
+        crate::files::read_tar(&self.job.workspace, from, paths).await
+    }
+
     async fn teardown(&self) -> Result<(), ExecError> {
         let groups = std::mem::take(
             &mut *self

@@ -47,6 +47,8 @@ mod docker;
 pub mod envfile;
 mod executor;
 mod fake;
+mod fake_shell;
+pub mod files;
 mod host;
 pub mod log;
 pub mod mask;

@@ -9,7 +9,7 @@ use tokio_util::sync::CancellationToken;
 #[tokio::test]
 async fn fake_executor_passes_the_suite() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let failures = conformance::run_all(&conformance::scripted_fake(), dir.path()).await;
+    let failures = conformance::run_all(&ci_exec::FakeExecutor::shell(), dir.path()).await;
     assert!(failures.is_empty(), "{failures:#?}");
 }
 
