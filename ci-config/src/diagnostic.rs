@@ -161,3 +161,19 @@ fn floor_char_boundary(s: &str, mut i: usize) -> usize {
     }
     i
 }
+
+/// A parse result: the model (when the file could be read at all) and every diagnostic.
+#[derive(Debug, Clone)]
+pub struct Parsed<T> {
+    /// The model; present even when there are errors, as far as it could be read.
+    pub value: Option<T>,
+    /// Errors and warnings, in source order.
+    pub diagnostics: Vec<Diagnostic>,
+}
+
+impl<T> Parsed<T> {
+    /// Whether any diagnostic is an error.
+    pub fn has_errors(&self) -> bool {
+        self.diagnostics.iter().any(Diagnostic::is_error)
+    }
+}

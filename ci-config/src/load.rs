@@ -5,8 +5,8 @@
 
 use indexmap::IndexMap;
 
-use crate::diagnostic::Diagnostic;
-use crate::github::{Parsed, WorkflowResolver};
+use crate::diagnostic::{Diagnostic, Parsed};
+use crate::github::WorkflowResolver;
 use crate::gitlab::{self, Facts, Includes, NoIncludes, ResolveError};
 use crate::model::{Dialect, Workflow};
 use crate::span::Source;

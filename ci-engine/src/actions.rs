@@ -5,36 +5,16 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use ci_config::expr::{EvalContext, Value};
 use ci_config::github::{Action, ActionRuns};
-use ci_config::model::{InputType, Step, WorkflowCall};
+use ci_config::model::Step;
 use ci_exec::{ContainerSpec, JobSpec, Shell, StepSpec};
-use ci_graph::Outcome;
 use ci_store::artifacts::{self, IfNoFilesFound};
 use ci_store::caches::Caches;
 use indexmap::IndexMap;
 
-use crate::context::{object, strings, Scope};
+use crate::context::{strings, Scope};
 use crate::events::Status;
-use crate::job::{Executed, Frame, JobRunner, JobTask, StepResult};
-use crate::run::{JobResult, WorkflowScope};
-
-/// Work left for the end of the job (GitHub's post steps).
-pub(crate) enum Post {
-    /// `actions/cache`: save the paths under the key unless it was restored exactly.
-    CacheSave {
-        key: String,
-        paths: Vec<String>,
-        step: usize,
-    },
-    /// A node action's `post:` script.
-    Node {
-        dir: PathBuf,
-        script: String,
-        env: IndexMap<String, String>,
-        step: usize,
-    },
-}
+use crate::runner::{Executed, Frame, JobRunner, Post, StepResult};
 
 pub(crate) use ci_exec::split_words;
 
@@ -83,7 +63,7 @@ pub(crate) async fn uses(
             })?;
         return run_action(runner, frame, step, index, uses, &dir, inputs, env, timeout).await;
     }
-    if let Some((dir, sub)) = crate::engine::mapped_action(&runner.ctx.inner, uses) {
+    if let Some((dir, sub)) = crate::inner::mapped_action(&runner.ctx.inner, uses) {
         let dir = dir.join(sub);
         return run_action(runner, frame, step, index, uses, &dir, inputs, env, timeout).await;
     }
@@ -367,7 +347,7 @@ async fn docker_step(
     };
     let spec = JobSpec {
         run_id: runner.ctx.run_id.clone(),
-        job_id: format!("{}-step{index}", crate::job::storage_key(&runner.id)),
+        job_id: format!("{}-step{index}", crate::runner::storage_key(&runner.id)),
         workspace: runner.workspace.clone(),
         env: IndexMap::new(),
         timeout: Some(runner.deadline.saturating_duration_since(Instant::now())),
@@ -820,195 +800,5 @@ pub(crate) async fn run_post(runner: &mut JobRunner, frame: &mut Frame, post: Po
                 frame.failed = true;
             }
         }
-    }
-}
-
-/// A job that calls a reusable workflow: its jobs run as part of this run, named
-/// `caller / job`.
-pub(crate) async fn call_workflow(
-    task: &JobTask,
-    call: &WorkflowCall,
-    started: Instant,
-    started_at: i64,
-) -> JobResult {
-    let id = task.id();
-    let fail = |message: String| {
-        let job = id.clone();
-        async move {
-            task.ctx
-                .emit(crate::RunEvent::Annotation {
-                    job,
-                    step: 0,
-                    level: "error",
-                    message,
-                })
-                .await;
-            JobResult {
-                outcome: Outcome::failure(1),
-                steps: Vec::new(),
-                started_at,
-                duration: started.elapsed(),
-                name: task.instance.name.clone(),
-            }
-        }
-    };
-    if task.scope.depth >= 4 {
-        return fail(format!(
-            "'{}': reusable workflows nest at most 4 levels deep",
-            call.uses
-        ))
-        .await;
-    }
-    let file = if let Some(rel) = call.uses.strip_prefix("./") {
-        task.ctx.root.join(rel)
-    } else if let Some((dir, sub)) = crate::engine::mapped_action(&task.ctx.inner, &call.uses) {
-        dir.join(sub)
-    } else {
-        return fail(format!(
-            "reusable workflow '{}' would have to be downloaded; map its repository to a local \
-             copy with --action-dir {}=PATH",
-            call.uses,
-            call.uses.split('/').take(2).collect::<Vec<_>>().join("/")
-        ))
-        .await;
-    };
-    let text = match std::fs::read_to_string(&file) {
-        Ok(t) => t,
-        Err(e) => return fail(format!("reusable workflow '{}': {e}", call.uses)).await,
-    };
-    let called = match crate::run::load_workflow(&call.uses, &text) {
-        Ok(w) => w,
-        Err(e) => {
-            let detail = match &e {
-                crate::EngineError::Invalid { diagnostics, .. } => diagnostics
-                    .iter()
-                    .filter(|d| d.is_error())
-                    .map(|d| d.render(&text, false))
-                    .collect::<Vec<_>>()
-                    .join("\n"),
-                other => other.to_string(),
-            };
-            return fail(format!("reusable workflow '{}': {detail}", call.uses)).await;
-        }
-    };
-    let Some(trigger) = called.triggers.iter().find(|t| t.event == "workflow_call") else {
-        return fail(format!(
-            "'{}' cannot be called: it has no `on: workflow_call`",
-            call.uses
-        ))
-        .await;
-    };
-    // Inputs and secrets, evaluated in the caller's contexts.
-    let mut caller = task.scope.contexts.clone();
-    caller
-        .insert("needs", task.needs.clone())
-        .insert(
-            "matrix",
-            task.instance
-                .matrix
-                .as_ref()
-                .map_or(Value::Null, |m| object(m.clone())),
-        )
-        .insert("strategy", object(IndexMap::new()));
-    let scope = Scope::new(&caller);
-    let mut inputs: IndexMap<String, Value> = IndexMap::new();
-    for (name, def) in &trigger.inputs {
-        let value = match call.with.get(name) {
-            Some(node) => match scope.node(node) {
-                Ok(v) => v,
-                Err(e) => return fail(format!("with.{name}: {e}")).await,
-            },
-            None => match &def.default {
-                Some(d) => match scope.node(d) {
-                    Ok(v) => v,
-                    Err(e) => return fail(format!("default of input '{name}': {e}")).await,
-                },
-                None if def.required => {
-                    return fail(format!("'{}' requires input '{name}'", call.uses)).await
-                }
-                None => Value::Null,
-            },
-        };
-        let value = match (def.kind, &value) {
-            (InputType::Boolean | InputType::Number, Value::String(s)) => {
-                crate::run::typed(def.kind, s)
-            }
-            _ => value,
-        };
-        inputs.insert(name.clone(), value);
-    }
-    let caller_secrets = task.scope.contexts.context("secrets");
-    let mut secrets: IndexMap<String, String> = IndexMap::new();
-    if call.inherit_secrets {
-        if let Some(Value::Object(map)) = &caller_secrets {
-            for (k, v) in map.iter() {
-                secrets.insert(k.clone(), ci_config::expr::render(v));
-            }
-        }
-    } else {
-        for (k, t) in &call.secrets {
-            match scope.render(t) {
-                Ok(v) => {
-                    secrets.insert(k.clone(), v);
-                }
-                Err(e) => return fail(format!("secrets.{k}: {e}")).await,
-            }
-        }
-    }
-    for (name, required) in &trigger.secrets {
-        if *required && !secrets.contains_key(name) {
-            return fail(format!("'{}' requires secret '{name}'", call.uses)).await;
-        }
-    }
-    let mut contexts = task.scope.contexts.clone();
-    contexts
-        .insert("inputs", object(inputs))
-        .insert("secrets", strings(&secrets));
-    let mut masked = task.scope.secrets.clone();
-    masked.extend(secrets.values().filter(|s| !s.is_empty()).cloned());
-    let nested = WorkflowScope {
-        prefix: format!("{id} / "),
-        contexts: contexts.clone(),
-        secrets: masked,
-        depth: task.scope.depth + 1,
-        vars: crate::env::RunVars::default(),
-    };
-    let result = crate::run::run_workflow(
-        Arc::clone(&task.ctx),
-        Arc::new(called.clone()),
-        nested,
-        task.cancel.clone(),
-    )
-    .await;
-    // Outputs: `on.workflow_call.outputs`, which read `jobs.<id>.outputs`.
-    let jobs_ctx: IndexMap<String, Value> = result
-        .jobs
-        .iter()
-        .map(|(k, (status, outputs))| {
-            let mut m = IndexMap::new();
-            m.insert("result".to_owned(), Value::string(status.as_str()));
-            m.insert("outputs".to_owned(), strings(outputs));
-            (k.clone(), object(m))
-        })
-        .collect();
-    contexts.insert("jobs", object(jobs_ctx));
-    let scope = Scope::new(&contexts);
-    let mut outputs = IndexMap::new();
-    for (name, t) in &trigger.outputs {
-        match scope.render(t) {
-            Ok(v) => {
-                outputs.insert(name.clone(), v);
-            }
-            Err(e) => return fail(format!("output '{name}': {e}")).await,
-        }
-    }
-    let mut outcome = crate::job::outcome_of(result.status);
-    outcome.outputs = outputs;
-    JobResult {
-        outcome,
-        steps: Vec::new(),
-        started_at,
-        duration: started.elapsed(),
-        name: task.instance.name.clone(),
     }
 }

@@ -2,20 +2,17 @@
 //! conditions, file commands (`GITHUB_OUTPUT`, `GITHUB_ENV`, `GITHUB_PATH`,
 //! `GITHUB_STEP_SUMMARY`), timeouts, post steps and outputs.
 
-use std::hash::{Hash, Hasher};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use ci_config::expr::{Contexts, Value};
-use ci_config::model::{Env, Job, Parallel, Step, StepAction, Workflow};
+use ci_config::model::{Env, Job, Parallel, Step, StepAction};
 use ci_exec::envfile::{parse_env_file, parse_path_file};
-use ci_exec::log::Level;
 use ci_exec::{
-    Chunk, ContainerSpec, Executor, JobEnvironment, JobSpec, LogEvent, LogPipeline, ServiceSpec,
-    Shell, StepOutcome, StepSpec, Stream,
+    Chunk, ContainerSpec, JobSpec, LogPipeline, ServiceSpec, Shell, StepOutcome, StepSpec,
 };
-use ci_graph::{JobInstance, Outcome};
+use ci_graph::Outcome;
 use ci_store::logs::LogWriter;
 use ci_store::runs::StepRecord;
 use indexmap::IndexMap;
@@ -25,7 +22,8 @@ use tokio_util::sync::CancellationToken;
 use crate::context::{object, strings, Scope, StatusFns};
 use crate::env::{add_vars, Table};
 use crate::events::{RunEvent, Status};
-use crate::run::{now_ms, JobResult, RunCtx, WorkflowScope};
+use crate::runner::{storage_key, Executed, Frame, JobRunner, Logs, StepResult};
+use crate::state::{now_ms, JobResult, JobTask};
 use crate::JOB_LOGS;
 
 /// GitHub's default job time limit.
@@ -33,19 +31,6 @@ const DEFAULT_JOB_TIMEOUT: Duration = Duration::from_secs(360 * 60);
 
 /// The longest start delay taken literally (ten years).
 const MAX_DELAY_SECS: u64 = 10 * 365 * 24 * 3600;
-
-/// A job attempt handed to a task.
-pub(crate) struct JobTask {
-    pub ctx: Arc<RunCtx>,
-    pub workflow: Arc<Workflow>,
-    pub scope: WorkflowScope,
-    pub needs: Value,
-    pub instance: JobInstance,
-    pub attempt: u32,
-    pub cancel: CancellationToken,
-    /// `strategy.job-index` and `strategy.job-total`.
-    pub matrix_pos: (usize, usize),
-}
 
 impl JobTask {
     /// The id shown and recorded (`caller / job (a, b)` inside called workflows).
@@ -65,9 +50,6 @@ impl JobTask {
                 attempt: self.attempt,
             })
             .await;
-        if let Some(call) = &job.call {
-            return crate::actions::call_workflow(&self, call, started, started_at).await;
-        }
         let permit = tokio::select! {
             p = Arc::clone(&self.ctx.inner.capacity).acquire_owned() => p.ok(),
             _ = self.cancel.cancelled() => None,
@@ -135,233 +117,6 @@ impl JobTask {
             name: self.instance.name.clone(),
         }
     }
-}
-
-/// A storage key for a job id: safe characters plus a hash keeping distinct ids distinct.
-pub(crate) fn storage_key(id: &str) -> String {
-    let safe: String = id
-        .chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.') {
-                c
-            } else {
-                '_'
-            }
-        })
-        .take(80)
-        .collect();
-    let mut h = std::collections::hash_map::DefaultHasher::new();
-    id.hash(&mut h);
-    format!("{safe}-{:08x}", h.finish() as u32)
-}
-
-/// A step scope: the job's own steps, or a composite action's.
-#[derive(Default)]
-pub(crate) struct Frame {
-    /// `steps` context: id → {outputs, outcome, conclusion}.
-    pub steps: serde_json::Map<String, serde_json::Value>,
-    /// `inputs` inside a composite action.
-    pub inputs: Option<Value>,
-    /// `github.action_path` inside an action.
-    pub action_path: Option<PathBuf>,
-    /// Environment added by the action step that opened the frame.
-    pub env: IndexMap<String, String>,
-    /// A step failed (without continue-on-error).
-    pub failed: bool,
-    /// Nesting of composite actions.
-    pub depth: usize,
-}
-
-/// What one executed script produced.
-pub(crate) struct Executed {
-    pub outcome: StepOutcome,
-    pub outputs: IndexMap<String, String>,
-}
-
-/// A step's result for the `steps` context.
-pub(crate) struct StepResult {
-    pub outcome: Status,
-    pub outputs: IndexMap<String, String>,
-}
-
-/// Log handling of a job: masking pipeline, durable writer, events.
-pub(crate) struct Logs {
-    ctx: Arc<RunCtx>,
-    job: String,
-    pipeline: LogPipeline,
-    writer: Option<LogWriter>,
-    failed: bool,
-    /// The (masked) output kept for a coverage regex, bounded by [`CAPTURE_LIMIT`].
-    capture: Option<String>,
-}
-
-/// Most output kept for a GitLab `coverage:` regex (the tail is kept).
-const CAPTURE_LIMIT: usize = 4 * 1024 * 1024;
-
-impl Logs {
-    async fn write(&mut self, data: &[u8]) {
-        if let Some(w) = &mut self.writer {
-            if let Err(e) = w.append(data).await {
-                if !self.failed {
-                    self.failed = true;
-                    self.ctx
-                        .error(format!("writing the log of '{}': {e}", self.job));
-                }
-            }
-        }
-    }
-
-    /// Text for the stored log only (step headers).
-    pub async fn raw(&mut self, text: &str) {
-        let masked = self.pipeline.masker().mask(text.as_bytes());
-        self.write(&masked).await;
-    }
-
-    /// A line the engine itself writes (headers, errors), masked like step output.
-    pub async fn line(&mut self, step: usize, text: &str) {
-        let masked = self.pipeline.masker().mask(text.as_bytes());
-        let mut data = masked.clone();
-        data.push(b'\n');
-        self.write(&data).await;
-        if self.ctx.options.log_events {
-            self.ctx
-                .emit(RunEvent::Log {
-                    job: self.job.clone(),
-                    step,
-                    stream: "stdout",
-                    line: String::from_utf8_lossy(&masked).into_owned(),
-                })
-                .await;
-        }
-    }
-
-    /// An annotation (shown, and kept in the log).
-    pub async fn annotate(&mut self, step: usize, level: &'static str, message: &str) {
-        let masked =
-            String::from_utf8_lossy(&self.pipeline.masker().mask(message.as_bytes())).into_owned();
-        self.write(format!("##[{level}]{masked}\n").as_bytes())
-            .await;
-        self.ctx
-            .emit(RunEvent::Annotation {
-                job: self.job.clone(),
-                step,
-                level,
-                message: masked,
-            })
-            .await;
-    }
-
-    /// The output kept for a coverage regex.
-    pub fn captured(&self) -> String {
-        self.capture.clone().unwrap_or_default()
-    }
-
-    async fn events(&mut self, step: usize, events: Vec<LogEvent>) {
-        for event in events {
-            match event {
-                LogEvent::Output { stream, data, .. } => {
-                    self.write(&data).await;
-                    if let Some(c) = &mut self.capture {
-                        c.push_str(&String::from_utf8_lossy(&data));
-                        if c.len() > CAPTURE_LIMIT {
-                            let cut = c.len() - CAPTURE_LIMIT / 2;
-                            let cut = (cut..c.len()).find(|i| c.is_char_boundary(*i)).unwrap_or(0);
-                            c.drain(..cut);
-                        }
-                    }
-                    if self.ctx.options.log_events {
-                        let text = String::from_utf8_lossy(&data);
-                        for line in text.lines() {
-                            self.ctx
-                                .emit(RunEvent::Log {
-                                    job: self.job.clone(),
-                                    step,
-                                    stream: match stream {
-                                        Stream::Stdout => "stdout",
-                                        Stream::Stderr => "stderr",
-                                    },
-                                    line: line.to_owned(),
-                                })
-                                .await;
-                        }
-                    }
-                }
-                LogEvent::Group { title } => {
-                    self.write(format!("##[group]{title}\n").as_bytes()).await;
-                }
-                LogEvent::EndGroup => self.write(b"##[endgroup]\n").await,
-                LogEvent::Annotation { level, message, .. } => {
-                    let level = match level {
-                        Level::Error => "error",
-                        Level::Warning => "warning",
-                        Level::Notice => "notice",
-                        _ => "debug",
-                    };
-                    if level == "debug" {
-                        self.write(format!("##[debug]{message}\n").as_bytes()).await;
-                    } else {
-                        self.annotate(step, level, &message).await;
-                    }
-                }
-                _ => {}
-            }
-        }
-    }
-}
-
-/// A job being run.
-pub(crate) struct JobRunner {
-    pub ctx: Arc<RunCtx>,
-    pub id: String,
-    pub base: Contexts,
-    /// Job environment (workflow → job → `GITHUB_ENV`).
-    pub env: IndexMap<String, String>,
-    pub path_adds: Vec<String>,
-    pub workspace: PathBuf,
-    pub temp: PathBuf,
-    pub environment: Box<dyn JobEnvironment>,
-    pub in_container: bool,
-    pub logs: Logs,
-    pub records: Vec<StepRecord>,
-    pub post: Vec<crate::actions::Post>,
-    pub cancel: CancellationToken,
-    pub deadline: Instant,
-    pub timed_out: bool,
-    pub after_cancel: bool,
-    pub step_index: usize,
-    pub scripts: usize,
-    pub defaults_shell: Option<String>,
-    pub defaults_workdir: Option<String>,
-    pub summary: String,
-    pub secrets: Vec<String>,
-    pub github: Value,
-    pub log_key: String,
-    pub job_status: Status,
-    /// The job could not be set up or fed (a runner's failure, not the script's).
-    pub system_failure: bool,
-    /// The job's id and its instance's (artifact names).
-    pub job: String,
-    pub instance: String,
-    /// The limit of each cleanup step.
-    pub cleanup_timeout: Duration,
-    /// A cleanup step has started: the job's time limit no longer applies.
-    pub past_cleanup: bool,
-    /// The step being run is a cleanup step.
-    pub in_cleanup: bool,
-    /// The exit code of the step that failed the job.
-    pub exit_code: Option<i32>,
-    /// Outputs the job's steps add (dotenv reports).
-    pub step_outputs: IndexMap<String, String>,
-    /// The job's container was dropped: nothing here runs containers.
-    pub image_ignored: bool,
-    /// The `needs` context: the jobs this one waited for, with their results and outputs.
-    pub needs: Value,
-    /// Staging directories made so far (their names).
-    pub stagings: usize,
-    /// Executor used for `docker://` steps and docker actions.
-    pub containers: Option<Arc<dyn Executor>>,
-    /// The runner environment of the job's dialect (its variables and file commands).
-    pub table: Table,
 }
 
 impl JobRunner {
@@ -449,7 +204,7 @@ impl JobRunner {
             .map(|l| plain.render(l))
             .collect::<Result<_, _>>()
             .map_err(|e| fail(format!("runs-on: {e}")))?;
-        let mut executor = crate::engine::executor_for(&ctx.inner, &labels);
+        let mut executor = crate::inner::executor_for(&ctx.inner, &labels);
         let wants_containers = job.container.is_some()
             || !job.services.is_empty()
             || job.steps.iter().any(|s| {
@@ -1275,7 +1030,8 @@ impl JobRunner {
                 .await;
         }
         if let Some(w) = self.logs.writer.take() {
-            self.ctx.record(crate::run::Record::Log(self.id.clone(), w));
+            self.ctx
+                .record(crate::state::Record::Log(self.id.clone(), w));
         }
         // Emptied in the background, on otherwise idle time, then offered to later jobs (the
         // run directory goes at the end of the run in any case).
@@ -1490,13 +1246,4 @@ fn container_spec(
         None => None,
     };
     Ok(ContainerSpec { image, env, user })
-}
-
-/// Whether an outcome status is a success for the scheduler.
-pub(crate) fn outcome_of(status: Status) -> Outcome {
-    match status {
-        Status::Success | Status::Skipped => Outcome::success(),
-        Status::Cancelled => Outcome::cancelled(),
-        Status::Failure => Outcome::failure(1),
-    }
 }

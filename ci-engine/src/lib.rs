@@ -50,11 +50,18 @@ mod actions;
 mod context;
 mod engine;
 mod env;
+mod error;
 mod events;
+mod groups;
+mod inner;
 mod job;
+mod options;
 #[cfg(feature = "reporters")]
 mod report;
 mod run;
+mod runner;
+mod source;
+mod state;
 mod transfer;
 
 /// Job logs are stored as the step logs of this pseudo-job, one per job (keyed by the
@@ -70,7 +77,10 @@ pub fn job_log(
     ci_store::logs::LogReader::new(blobs.clone(), run_id, JOB_LOGS, log_key)
 }
 
-pub use engine::{Engine, EngineBuilder, EngineError, NeedsMode, RunHandle, RunOptions, Source};
+pub use engine::{Engine, EngineBuilder, RunHandle};
+pub use error::EngineError;
+pub use options::{NeedsMode, RunOptions};
+pub use source::Source;
 
 // The crates the engine composes, so that an embedder depends on this one crate.
 pub use ci_config as config;

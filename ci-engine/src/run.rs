@@ -6,13 +6,14 @@ use std::future::Future;
 use std::path::PathBuf;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
+use ci_config::expr::EvalContext;
 use ci_config::expr::{Contexts, Value};
-use ci_config::model::{Env, InputType, Workflow};
+use ci_config::model::{Env, InputType, Workflow, WorkflowCall};
 use ci_graph::{
-    evaluate_deferred_matrix, Conclusion, ConditionEvaluator, ExprConditions, JobInstance, Plan,
-    RunFacts, Scheduler, SchedulerOptions, State, StatusSnapshot,
+    evaluate_deferred_matrix, Conclusion, ConditionEvaluator, ExprConditions, JobInstance, Outcome,
+    Plan, RunFacts, Scheduler, SchedulerOptions, State, StatusSnapshot,
 };
 use ci_store::runs::{JobRecord, NewRun, StepRecord};
 use ci_vcs::{Event, RunInfo};
@@ -21,139 +22,15 @@ use tokio::sync::mpsc;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
-use crate::context::{object, strings};
-use crate::engine::{Engine, EngineError, Inner, NeedsMode, RunOptions, Source};
+use crate::context::{object, strings, Scope};
+use crate::error::EngineError;
 use crate::events::{JobSummary, RunEvent, RunSummary, Status};
-
-/// Milliseconds since the epoch.
-pub(crate) fn now_ms() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as i64)
-}
-
-/// Everything a run shares between its jobs.
-pub(crate) struct RunCtx {
-    pub inner: Arc<Inner>,
-    pub run_id: String,
-    pub run_number: u64,
-    pub event: Event,
-    pub root: PathBuf,
-    pub run_dir: PathBuf,
-    pub workflow_name: String,
-    pub options: RunOptions,
-    pub tx: mpsc::Sender<RunEvent>,
-    pub summaries: Mutex<Vec<JobSummary>>,
-    pub errors: Arc<Mutex<Vec<String>>>,
-    pub recorder: mpsc::UnboundedSender<Record>,
-    pub event_file: std::sync::OnceLock<bool>,
-    pub free_dirs: Mutex<Vec<(PathBuf, PathBuf)>>,
-    /// Commit statuses of the run and its jobs.
-    #[cfg(feature = "reporters")]
-    pub reporting: Option<crate::report::Reporting>,
-    /// GitLab: the project at the event's commit, cloned once per run.
-    pub snapshot: std::sync::OnceLock<Result<Option<PathBuf>, String>>,
-}
-
-impl RunCtx {
-    /// Sends an event; waits while the consumer is behind (the channel is bounded), and
-    /// drops it when nobody listens any more.
-    pub async fn emit(&self, event: RunEvent) {
-        #[cfg(feature = "reporters")]
-        if let Some(r) = &self.reporting {
-            r.event(&event).await;
-        }
-        let _ = self.tx.send(event).await;
-    }
-
-    pub fn error(&self, message: String) {
-        self.errors.lock().expect("never poisoned").push(message);
-    }
-
-    /// Queues a write for the recorder.
-    pub fn record(&self, record: Record) {
-        if self.recorder.send(record).is_err() {
-            self.error("the recorder stopped; the run is not fully recorded".into());
-        }
-    }
-
-    /// The `github` context of a job with this workspace, as JSON.
-    pub fn github_json(&self, workspace: &str, job: &str) -> serde_json::Value {
-        let info = RunInfo {
-            run_id: self.run_number_id(),
-            run_number: self.run_number,
-            run_attempt: 1,
-            workspace: workspace.to_owned(),
-            workflow: self.workflow_name.clone(),
-            ..RunInfo::default()
-        };
-        let mut json = self.event.github_context(&info);
-        json["job"] = serde_json::Value::from(job);
-        json["run_id"] = serde_json::Value::from(self.run_id.as_str());
-        json
-    }
-
-    /// An emptied workspace and temp directory of a finished job, if any.
-    pub fn reuse_dirs(&self) -> Option<(PathBuf, PathBuf)> {
-        self.free_dirs.lock().expect("never poisoned").pop()
-    }
-
-    /// Offers emptied directories to later jobs.
-    pub fn offer_dirs(&self, dirs: (PathBuf, PathBuf)) {
-        self.free_dirs.lock().expect("never poisoned").push(dirs);
-    }
-
-    /// `GITHUB_EVENT_PATH`: the payload, written once per run.
-    pub fn event_path(&self) -> PathBuf {
-        let path = self.run_dir.join("event.json");
-        let _ = self.event_file.get_or_init(|| {
-            std::fs::create_dir_all(&self.run_dir)
-                .and_then(|()| std::fs::write(&path, self.event.payload.to_string()))
-                .is_ok()
-        });
-        path
-    }
-
-    fn run_number_id(&self) -> u64 {
-        self.run_id
-            .split('-')
-            .next()
-            .and_then(|n| n.parse().ok())
-            .unwrap_or(self.run_number)
-    }
-}
-
-/// A workflow being run: the top one, or one called by a job.
-#[derive(Clone)]
-pub(crate) struct WorkflowScope {
-    /// Prefix of its job ids (`caller / `), empty at the top.
-    pub prefix: String,
-    /// `github`, `vars`, `inputs`, `secrets`.
-    pub contexts: Contexts,
-    /// Secret values to mask.
-    pub secrets: Vec<String>,
-    /// Nesting depth of calls.
-    pub depth: u32,
-    /// Variables of the run beside the jobs' own.
-    pub vars: crate::env::RunVars,
-}
-
-/// What a finished workflow reports to its caller.
-#[derive(Debug, Clone)]
-pub(crate) struct WorkflowResult {
-    pub status: Status,
-    /// Job id → (result, outputs), for `jobs.<id>` in workflow_call outputs.
-    pub jobs: IndexMap<String, (Status, IndexMap<String, String>)>,
-}
-
-/// What a job attempt reports to the loop.
-pub(crate) struct JobResult {
-    pub outcome: ci_graph::Outcome,
-    pub steps: Vec<StepRecord>,
-    pub started_at: i64,
-    pub duration: Duration,
-    pub name: String,
-}
+use crate::inner::Inner;
+use crate::options::{NeedsMode, RunOptions};
+use crate::source::Source;
+use crate::state::{
+    now_ms, outcome_of, JobResult, JobTask, Record, RunCtx, WorkflowResult, WorkflowScope,
+};
 
 /// A run ready to execute.
 pub(crate) struct Prepared {
@@ -165,12 +42,11 @@ pub(crate) struct Prepared {
 
 /// Reads and plans the workflow and records the run.
 pub(crate) async fn prepare(
-    engine: &Engine,
+    inner: Arc<Inner>,
     source: Source,
     event: Event,
     options: RunOptions,
 ) -> Result<Prepared, EngineError> {
-    let inner = Arc::clone(&engine.inner);
     let mut secrets = inner.secrets.clone();
     secrets.extend(options.secrets.clone());
     let mut includes = ci_config::gitlab::LocalIncludes::new(&source.root);
@@ -706,7 +582,7 @@ pub(crate) fn run_workflow(
                 );
                 let token = cancel.child_token();
                 tokens.insert(i, token.clone());
-                let job = crate::job::JobTask {
+                let job = JobTask {
                     ctx: Arc::clone(&ctx),
                     workflow: Arc::clone(&workflow),
                     scope: scope.clone(),
@@ -716,7 +592,15 @@ pub(crate) fn run_workflow(
                     cancel: token,
                     matrix_pos,
                 };
-                running.spawn(async move { (i, job.run().await) });
+                let call = workflow.jobs[&job.instance.job].call.clone();
+                running.spawn(async move {
+                    let result = match call {
+                        // The run loop owns the recursion into called workflows.
+                        Some(call) => run_call(job, &call).await,
+                        None => job.run().await,
+                    };
+                    (i, result)
+                });
             }
             if expanded {
                 // The new instances are decided on the next pass.
@@ -950,16 +834,6 @@ fn record_job(
     ctx.record(Record::Job(record, result.steps.clone()));
 }
 
-/// Work for the recorder: stores are written off the scheduling path, in order.
-pub(crate) enum Record {
-    /// A job and its steps.
-    Job(JobRecord, Vec<StepRecord>),
-    /// A finished job log to compact.
-    Log(String, ci_store::logs::LogWriter),
-    /// Everything before is written.
-    Flush(tokio::sync::oneshot::Sender<()>),
-}
-
 /// How long the recorder gathers records before writing them.
 const RECORD_WINDOW: Duration = Duration::from_millis(20);
 
@@ -1032,49 +906,204 @@ async fn write_jobs(
     jobs.clear();
 }
 
-/// Concurrency groups shared by every run of an engine.
-#[derive(Default)]
-pub(crate) struct Groups {
-    slots: Mutex<HashMap<String, Arc<GroupSlot>>>,
+/// A job that calls a reusable workflow: its jobs run as part of this run, named
+/// `caller / job`.
+/// A job that calls a reusable workflow, from its start.
+async fn run_call(task: JobTask, call: &WorkflowCall) -> JobResult {
+    let started = Instant::now();
+    let started_at = now_ms();
+    task.ctx
+        .emit(RunEvent::JobStarted {
+            job: task.id(),
+            name: task.instance.name.clone(),
+            attempt: task.attempt,
+        })
+        .await;
+    call_workflow(&task, call, started, started_at).await
 }
 
-#[derive(Default)]
-struct GroupSlot {
-    lock: Arc<tokio::sync::Mutex<()>>,
-    holder: Mutex<Option<CancellationToken>>,
-}
-
-/// Held while a run or job is in its concurrency group.
-pub(crate) struct GroupGuard {
-    _guard: tokio::sync::OwnedMutexGuard<()>,
-}
-
-impl Groups {
-    /// Waits for the group; with `cancel_in_progress`, cancels who holds it first. `None`
-    /// when `cancel` fired while waiting.
-    pub async fn acquire(
-        &self,
-        group: &str,
-        cancel_in_progress: bool,
-        cancel: &CancellationToken,
-    ) -> Option<GroupGuard> {
-        let slot = Arc::clone(
-            self.slots
-                .lock()
-                .expect("never poisoned")
-                .entry(group.to_owned())
-                .or_default(),
-        );
-        if cancel_in_progress {
-            if let Some(holder) = slot.holder.lock().expect("never poisoned").as_ref() {
-                holder.cancel();
+async fn call_workflow(
+    task: &JobTask,
+    call: &WorkflowCall,
+    started: Instant,
+    started_at: i64,
+) -> JobResult {
+    let id = task.id();
+    let fail = |message: String| {
+        let job = id.clone();
+        async move {
+            task.ctx
+                .emit(crate::RunEvent::Annotation {
+                    job,
+                    step: 0,
+                    level: "error",
+                    message,
+                })
+                .await;
+            JobResult {
+                outcome: Outcome::failure(1),
+                steps: Vec::new(),
+                started_at,
+                duration: started.elapsed(),
+                name: task.instance.name.clone(),
             }
         }
-        let guard = tokio::select! {
-            g = Arc::clone(&slot.lock).lock_owned() => g,
-            _ = cancel.cancelled() => return None,
+    };
+    if task.scope.depth >= 4 {
+        return fail(format!(
+            "'{}': reusable workflows nest at most 4 levels deep",
+            call.uses
+        ))
+        .await;
+    }
+    let file = if let Some(rel) = call.uses.strip_prefix("./") {
+        task.ctx.root.join(rel)
+    } else if let Some((dir, sub)) = crate::inner::mapped_action(&task.ctx.inner, &call.uses) {
+        dir.join(sub)
+    } else {
+        return fail(format!(
+            "reusable workflow '{}' would have to be downloaded; map its repository to a local \
+             copy with --action-dir {}=PATH",
+            call.uses,
+            call.uses.split('/').take(2).collect::<Vec<_>>().join("/")
+        ))
+        .await;
+    };
+    let text = match std::fs::read_to_string(&file) {
+        Ok(t) => t,
+        Err(e) => return fail(format!("reusable workflow '{}': {e}", call.uses)).await,
+    };
+    let called = match crate::run::load_workflow(&call.uses, &text) {
+        Ok(w) => w,
+        Err(e) => {
+            let detail = match &e {
+                crate::EngineError::Invalid { diagnostics, .. } => diagnostics
+                    .iter()
+                    .filter(|d| d.is_error())
+                    .map(|d| d.render(&text, false))
+                    .collect::<Vec<_>>()
+                    .join("\n"),
+                other => other.to_string(),
+            };
+            return fail(format!("reusable workflow '{}': {detail}", call.uses)).await;
+        }
+    };
+    let Some(trigger) = called.triggers.iter().find(|t| t.event == "workflow_call") else {
+        return fail(format!(
+            "'{}' cannot be called: it has no `on: workflow_call`",
+            call.uses
+        ))
+        .await;
+    };
+    // Inputs and secrets, evaluated in the caller's contexts.
+    let mut caller = task.scope.contexts.clone();
+    caller
+        .insert("needs", task.needs.clone())
+        .insert(
+            "matrix",
+            task.instance
+                .matrix
+                .as_ref()
+                .map_or(Value::Null, |m| object(m.clone())),
+        )
+        .insert("strategy", object(IndexMap::new()));
+    let scope = Scope::new(&caller);
+    let mut inputs: IndexMap<String, Value> = IndexMap::new();
+    for (name, def) in &trigger.inputs {
+        let value = match call.with.get(name) {
+            Some(node) => match scope.node(node) {
+                Ok(v) => v,
+                Err(e) => return fail(format!("with.{name}: {e}")).await,
+            },
+            None => match &def.default {
+                Some(d) => match scope.node(d) {
+                    Ok(v) => v,
+                    Err(e) => return fail(format!("default of input '{name}': {e}")).await,
+                },
+                None if def.required => {
+                    return fail(format!("'{}' requires input '{name}'", call.uses)).await
+                }
+                None => Value::Null,
+            },
         };
-        *slot.holder.lock().expect("never poisoned") = Some(cancel.clone());
-        Some(GroupGuard { _guard: guard })
+        let value = match (def.kind, &value) {
+            (InputType::Boolean | InputType::Number, Value::String(s)) => typed(def.kind, s),
+            _ => value,
+        };
+        inputs.insert(name.clone(), value);
+    }
+    let caller_secrets = task.scope.contexts.context("secrets");
+    let mut secrets: IndexMap<String, String> = IndexMap::new();
+    if call.inherit_secrets {
+        if let Some(Value::Object(map)) = &caller_secrets {
+            for (k, v) in map.iter() {
+                secrets.insert(k.clone(), ci_config::expr::render(v));
+            }
+        }
+    } else {
+        for (k, t) in &call.secrets {
+            match scope.render(t) {
+                Ok(v) => {
+                    secrets.insert(k.clone(), v);
+                }
+                Err(e) => return fail(format!("secrets.{k}: {e}")).await,
+            }
+        }
+    }
+    for (name, required) in &trigger.secrets {
+        if *required && !secrets.contains_key(name) {
+            return fail(format!("'{}' requires secret '{name}'", call.uses)).await;
+        }
+    }
+    let mut contexts = task.scope.contexts.clone();
+    contexts
+        .insert("inputs", object(inputs))
+        .insert("secrets", strings(&secrets));
+    let mut masked = task.scope.secrets.clone();
+    masked.extend(secrets.values().filter(|s| !s.is_empty()).cloned());
+    let nested = WorkflowScope {
+        prefix: format!("{id} / "),
+        contexts: contexts.clone(),
+        secrets: masked,
+        depth: task.scope.depth + 1,
+        vars: crate::env::RunVars::default(),
+    };
+    let result = run_workflow(
+        Arc::clone(&task.ctx),
+        Arc::new(called.clone()),
+        nested,
+        task.cancel.clone(),
+    )
+    .await;
+    // Outputs: `on.workflow_call.outputs`, which read `jobs.<id>.outputs`.
+    let jobs_ctx: IndexMap<String, Value> = result
+        .jobs
+        .iter()
+        .map(|(k, (status, outputs))| {
+            let mut m = IndexMap::new();
+            m.insert("result".to_owned(), Value::string(status.as_str()));
+            m.insert("outputs".to_owned(), strings(outputs));
+            (k.clone(), object(m))
+        })
+        .collect();
+    contexts.insert("jobs", object(jobs_ctx));
+    let scope = Scope::new(&contexts);
+    let mut outputs = IndexMap::new();
+    for (name, t) in &trigger.outputs {
+        match scope.render(t) {
+            Ok(v) => {
+                outputs.insert(name.clone(), v);
+            }
+            Err(e) => return fail(format!("output '{name}': {e}")).await,
+        }
+    }
+    let mut outcome = outcome_of(result.status);
+    outcome.outputs = outputs;
+    JobResult {
+        outcome,
+        steps: Vec::new(),
+        started_at,
+        duration: started.elapsed(),
+        name: task.instance.name.clone(),
     }
 }

@@ -13,7 +13,7 @@ use indexmap::IndexMap;
 
 use crate::env::expand;
 use crate::events::Status;
-use crate::job::{JobRunner, StepResult};
+use crate::runner::{JobRunner, StepResult};
 
 /// The job's workspace as a directory of this machine: the workspace itself when the
 /// executor shares it (the fast path), else a staging directory whose files go to and come
@@ -334,7 +334,7 @@ fn artifact_name(job: &str, instance: &str) -> String {
     format!(
         "{}{}",
         artifact_prefix(job),
-        crate::job::storage_key(instance)
+        crate::runner::storage_key(instance)
     )
 }
 

@@ -269,13 +269,13 @@ impl Evaluator<'_> {
                 let pattern = arg(1)?.to_display_string().into_owned();
                 let (pattern, flags) = match args.get(2) {
                     Some(_) => (pattern, arg(2)?.to_display_string().into_owned()),
-                    None => crate::gitlab::split_regex(&pattern)
+                    None => super::regex::split_regex(&pattern)
                         .ok_or_else(|| self.error(format!("'{pattern}' is not a /regex/")))?,
                 };
                 if matches!(value, Value::Null) {
                     return Ok(Value::Bool(false));
                 }
-                let re = crate::gitlab::regex(&pattern, &flags).map_err(|e| self.error(e))?;
+                let re = super::regex::regex(&pattern, &flags).map_err(|e| self.error(e))?;
                 Value::Bool(re.is_match(&value.to_display_string()))
             }
             Function::Success | Function::Failure | Function::Always | Function::Cancelled => {

@@ -23,6 +23,7 @@ mod eval;
 mod hash_files;
 mod lexer;
 mod parser;
+mod regex;
 mod value;
 
 pub use ast::{CmpOp, Expr, ExprKind, Function, Literal};
@@ -30,6 +31,7 @@ pub use error::{ErrorKind, ExprError};
 pub use eval::{evaluate, Contexts, EvalContext, MAX_STRING_BYTES};
 pub use hash_files::{hash_files, Directory, FileSystem};
 pub use parser::{parse, ParseOptions, MAX_DEPTH};
+pub use regex::{regex, split_regex};
 pub use value::{format_number, parse_number_string, Kind, Value};
 
 use crate::template::{Part, Template};

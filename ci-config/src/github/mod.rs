@@ -15,26 +15,10 @@ mod workflow;
 pub use action::{Action, ActionRuns};
 pub use calls::{DefaultPermissions, WorkflowResolver};
 
-use crate::diagnostic::Diagnostic;
+pub use crate::diagnostic::Parsed;
 use crate::model::Workflow;
 use crate::reader::Reader;
 use crate::yaml::{self, DuplicateKeys, LoadOptions, Node, TagPolicy};
-
-/// A parse result: the model (when the file could be read at all) and every diagnostic.
-#[derive(Debug, Clone)]
-pub struct Parsed<T> {
-    /// The model; present even when there are errors, as far as it could be read.
-    pub value: Option<T>,
-    /// Errors and warnings, in source order.
-    pub diagnostics: Vec<Diagnostic>,
-}
-
-impl<T> Parsed<T> {
-    /// Whether any diagnostic is an error.
-    pub fn has_errors(&self) -> bool {
-        self.diagnostics.iter().any(Diagnostic::is_error)
-    }
-}
 
 /// Reads a workflow file (`.github/workflows/*.yml`).
 pub fn parse_workflow(path: &str, src: &str) -> Parsed<Workflow> {

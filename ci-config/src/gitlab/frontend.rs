@@ -8,7 +8,7 @@ use super::{
     Variable,
 };
 use crate::diagnostic::Diagnostic;
-use crate::github::Parsed;
+use crate::diagnostic::Parsed;
 use crate::model::{
     AllowFailure, ArtifactUpload, Condition, Container, Dialect, Env, Job, LogOutput, Need,
     Parallel, Retry, RunDefaults, RunsOn, Step, StepAction, Var, When, Workflow,

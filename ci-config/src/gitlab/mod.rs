@@ -17,14 +17,14 @@ use std::path::{Path, PathBuf};
 use indexmap::IndexMap;
 
 use crate::diagnostic::Diagnostic;
+use crate::diagnostic::Parsed;
 use crate::expr::{self, Contexts, Expr, Value};
-use crate::github::Parsed;
 use crate::model::{AllowFailure, Env, StepAction, Var, When, Workflow};
 
 pub use crate::model::Cache;
 
+pub use crate::expr::{regex, split_regex};
 pub use compose::{to_yaml, Includes, LocalIncludes, NoIncludes};
-pub use rules::{regex, split_regex};
 
 /// A parsed `.gitlab-ci.yml`: the lowered workflow (every job, as written) plus what GitLab
 /// decides before a pipeline is created — `workflow:rules` and each job's `rules`/`only`/

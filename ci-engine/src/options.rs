@@ -1,0 +1,64 @@
+//! Per-run choices.
+
+use indexmap::IndexMap;
+
+/// Per-run choices.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct RunOptions {
+    /// Run only these jobs (by job id) and what they need; empty: every job.
+    pub jobs: Vec<String>,
+    /// `inputs` (workflow_dispatch / workflow_call).
+    pub inputs: IndexMap<String, String>,
+    /// Run only matrix combinations with these values (`--matrix os:linux`).
+    pub matrix: Vec<(String, String)>,
+    /// Most jobs of this run at once (besides the engine's capacity).
+    pub max_parallel: Option<usize>,
+    /// Extra secrets for this run (added to the engine's).
+    pub secrets: IndexMap<String, String>,
+    /// Extra variables for this run (added to the engine's).
+    pub vars: IndexMap<String, String>,
+    /// Send [`RunEvent::Log`] events (on by default through [`RunOptions::new`]).
+    pub log_events: bool,
+    /// Manual jobs to start (GitLab `when: manual`); others are skipped with a notice.
+    pub manual: Vec<String>,
+    /// What `jobs` brings along.
+    pub needs: NeedsMode,
+}
+
+/// Which jobs a `--job` selection runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub enum NeedsMode {
+    /// The selected jobs and everything they need (GitHub's way; GitLab's `--needs`).
+    #[default]
+    Include,
+    /// Only the selected jobs.
+    Exclude,
+    /// Only what the selected jobs need, not the jobs themselves (`--only-needs`).
+    Only,
+}
+
+impl Default for RunOptions {
+    /// Every job, log events on.
+    fn default() -> Self {
+        RunOptions {
+            jobs: Vec::new(),
+            inputs: IndexMap::new(),
+            matrix: Vec::new(),
+            max_parallel: None,
+            secrets: IndexMap::new(),
+            vars: IndexMap::new(),
+            log_events: true,
+            manual: Vec::new(),
+            needs: NeedsMode::default(),
+        }
+    }
+}
+
+impl RunOptions {
+    /// The defaults (the same as [`Default`]): every job, log events on.
+    pub fn new() -> Self {
+        RunOptions::default()
+    }
+}
