@@ -89,24 +89,26 @@ fn report(set: &str, total: usize, failures: &[String]) {
 
 #[test]
 fn schema_tests_github_workflow() {
-    schema_set("github-workflow", |name, src| {
+    let failures = schema_set("github-workflow", |name, src| {
         let parsed = parse_workflow(name, src);
         for d in &parsed.diagnostics {
             println!("    {d}");
         }
         parsed.has_errors()
     });
+    assert_eq!(failures, 0, "github-workflow schema tests regressed");
 }
 
 #[test]
 fn schema_tests_github_action() {
-    schema_set("github-action", |name, src| {
+    let failures = schema_set("github-action", |name, src| {
         let parsed = parse_action(name, src);
         for d in &parsed.diagnostics {
             println!("    {d}");
         }
         parsed.has_errors()
     });
+    assert_eq!(failures, 0, "github-action schema tests regressed");
 }
 
 /// Files whose expectation is a documented deviation: GitHub accepts anchors since 2025.

@@ -1022,20 +1022,24 @@ fn pipeline(cx: &mut Ctx<'_>, root: &Node) -> Option<Pipeline> {
             }
         }
     }
-    let env = Env::Vars(
-        globals
-            .iter()
-            .map(|(k, v)| {
-                (
-                    k.clone(),
-                    Var {
-                        value: v.value.clone(),
-                        expand: v.expand,
-                    },
-                )
-            })
-            .collect(),
-    );
+    let env = if globals.is_empty() {
+        Env::Empty
+    } else {
+        Env::Vars(
+            globals
+                .iter()
+                .map(|(k, v)| {
+                    (
+                        k.clone(),
+                        Var {
+                            value: v.value.clone(),
+                            expand: v.expand,
+                        },
+                    )
+                })
+                .collect(),
+        )
+    };
     Some(Pipeline {
         workflow: Workflow {
             dialect: Dialect::GitLabCi,

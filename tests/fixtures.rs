@@ -1,8 +1,10 @@
-//! GitLab CI, data-driven: each folder under `tests/gitlab/` holds a pipeline
-//! (`.gitlab-ci.yml`, plus any files it needs) and `expect.yml` — the exit code, every job's
-//! status, key log lines, lines that must not appear, attempts, ordering, annotations, or the
-//! lint errors of an invalid pipeline. Each folder becomes a real git repository and runs
-//! through the `gantry` binary (host executor; Docker for folders that say `docker: true`).
+//! Data-driven end-to-end tests, one harness for every dialect: each folder under
+//! `tests/<dialect>/` holds a CI file (`tests/gitlab/*/.gitlab-ci.yml`,
+//! `tests/github/*/.github/workflows/ci.yml`, plus any files it needs) and `expect.yml` — the
+//! exit code, every job's status and outputs, key log lines, lines that must not appear,
+//! attempts, ordering, annotations, or the lint errors of an invalid file. Each folder becomes
+//! a real git repository and runs through the `gantry` binary (host executor; Docker for
+//! folders that say `docker: true`).
 
 use std::io::Write as _;
 
@@ -19,8 +21,18 @@ use serde_json::Value;
 /// What `check` answers for a fixture that needs a service that is not here.
 const SKIPPED: &str = "skipped";
 
-fn fixtures() -> Vec<PathBuf> {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/gitlab");
+/// The CI file of a fixture of `dialect`.
+fn ci_file(dialect: &str) -> &'static str {
+    match dialect {
+        "github" => ".github/workflows/ci.yml",
+        _ => ".gitlab-ci.yml",
+    }
+}
+
+fn fixtures(dialect: &str) -> Vec<PathBuf> {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests")
+        .join(dialect);
     let mut out: Vec<PathBuf> = std::fs::read_dir(&dir)
         .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
         .map(|e| e.expect("entry").path())
@@ -91,10 +103,11 @@ const EXPECT_KEYS: &[&str] = &[
     "docker",
     "args",
     "lint_errors",
+    "outputs",
 ];
 
 /// Checks one fixture; returns what is wrong.
-fn check(fixture: &Path) -> Vec<String> {
+fn check(fixture: &Path, file: &str) -> Vec<String> {
     let expect = load_expect(&fixture.join("expect.yml"));
     let unknown: Vec<&String> = expect
         .as_object()
@@ -142,7 +155,7 @@ fn check(fixture: &Path) -> Vec<String> {
         let out = Command::cargo_bin("gantry")
             .expect("built")
             .current_dir(dir.path())
-            .args(["lint", ".gitlab-ci.yml"])
+            .args(["lint", file])
             .output()
             .expect("lint runs");
         let text = String::from_utf8_lossy(&out.stdout).into_owned()
@@ -164,7 +177,7 @@ fn check(fixture: &Path) -> Vec<String> {
     let out = Command::cargo_bin("gantry")
         .expect("built")
         .current_dir(dir.path())
-        .args(["run", ".gitlab-ci.yml", "--format", "json", "--state-dir"])
+        .args(["run", file, "--format", "json", "--state-dir"])
         .arg(dir.path().join(".state"))
         .args(strings(&expect["args"]))
         .timeout(Duration::from_secs(120))
@@ -195,6 +208,17 @@ fn check(fixture: &Path) -> Vec<String> {
             .iter()
             .position(|e| e["event"] == "job_started" && e["job"] == job)
     };
+    if let Some(outputs) = expect["outputs"].as_object() {
+        for (job, want) in outputs {
+            let got = finished(job).map(|i| events[i]["outputs"].clone());
+            for (k, v) in want.as_object().into_iter().flatten() {
+                let have = got.as_ref().map(|o| o[k].clone());
+                if have.as_ref() != Some(v) {
+                    problems.push(format!("job '{job}': output {k} is {have:?}, want {v}"));
+                }
+            }
+        }
+    }
     if let Some(jobs) = expect["jobs"].as_object() {
         for (job, want) in jobs {
             let got = finished(job).map(|i| events[i]["status"].clone());
@@ -295,10 +319,14 @@ fn check(fixture: &Path) -> Vec<String> {
     problems
 }
 
-#[test]
-fn gitlab_fixtures() {
-    let all = fixtures();
-    assert!(all.len() >= 60, "at least 60 fixtures, found {}", all.len());
+/// Runs every fixture of a dialect (`GANTRY_FIXTURE` narrows them by name).
+fn run_fixtures(dialect: &str, at_least: usize) {
+    let all = fixtures(dialect);
+    assert!(
+        all.len() >= at_least,
+        "at least {at_least} {dialect} fixtures, found {}",
+        all.len()
+    );
     let only = std::env::var("GANTRY_FIXTURE").ok();
     let mut failed = Vec::new();
     let mut skipped = Vec::new();
@@ -313,7 +341,7 @@ fn gitlab_fixtures() {
             continue;
         }
         ran += 1;
-        let problems = check(fixture);
+        let problems = check(fixture, ci_file(dialect));
         if problems == [SKIPPED] {
             skipped.push(name);
             continue;
@@ -323,7 +351,7 @@ fn gitlab_fixtures() {
         }
     }
     println!(
-        "gitlab fixtures: {}/{ran} passed, {} skipped {skipped:?}",
+        "{dialect} fixtures: {}/{ran} passed, {} skipped {skipped:?}",
         ran - failed.len() - skipped.len(),
         skipped.len()
     );
@@ -333,6 +361,16 @@ fn gitlab_fixtures() {
         failed.len(),
         failed.join("\n")
     );
+}
+
+#[test]
+fn gitlab_fixtures() {
+    run_fixtures("gitlab", 60);
+}
+
+#[test]
+fn github_fixtures() {
+    run_fixtures("github", 4);
 }
 
 #[test]
