@@ -144,8 +144,25 @@ enum Format {
     Json,
 }
 
+/// `-v` shows the engine's run, job and step spans with its info events on stderr, `-vv`
+/// its debug events too; `RUST_LOG` overrides both.
+fn trace(verbose: u8) {
+    if verbose == 0 && std::env::var_os("RUST_LOG").is_none() {
+        return;
+    }
+    let level = if verbose > 1 { "debug" } else { "info" };
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(format!("ci_engine={level}")));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .init();
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    trace(cli.verbose);
     let result = match cli.command {
         Command::Lint {
             paths,

@@ -206,7 +206,11 @@ impl Engine {
         let (tx, rx) = mpsc::channel(EVENT_BUFFER);
         let cancel = CancellationToken::new();
         let run_id = prepared.run_id.clone();
-        let task = tokio::spawn(crate::run::execute(prepared, tx, cancel.clone()));
+        let span = tracing::info_span!("run", id = %run_id);
+        let task = tokio::spawn(tracing::Instrument::instrument(
+            crate::run::execute(prepared, tx, cancel.clone()),
+            span,
+        ));
         Ok(RunHandle {
             run_id,
             events: rx,

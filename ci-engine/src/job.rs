@@ -512,129 +512,134 @@ impl JobRunner {
         step: &'a Step,
         frame: &'a mut Frame,
     ) -> std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send + 'a>> {
-        Box::pin(async move {
-            let index = self.step_index;
-            self.step_index += 1;
-            // Decided with the condition: a step that starts after cancellation (`always()`)
-            // gets its own chance; one that started before is stopped by it.
-            self.after_cancel = self.cancel.is_cancelled();
-            let env0 = self.frame_env(frame);
-            let contexts = self.contexts(frame, &env0);
-            let workspace = self.workspace.clone();
-            let mut scope = Scope::new(&contexts);
-            scope.status = Some(self.status(frame));
-            scope.workspace = Some(&workspace);
-            let name = String::from_utf8_lossy(
-                &self
-                    .logs
-                    .pipeline
-                    .masker()
-                    .mask(step_name(&scope, step).as_bytes()),
-            )
-            .into_owned();
-            let started = Instant::now();
-            let started_at = now_ms();
-            if step.cleanup {
-                self.past_cleanup = true;
-            }
-            self.in_cleanup = step.cleanup;
-            let run = if !self.past_cleanup && Instant::now() >= self.deadline {
-                self.timed_out = true;
-                Ok(false)
-            } else {
-                scope.condition(&step.condition.effective)
-            };
-            let continue_on_error = match &step.continue_on_error {
-                Some(n) => scope.node(n).map(|v| v.is_truthy()).unwrap_or(false),
-                None => false,
-            };
-            let result = match run {
-                Ok(false) => StepResult {
-                    outcome: Status::Skipped,
-                    outputs: IndexMap::new(),
-                },
-                Err(e) => {
-                    self.ctx
-                        .emit(RunEvent::StepStarted {
-                            job: self.id.clone(),
-                            step: index,
-                            name: name.clone(),
-                        })
-                        .await;
-                    self.logs
-                        .annotate(index, "error", &format!("step '{name}': if: {e}"))
-                        .await;
-                    StepResult {
-                        outcome: Status::Failure,
-                        outputs: IndexMap::new(),
-                    }
+        let span = tracing::info_span!("step", index = self.step_index, id = %step.id);
+        Box::pin(tracing::Instrument::instrument(
+            async move {
+                let index = self.step_index;
+                self.step_index += 1;
+                // Decided with the condition: a step that starts after cancellation (`always()`)
+                // gets its own chance; one that started before is stopped by it.
+                self.after_cancel = self.cancel.is_cancelled();
+                let env0 = self.frame_env(frame);
+                let contexts = self.contexts(frame, &env0);
+                let workspace = self.workspace.clone();
+                let mut scope = Scope::new(&contexts);
+                scope.status = Some(self.status(frame));
+                scope.workspace = Some(&workspace);
+                let name = String::from_utf8_lossy(
+                    &self
+                        .logs
+                        .pipeline
+                        .masker()
+                        .mask(step_name(&scope, step).as_bytes()),
+                )
+                .into_owned();
+                let started = Instant::now();
+                let started_at = now_ms();
+                if step.cleanup {
+                    self.past_cleanup = true;
                 }
-                Ok(true) => {
-                    self.ctx
-                        .emit(RunEvent::StepStarted {
-                            job: self.id.clone(),
-                            step: index,
-                            name: name.clone(),
-                        })
-                        .await;
-                    self.logs.raw(&format!("##[group]{name}\n")).await;
-                    let r = self.execute(step, frame, &scope, index, &env0).await;
-                    self.logs.raw("##[endgroup]\n").await;
-                    match r {
-                        Ok(r) => r,
-                        Err(message) => {
-                            self.logs.annotate(index, "error", &message).await;
-                            StepResult {
-                                outcome: Status::Failure,
-                                outputs: IndexMap::new(),
+                self.in_cleanup = step.cleanup;
+                let run = if !self.past_cleanup && Instant::now() >= self.deadline {
+                    self.timed_out = true;
+                    Ok(false)
+                } else {
+                    scope.condition(&step.condition.effective)
+                };
+                let continue_on_error = match &step.continue_on_error {
+                    Some(n) => scope.node(n).map(|v| v.is_truthy()).unwrap_or(false),
+                    None => false,
+                };
+                let result = match run {
+                    Ok(false) => StepResult {
+                        outcome: Status::Skipped,
+                        outputs: IndexMap::new(),
+                    },
+                    Err(e) => {
+                        self.ctx
+                            .emit(RunEvent::StepStarted {
+                                job: self.id.clone(),
+                                step: index,
+                                name: name.clone(),
+                            })
+                            .await;
+                        self.logs
+                            .annotate(index, "error", &format!("step '{name}': if: {e}"))
+                            .await;
+                        StepResult {
+                            outcome: Status::Failure,
+                            outputs: IndexMap::new(),
+                        }
+                    }
+                    Ok(true) => {
+                        self.ctx
+                            .emit(RunEvent::StepStarted {
+                                job: self.id.clone(),
+                                step: index,
+                                name: name.clone(),
+                            })
+                            .await;
+                        self.logs.raw(&format!("##[group]{name}\n")).await;
+                        let r = self.execute(step, frame, &scope, index, &env0).await;
+                        self.logs.raw("##[endgroup]\n").await;
+                        match r {
+                            Ok(r) => r,
+                            Err(message) => {
+                                self.logs.annotate(index, "error", &message).await;
+                                StepResult {
+                                    outcome: Status::Failure,
+                                    outputs: IndexMap::new(),
+                                }
                             }
                         }
                     }
+                };
+                let conclusion = if result.outcome == Status::Failure && continue_on_error {
+                    Status::Success
+                } else {
+                    result.outcome
+                };
+                // A cleanup step's result does not change the job's.
+                if conclusion == Status::Failure && !step.cleanup {
+                    frame.failed = true;
                 }
-            };
-            let conclusion = if result.outcome == Status::Failure && continue_on_error {
-                Status::Success
-            } else {
-                result.outcome
-            };
-            // A cleanup step's result does not change the job's.
-            if conclusion == Status::Failure && !step.cleanup {
-                frame.failed = true;
-            }
-            self.step_outputs.extend(match &step.action {
-                StepAction::ArtifactUpload(_) => result.outputs.clone(),
-                _ => IndexMap::new(),
-            });
-            frame.steps.insert(
-                step.id.clone(),
-                serde_json::json!({
-                    "outputs": result.outputs,
-                    "outcome": result.outcome.as_str(),
-                    "conclusion": conclusion.as_str(),
-                }),
-            );
-            if result.outcome != Status::Skipped {
-                self.ctx
-                    .emit(RunEvent::StepFinished {
-                        job: self.id.clone(),
-                        step: index,
-                        name: name.clone(),
-                        status: conclusion,
-                        duration_ms: started.elapsed().as_millis() as u64,
-                    })
-                    .await;
-            }
-            if frame.action_path.is_none() {
-                self.records.push(StepRecord {
-                    index: index as i64,
-                    name,
-                    status: conclusion.stored(),
-                    started_at: (result.outcome != Status::Skipped).then_some(started_at),
-                    finished_at: Some(now_ms()),
-                    log_key: Some(self.log_key.clone()),
+                self.step_outputs.extend(match &step.action {
+                    StepAction::ArtifactUpload(_) => result.outputs.clone(),
+                    _ => IndexMap::new(),
                 });
-            }
-        })
+                frame.steps.insert(
+                    step.id.clone(),
+                    serde_json::json!({
+                        "outputs": result.outputs,
+                        "outcome": result.outcome.as_str(),
+                        "conclusion": conclusion.as_str(),
+                    }),
+                );
+                tracing::debug!(status = %conclusion, "step finished");
+                if result.outcome != Status::Skipped {
+                    self.ctx
+                        .emit(RunEvent::StepFinished {
+                            job: self.id.clone(),
+                            step: index,
+                            name: name.clone(),
+                            status: conclusion,
+                            duration_ms: started.elapsed().as_millis() as u64,
+                        })
+                        .await;
+                }
+                if frame.action_path.is_none() {
+                    self.records.push(StepRecord {
+                        index: index as i64,
+                        name,
+                        status: conclusion.stored(),
+                        started_at: (result.outcome != Status::Skipped).then_some(started_at),
+                        finished_at: Some(now_ms()),
+                        log_key: Some(self.log_key.clone()),
+                    });
+                }
+            },
+            span,
+        ))
     }
 
     /// Does a step's work.

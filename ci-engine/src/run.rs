@@ -442,6 +442,7 @@ pub(crate) async fn execute(
     let _ = tokio::fs::remove_dir_all(&ctx.run_dir).await;
     recording.abort();
     let duration = started.elapsed();
+    tracing::info!(%status, ms = duration.as_millis() as u64, "run finished");
     ctx.emit(RunEvent::RunFinished {
         run_id: ctx.run_id.clone(),
         status,
@@ -593,14 +594,19 @@ pub(crate) fn run_workflow(
                     matrix_pos,
                 };
                 let call = workflow.jobs[&job.instance.job].call.clone();
-                running.spawn(async move {
-                    let result = match call {
-                        // The run loop owns the recursion into called workflows.
-                        Some(call) => run_call(job, &call).await,
-                        None => job.run().await,
-                    };
-                    (i, result)
-                });
+                let span = tracing::info_span!("job", id = %job.id(), attempt);
+                running.spawn(tracing::Instrument::instrument(
+                    async move {
+                        let result = match call {
+                            // The run loop owns the recursion into called workflows.
+                            Some(call) => run_call(job, &call).await,
+                            None => job.run().await,
+                        };
+                        tracing::debug!(status = ?result.outcome.status, "job finished");
+                        (i, result)
+                    },
+                    span,
+                ));
             }
             if expanded {
                 // The new instances are decided on the next pass.
