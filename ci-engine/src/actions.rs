@@ -523,27 +523,12 @@ async fn upload_artifact(
     .map_err(|e| format!("actions/upload-artifact: {e}"));
     runner.put_back(local, false).await?;
     let upload = upload?;
-    if let Some(w) = &upload.warning {
-        runner.logs.annotate(index, "warning", w).await;
-    }
     let mut out = IndexMap::new();
-    if let Some(m) = &upload.manifest {
-        runner
-            .logs
-            .line(
-                index,
-                &format!("Uploaded artifact '{name}': {} file(s)", m.entries.len()),
-            )
-            .await;
-        ctx.inner
-            .runs
-            .record_artifact(
-                &ctx.run_id,
-                &name,
-                &format!("artifacts/{}/{name}/manifest.json", ctx.run_id),
-            )
-            .await
-            .map_err(|e| format!("actions/upload-artifact: recording: {e}"))?;
+    let shown = format!("Uploaded artifact '{name}': {{}} file(s)");
+    if crate::transfer::report_upload(runner, index, &name, &upload, &shown)
+        .await
+        .map_err(|e| format!("actions/upload-artifact: {e}"))?
+    {
         out.insert("artifact-id".into(), name.clone());
     }
     Ok(ok(out))

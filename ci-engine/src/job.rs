@@ -33,23 +33,12 @@ const DEFAULT_JOB_TIMEOUT: Duration = Duration::from_secs(360 * 60);
 const MAX_DELAY_SECS: u64 = 10 * 365 * 24 * 3600;
 
 impl JobTask {
-    /// The id shown and recorded (`caller / job (a, b)` inside called workflows).
-    pub fn id(&self) -> String {
-        format!("{}{}", self.scope.prefix, self.instance.id)
-    }
-
     pub async fn run(self) -> JobResult {
         let started = Instant::now();
         let started_at = now_ms();
         let job = Arc::clone(&self.workflow);
         let job = &job.jobs[&self.instance.job];
-        self.ctx
-            .emit(RunEvent::JobStarted {
-                job: self.id(),
-                name: self.instance.name.clone(),
-                attempt: self.attempt,
-            })
-            .await;
+        self.announce().await;
         let permit = tokio::select! {
             p = Arc::clone(&self.ctx.inner.capacity).acquire_owned() => p.ok(),
             _ = self.cancel.cancelled() => None,

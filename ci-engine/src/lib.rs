@@ -12,12 +12,17 @@
 //! action is an error that says how to map it to a local directory
 //! ([`EngineBuilder::action_dir`]).
 //!
-//! GitLab CI pipelines run on the same loop: `rules`/`only`/`except`/`workflow:rules` are
-//! decided with the event's facts before planning, and each job gets GitLab's variables
-//! (predefined `CI_*`, global, job, rules, dotenv of the jobs it depends on, pipeline
-//! variables last), the project in its workspace, `before_script` + `script` with `$ command`
-//! echo lines, `after_script` with its own limit, artifacts, caches and coverage; manual jobs
-//! run when named in [`RunOptions::manual`].
+//! GitLab CI pipelines run on the same loop and the same job runtime: `ci-config` lowers
+//! every dialect into one IR (steps of neutral kinds: commands, checkout, caches, artifacts,
+//! cleanup steps), `rules`/`only`/`except`/`workflow:rules` are decided with the event's facts
+//! before planning, and each job gets the runner environment of its own dialect from
+//! `ci-vcs` (GitLab's `CI_*` variables with GitLab's precedence; never `GITHUB_*`); manual
+//! jobs run when named in [`RunOptions::manual`].
+//!
+//! The engine touches a job's files only through its [`exec::JobEnvironment`] (with a local
+//! fast path for host and Docker), posts commit statuses through
+//! [`EngineBuilder::reporter`], and re-exports the crates it composes ([`config`], [`graph`],
+//! [`exec`], [`store`], [`vcs`]), so one dependency is enough.
 //!
 //! ```
 //! use ci_engine::{Engine, RunOptions, Source, Status};

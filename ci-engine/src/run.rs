@@ -918,13 +918,7 @@ async fn write_jobs(
 async fn run_call(task: JobTask, call: &WorkflowCall) -> JobResult {
     let started = Instant::now();
     let started_at = now_ms();
-    task.ctx
-        .emit(RunEvent::JobStarted {
-            job: task.id(),
-            name: task.instance.name.clone(),
-            attempt: task.attempt,
-        })
-        .await;
+    task.announce().await;
     call_workflow(&task, call, started, started_at).await
 }
 

@@ -179,3 +179,21 @@ pub(crate) fn outcome_of(status: Status) -> Outcome {
         Status::Failure => Outcome::failure(1),
     }
 }
+
+impl JobTask {
+    /// The id shown and recorded (`caller / job (a, b)` inside called workflows).
+    pub fn id(&self) -> String {
+        format!("{}{}", self.scope.prefix, self.instance.id)
+    }
+
+    /// Tells the run's listeners that the attempt started.
+    pub async fn announce(&self) {
+        self.ctx
+            .emit(RunEvent::JobStarted {
+                job: self.id(),
+                name: self.instance.name.clone(),
+                attempt: self.attempt,
+            })
+            .await;
+    }
+}

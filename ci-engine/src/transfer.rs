@@ -177,6 +177,21 @@ fn cache_key(dir: &Path, c: &Cache, env: &IndexMap<String, String>) -> String {
     expand(&c.key, env, &IndexMap::new())
 }
 
+/// The workspace as a local directory for caches; a problem is a warning (caches never fail
+/// a job).
+async fn cache_dir(runner: &mut JobRunner, fill: bool, index: usize) -> Option<LocalDir> {
+    match runner.local_dir(fill).await {
+        Ok(l) => Some(l),
+        Err(e) => {
+            runner
+                .logs
+                .annotate(index, "warning", &format!("cache: {e}"))
+                .await;
+            None
+        }
+    }
+}
+
 /// Restores each cache (its key, then its fallback keys); a miss or a broken cache is a
 /// log line, never a failure.
 pub(crate) async fn restore_caches(
@@ -188,15 +203,8 @@ pub(crate) async fn restore_caches(
     let store = Caches::new(runner.ctx.inner.blobs.clone());
     // Keys made from files read them from the workspace.
     let needs_files = caches.iter().any(|c| !c.key_files.is_empty());
-    let local = match runner.local_dir(needs_files).await {
-        Ok(l) => l,
-        Err(e) => {
-            runner
-                .logs
-                .annotate(index, "warning", &format!("cache: {e}"))
-                .await;
-            return done(Status::Success);
-        }
+    let Some(local) = cache_dir(runner, needs_files, index).await else {
+        return done(Status::Success);
     };
     for c in caches {
         if expand(&c.policy, env, &IndexMap::new()) == "push" {
@@ -251,15 +259,8 @@ pub(crate) async fn save_caches(
     index: usize,
 ) -> StepResult {
     let store = Caches::new(runner.ctx.inner.blobs.clone());
-    let local = match runner.local_dir(true).await {
-        Ok(l) => l,
-        Err(e) => {
-            runner
-                .logs
-                .annotate(index, "warning", &format!("cache: {e}"))
-                .await;
-            return done(Status::Success);
-        }
+    let Some(local) = cache_dir(runner, true, index).await else {
+        return done(Status::Success);
     };
     for c in caches {
         let policy = expand(&c.policy, env, &IndexMap::new());
@@ -509,34 +510,43 @@ async fn upload_from(
     )
     .await
     .map_err(|e| format!("artifacts: {e}"))?;
-    if let Some(w) = &up.warning {
-        runner.logs.annotate(index, "warning", w).await;
-    }
-    if let Some(m) = &up.manifest {
-        runner
-            .logs
-            .line(
-                index,
-                &format!("Uploading artifacts: {} file(s)", m.entries.len()),
-            )
-            .await;
-        if let Err(e) = ctx
-            .inner
-            .runs
-            .record_artifact(
-                &ctx.run_id,
-                &name,
-                &format!("artifacts/{}/{name}/manifest.json", ctx.run_id),
-            )
-            .await
-        {
-            ctx.error(format!("recording artifact '{name}': {e}"));
-        }
-    }
+    report_upload(runner, index, &name, &up, "Uploading artifacts: {} file(s)").await?;
     Ok(StepResult {
         outcome: Status::Success,
         outputs: dotenv,
     })
+}
+
+/// Logs an upload's warning and what it stored (`shown`, `{}` standing for the number of
+/// files) and records the artifact with the run; whether anything was stored.
+pub(crate) async fn report_upload(
+    runner: &mut JobRunner,
+    index: usize,
+    name: &str,
+    up: &artifacts::Upload,
+    shown: &str,
+) -> Result<bool, String> {
+    if let Some(w) = &up.warning {
+        runner.logs.annotate(index, "warning", w).await;
+    }
+    let Some(m) = &up.manifest else {
+        return Ok(false);
+    };
+    runner
+        .logs
+        .line(index, &shown.replace("{}", &m.entries.len().to_string()))
+        .await;
+    let ctx = Arc::clone(&runner.ctx);
+    ctx.inner
+        .runs
+        .record_artifact(
+            &ctx.run_id,
+            name,
+            &format!("artifacts/{}/{name}/manifest.json", ctx.run_id),
+        )
+        .await
+        .map_err(|e| format!("recording artifact '{name}': {e}"))?;
+    Ok(true)
 }
 
 /// The values the job's log outputs find in the (masked) log: the last match's first group

@@ -2,22 +2,12 @@
 //! workspace is not on this machine (the fake, with its files in memory), file commands,
 //! the checkout, artifacts and dotenv reports still work.
 
-use std::process::Command;
 use std::sync::Arc;
+
+mod common;
 
 use ci_engine::exec::FakeExecutor;
 use ci_engine::{Engine, RunEvent, RunOptions, Source, Status};
-
-fn git(dir: &std::path::Path, args: &[&str]) {
-    let ok = Command::new("git")
-        .args(["-c", "user.name=T", "-c", "user.email=t@e.st"])
-        .args(args)
-        .current_dir(dir)
-        .status()
-        .expect("git runs")
-        .success();
-    assert!(ok, "git {args:?}");
-}
 
 async fn run(
     dir: &std::path::Path,
@@ -60,13 +50,11 @@ async fn file_commands_are_read_through_the_job_environment() {
 
 #[tokio::test]
 async fn checkout_artifacts_and_dotenv_travel_through_the_job_environment() {
-    let dir = tempfile::tempdir().expect("temp dir");
     let pipeline = "build:\n  stage: build\n  script:\n    - cat hello.txt\n    - echo built > out.txt\n    - echo V=1 > build.env\n  artifacts:\n    paths: [out.txt]\n    reports:\n      dotenv: build.env\ntest:\n  stage: test\n  script:\n    - cat out.txt\n    - echo \"V is $V\"\n";
-    std::fs::write(dir.path().join(".gitlab-ci.yml"), pipeline).expect("written");
-    std::fs::write(dir.path().join("hello.txt"), "hello from git\n").expect("written");
-    git(dir.path(), &["init", "-q", "-b", "main"]);
-    git(dir.path(), &["add", "-A"]);
-    git(dir.path(), &["commit", "-qm", "first"]);
+    let dir = common::repo(&[
+        (".gitlab-ci.yml", pipeline),
+        ("hello.txt", "hello from git\n"),
+    ]);
     let (summary, lines) = run(dir.path(), ".gitlab-ci.yml", pipeline).await;
     assert_eq!(summary.status, Status::Success, "{lines:#?}");
     for want in ["build: hello from git", "test: built", "test: V is 1"] {

@@ -2,32 +2,18 @@
 //! 127.0.0.1 (`ci_vcs::conformance::loopback_forge`) that records what the engine posts.
 #![cfg(feature = "reporters")]
 
-use std::process::Command;
 use std::sync::Arc;
+
+mod common;
 
 use ci_engine::vcs::conformance::loopback_forge;
 use ci_engine::vcs::status::{ForgeApi, HttpStatusReporter};
 use ci_engine::{Engine, RunOptions, Source, Status};
 
-fn git(dir: &std::path::Path, args: &[&str]) {
-    let ok = Command::new("git")
-        .args(["-c", "user.name=T", "-c", "user.email=t@e.st"])
-        .args(args)
-        .current_dir(dir)
-        .status()
-        .expect("git runs")
-        .success();
-    assert!(ok, "git {args:?}");
-}
-
 #[tokio::test]
 async fn a_run_posts_running_then_results_for_itself_and_each_job() {
-    let dir = tempfile::tempdir().expect("temp dir");
     let workflow = "name: CI\non: push\njobs:\n  ok:\n    runs-on: x\n    steps:\n      - run: 'true'\n  broken:\n    runs-on: x\n    steps:\n      - run: exit 3\n";
-    std::fs::write(dir.path().join("ci.yml"), workflow).expect("written");
-    git(dir.path(), &["init", "-q", "-b", "main"]);
-    git(dir.path(), &["add", "-A"]);
-    git(dir.path(), &["commit", "-qm", "first"]);
+    let dir = common::repo(&[("ci.yml", workflow)]);
 
     let (url, log) = loopback_forge(vec![]).await;
     let reporter = HttpStatusReporter::new(ForgeApi::Gitea, &url, "octo/app", "token");

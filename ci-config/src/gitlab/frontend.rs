@@ -1022,24 +1022,7 @@ fn pipeline(cx: &mut Ctx<'_>, root: &Node) -> Option<Pipeline> {
             }
         }
     }
-    let env = if globals.is_empty() {
-        Env::Empty
-    } else {
-        Env::Vars(
-            globals
-                .iter()
-                .map(|(k, v)| {
-                    (
-                        k.clone(),
-                        Var {
-                            value: v.value.clone(),
-                            expand: v.expand,
-                        },
-                    )
-                })
-                .collect(),
-        )
-    };
+    let env = env_of(&globals);
     Some(Pipeline {
         workflow: Workflow {
             dialect: Dialect::GitLabCi,
@@ -1566,24 +1549,7 @@ fn lower(id: &str, span: Span, gl: GitLabJob, read: Lowered) -> (Job, JobRules) 
             (alias, container(s, span))
         })
         .collect();
-    let env = if gl.variables.is_empty() {
-        Env::Empty
-    } else {
-        Env::Vars(
-            gl.variables
-                .iter()
-                .map(|(k, v)| {
-                    (
-                        k.clone(),
-                        Var {
-                            value: v.value.clone(),
-                            expand: v.expand,
-                        },
-                    )
-                })
-                .collect(),
-        )
-    };
+    let env = env_of(&gl.variables);
     let job = Job {
         id: id.to_owned(),
         span,
@@ -1637,6 +1603,26 @@ fn lower(id: &str, span: Span, gl: GitLabJob, read: Lowered) -> (Job, JobRules) 
         except: gl.except,
     };
     (job, selection)
+}
+
+/// GitLab `variables:` as the model's shell-style variables.
+fn env_of(vars: &IndexMap<String, Variable>) -> Env {
+    if vars.is_empty() {
+        return Env::Empty;
+    }
+    Env::Vars(
+        vars.iter()
+            .map(|(k, v)| {
+                (
+                    k.clone(),
+                    Var {
+                        value: v.value.clone(),
+                        expand: v.expand,
+                    },
+                )
+            })
+            .collect(),
+    )
 }
 
 /// An argument vector as one command line whose words split back as they were (each word
