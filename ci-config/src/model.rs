@@ -574,6 +574,20 @@ pub enum StepAction {
     },
     /// Files of the workspace kept as the job's artifacts, with reports.
     ArtifactUpload(Box<ArtifactUpload>),
+    /// Files kept for the later jobs of the run (CircleCI `persist_to_workspace`): `paths`
+    /// (globs) under `root`, a directory of the workspace.
+    WorkspacePersist {
+        /// The directory the paths are relative to (`.`: the workspace).
+        root: String,
+        /// What to keep.
+        paths: Vec<String>,
+    },
+    /// What the jobs this one needs kept with [`StepAction::WorkspacePersist`], layered in
+    /// their order into the directory `at` of the workspace (CircleCI `attach_workspace`).
+    WorkspaceAttach {
+        /// Where the files go.
+        at: String,
+    },
 }
 
 /// A cache: paths of the workspace kept between runs under a key.

@@ -203,6 +203,33 @@ impl Engine {
         options: RunOptions,
     ) -> Result<RunHandle, EngineError> {
         let prepared = crate::run::prepare(Arc::clone(&self.inner), source, event, options).await?;
+        Ok(self.launch(prepared))
+    }
+
+    /// Like [`Engine::start`] for a file already read with [`ci_config::load`] — and perhaps
+    /// changed, or built in code: the IR is the engine's input, whatever wrote it. `root` is
+    /// the repository the run checks out.
+    pub async fn start_loaded(
+        &self,
+        loaded: ci_config::Loaded,
+        root: impl Into<PathBuf>,
+        event: Event,
+        options: RunOptions,
+    ) -> Result<RunHandle, EngineError> {
+        let path = loaded
+            .workflows
+            .first()
+            .map(|w| w.path.clone())
+            .unwrap_or_default();
+        let source = Source::new(path, String::new(), root).with_dialect(loaded.dialect);
+        let prepared =
+            crate::run::prepare_loaded(Arc::clone(&self.inner), loaded, source, event, options)
+                .await?;
+        Ok(self.launch(prepared))
+    }
+
+    /// Runs a prepared run in the background.
+    fn launch(&self, prepared: crate::run::Prepared) -> RunHandle {
         let (tx, rx) = mpsc::channel(EVENT_BUFFER);
         let cancel = CancellationToken::new();
         let run_id = prepared.run_id.clone();
@@ -211,12 +238,12 @@ impl Engine {
             crate::run::execute(prepared, tx, cancel.clone()),
             span,
         ));
-        Ok(RunHandle {
+        RunHandle {
             run_id,
             events: rx,
             cancel,
             task,
-        })
+        }
     }
 }
 

@@ -684,6 +684,12 @@ impl JobRunner {
             StepAction::ArtifactUpload(upload) => {
                 crate::transfer::upload_artifacts(self, upload, &env, index).await
             }
+            StepAction::WorkspacePersist { root, paths } => {
+                crate::transfer::persist_workspace(self, root, paths, index).await
+            }
+            StepAction::WorkspaceAttach { at } => {
+                crate::transfer::attach_workspace(self, at, index).await
+            }
             StepAction::Run {
                 script,
                 shell,

@@ -47,8 +47,6 @@ pub(crate) async fn prepare(
     event: Event,
     options: RunOptions,
 ) -> Result<Prepared, EngineError> {
-    let mut secrets = inner.secrets.clone();
-    secrets.extend(options.secrets.clone());
     let mut includes = ci_config::gitlab::LocalIncludes::new(&source.root);
     for (project, dir) in &inner.action_dirs {
         includes = includes.project_dir(project.clone(), dir.clone());
@@ -59,7 +57,7 @@ pub(crate) async fn prepare(
         ..ci_config::LoadOptions::default()
     };
     let parsed = ci_config::load(&source.path, &source.text, &load_options);
-    let mut loaded = match parsed.value {
+    let loaded = match parsed.value {
         Some(loaded) if !parsed.has_errors() => loaded,
         _ => {
             if let Some(d) = parsed.diagnostics.iter().find(|d| d.code == "unsupported") {
@@ -71,6 +69,19 @@ pub(crate) async fn prepare(
             });
         }
     };
+    prepare_loaded(inner, loaded, source, event, options).await
+}
+
+/// Plans and records a loaded file (its rules decided with the event's facts).
+pub(crate) async fn prepare_loaded(
+    inner: Arc<Inner>,
+    mut loaded: ci_config::Loaded,
+    source: Source,
+    event: Event,
+    options: RunOptions,
+) -> Result<Prepared, EngineError> {
+    let mut secrets = inner.secrets.clone();
+    secrets.extend(options.secrets.clone());
     if loaded.workflows.len() != 1 {
         return Err(EngineError::Unsupported(format!(
             "{}: running a file with {} workflows",

@@ -399,6 +399,98 @@ async fn download_into(
     Ok(done(Status::Success))
 }
 
+/// Where a run keeps its workspace layers: beside its artifacts, never listed with them.
+fn layers(run_id: &str) -> String {
+    format!("{run_id}.workspace")
+}
+
+/// A relative directory of the workspace that stays inside it.
+fn inside(dir: &str) -> Result<&Path, String> {
+    let path = Path::new(dir.trim_start_matches("./"));
+    if path.is_absolute()
+        || path
+            .components()
+            .any(|c| matches!(c, std::path::Component::ParentDir))
+    {
+        return Err(format!("{dir}: a directory outside the workspace"));
+    }
+    Ok(path)
+}
+
+/// Keeps `paths` under `root` as this job's workspace layer for later jobs.
+pub(crate) async fn persist_workspace(
+    runner: &mut JobRunner,
+    root: &str,
+    paths: &[String],
+    index: usize,
+) -> Result<StepResult, String> {
+    let root = inside(root)?.to_path_buf();
+    let local = runner.local_dir(true).await?;
+    let name = artifact_name(&runner.job, &runner.instance);
+    let ctx = Arc::clone(&runner.ctx);
+    let kept = artifacts::upload(
+        &ctx.inner.blobs,
+        &layers(&ctx.run_id),
+        &name,
+        &local.path.join(&root),
+        &paths.join("\n"),
+        IfNoFilesFound::Error,
+        None,
+    )
+    .await
+    .map_err(|e| format!("persisting to the workspace: {e}"));
+    runner.put_back(local, false).await?;
+    let files = kept?.manifest.map_or(0, |m| m.entries.len());
+    runner
+        .logs
+        .line(
+            index,
+            &format!("Persisted {files} file(s) to the workspace"),
+        )
+        .await;
+    Ok(done(Status::Success))
+}
+
+/// Lays the workspace layers of the jobs this one needs into `at`, in their order (a later
+/// layer's file wins).
+pub(crate) async fn attach_workspace(
+    runner: &mut JobRunner,
+    at: &str,
+    index: usize,
+) -> Result<StepResult, String> {
+    let at = inside(at)?.to_path_buf();
+    let Value::Object(needs) = runner.needs.clone() else {
+        return Ok(done(Status::Success));
+    };
+    let store = runner.ctx.inner.blobs.clone();
+    let run = layers(&runner.ctx.run_id);
+    let all = artifacts::list(&store, &run)
+        .await
+        .map_err(|e| format!("attaching the workspace: {e}"))?;
+    let local = runner.local_dir(false).await?;
+    let mut files = 0;
+    let mut result = Ok(());
+    for job in needs.keys() {
+        let prefix = artifact_prefix(job);
+        for name in all.iter().filter(|n| n.starts_with(&prefix)) {
+            match artifacts::download(&store, &run, name, &local.path.join(&at)).await {
+                Ok(m) => files += m.entries.len(),
+                Err(e) => result = Err(format!("attaching the workspace of '{job}': {e}")),
+            }
+        }
+    }
+    runner.put_back(local, result.is_ok()).await?;
+    result?;
+    runner
+        .logs
+        .line(
+            index,
+            &format!("Attached {files} file(s) from the workspace"),
+        )
+        .await;
+    Ok(done(Status::Success))
+}
+
 /// Every file git does not track (and does not ignore) in the workspace, as GitLab adds them
 /// for `untracked: true`.
 fn untracked_files(workspace: &Path) -> Option<Vec<String>> {

@@ -61,3 +61,60 @@ async fn checkout_artifacts_and_dotenv_travel_through_the_job_environment() {
         assert!(lines.iter().any(|l| l == want), "no {want:?} in {lines:#?}");
     }
 }
+
+/// The IR is the engine's input whatever wrote it: a pipeline loaded, then given workspace
+/// steps in code (what the CircleCI frontend will produce), runs on the host and on an
+/// executor whose files are elsewhere.
+#[tokio::test]
+async fn workspace_layers_pass_from_job_to_job() {
+    use ci_engine::config::model::StepAction;
+    let pipeline = "build:\n  stage: build\n  script:\n    - mkdir -p out/sub\n    - echo layer > out/sub/f.txt\ntest:\n  stage: test\n  needs: [build]\n  script:\n    - cat ws/sub/f.txt\n";
+    let dir = common::repo(&[(".gitlab-ci.yml", pipeline)]);
+    let executors: [Arc<dyn ci_engine::exec::Executor>; 2] = [
+        Arc::new(ci_engine::exec::HostExecutor::default()),
+        Arc::new(FakeExecutor::shell()),
+    ];
+    for executor in executors {
+        let parsed = ci_engine::config::load(
+            ".gitlab-ci.yml",
+            pipeline,
+            &ci_engine::config::LoadOptions::default(),
+        );
+        let mut loaded = parsed.value.expect("loaded");
+        let workflow = &mut loaded.workflows[0];
+        let build = workflow.jobs.get_mut("build").expect("build");
+        let mut persist = build.steps.last().expect("the script step").clone();
+        persist.id = "persist".into();
+        persist.action = StepAction::WorkspacePersist {
+            root: "out".into(),
+            paths: vec!["**".into()],
+        };
+        build.steps.push(persist);
+        let test = workflow.jobs.get_mut("test").expect("test");
+        let at = test.steps.len() - 1;
+        let mut attach = test.steps[at].clone();
+        attach.id = "attach".into();
+        attach.action = StepAction::WorkspaceAttach { at: "ws".into() };
+        test.steps.insert(at, attach);
+
+        let engine = Engine::builder()
+            .default_executor(executor)
+            .build()
+            .await
+            .expect("engine");
+        let event = Source::new(".gitlab-ci.yml", pipeline, dir.path()).local_event();
+        let mut handle = engine
+            .start_loaded(loaded, dir.path(), event, RunOptions::new())
+            .await
+            .expect("starts");
+        let mut lines = Vec::new();
+        while let Some(e) = handle.next_event().await {
+            if let RunEvent::Log { job, line, .. } = e {
+                lines.push(format!("{job}: {line}"));
+            }
+        }
+        let summary = handle.wait().await;
+        assert_eq!(summary.status, Status::Success, "{lines:#?}");
+        assert!(lines.iter().any(|l| l == "test: layer"), "{lines:#?}");
+    }
+}
