@@ -1031,7 +1031,8 @@ impl JobRunner {
         }
         if let Some(w) = self.logs.writer.take() {
             self.ctx
-                .record(crate::state::Record::Log(self.id.clone(), w));
+                .record(crate::state::Record::Log(self.id.clone(), w))
+                .await;
         }
         // Emptied in the background, on otherwise idle time, then offered to later jobs (the
         // run directory goes at the end of the run in any case).

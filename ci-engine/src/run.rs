@@ -357,7 +357,7 @@ pub(crate) async fn execute(
         .and_then(|()| std::fs::canonicalize(&run_dir))
         .unwrap_or(run_dir);
     let errors = Arc::new(Mutex::new(Vec::new()));
-    let (record_tx, record_rx) = mpsc::unbounded_channel();
+    let (record_tx, record_rx) = mpsc::channel(RECORD_BUFFER);
     let recording = tokio::spawn(recorder(
         Arc::clone(&inner),
         prepared.run_id.clone(),
@@ -432,7 +432,7 @@ pub(crate) async fn execute(
     .await;
     // Everything queued for the stores is written before the run is marked finished.
     let (done_tx, done_rx) = tokio::sync::oneshot::channel();
-    ctx.record(Record::Flush(done_tx));
+    ctx.record(Record::Flush(done_tx)).await;
     if done_rx.await.is_err() {
         ctx.error("the recorder stopped before the run ended".into());
     }
@@ -672,7 +672,7 @@ pub(crate) fn run_workflow(
                     };
                     let instance = &scheduler.plan().instances[i];
                     let id = format!("{}{}", scope.prefix, instance.id);
-                    record_job(&ctx, &id, &result, status, scheduler.attempts(i), &outputs);
+                    record_job(&ctx, &id, &result, status, scheduler.attempts(i), &outputs).await;
                     ctx.emit(RunEvent::JobFinished {
                         job: id.clone(),
                         name: result.name.clone(),
@@ -810,7 +810,7 @@ async fn report_not_run(ctx: &RunCtx, id: String, name: &str, status: Status) {
         duration: Duration::ZERO,
         name: name.to_owned(),
     };
-    record_job(ctx, &id, &result, status, 0, &IndexMap::new());
+    record_job(ctx, &id, &result, status, 0, &IndexMap::new()).await;
     ctx.emit(RunEvent::JobFinished {
         job: id.clone(),
         name: name.to_owned(),
@@ -831,7 +831,7 @@ async fn report_not_run(ctx: &RunCtx, id: String, name: &str, status: Status) {
         });
 }
 
-fn record_job(
+async fn record_job(
     ctx: &RunCtx,
     id: &str,
     result: &JobResult,
@@ -848,8 +848,12 @@ fn record_job(
         finished_at: Some(now_ms()),
         outputs: outputs.clone(),
     };
-    ctx.record(Record::Job(record, result.steps.clone()));
+    ctx.record(Record::Job(record, result.steps.clone())).await;
 }
+
+/// Records queued for the recorder before the run waits for it (the queue is bounded: a slow
+/// store slows the run instead of growing memory).
+const RECORD_BUFFER: usize = 4096;
 
 /// How long the recorder gathers records before writing them.
 const RECORD_WINDOW: Duration = Duration::from_millis(20);
@@ -858,7 +862,7 @@ const RECORD_WINDOW: Duration = Duration::from_millis(20);
 async fn recorder(
     inner: Arc<Inner>,
     run_id: String,
-    mut rx: mpsc::UnboundedReceiver<Record>,
+    mut rx: mpsc::Receiver<Record>,
     errors: Arc<Mutex<Vec<String>>>,
 ) {
     let mut pending: Vec<Record> = Vec::new();

@@ -38,7 +38,7 @@ pub(crate) struct RunCtx {
     pub tx: mpsc::Sender<RunEvent>,
     pub summaries: Mutex<Vec<JobSummary>>,
     pub errors: Arc<Mutex<Vec<String>>>,
-    pub recorder: mpsc::UnboundedSender<Record>,
+    pub recorder: mpsc::Sender<Record>,
     pub event_file: std::sync::OnceLock<bool>,
     pub free_dirs: Mutex<Vec<(PathBuf, PathBuf)>>,
     /// Commit statuses of the run and its jobs.
@@ -63,9 +63,9 @@ impl RunCtx {
         self.errors.lock().expect("never poisoned").push(message);
     }
 
-    /// Queues a write for the recorder.
-    pub fn record(&self, record: Record) {
-        if self.recorder.send(record).is_err() {
+    /// Queues a write for the recorder (waiting while its queue is full).
+    pub async fn record(&self, record: Record) {
+        if self.recorder.send(record).await.is_err() {
             self.error("the recorder stopped; the run is not fully recorded".into());
         }
     }

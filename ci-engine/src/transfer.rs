@@ -161,9 +161,9 @@ fn copy_tree(from: &Path, to: &Path, link: bool) -> Result<(), String> {
     Ok(())
 }
 
-/// The cache scope of the run's caches: one per repository, shared by every branch (GitLab's
-/// default; `actions/cache` keeps its own branch scopes).
-const CACHE_SCOPE: &str = "gitlab";
+/// The scope of the caches of cache steps: one per repository, shared by every branch (as
+/// GitLab keeps them; `actions/cache` keeps its own branch scopes).
+const CACHE_SCOPE: &str = "repository";
 
 fn cache_key(dir: &Path, c: &Cache, env: &IndexMap<String, String>) -> String {
     if !c.key_files.is_empty() {
