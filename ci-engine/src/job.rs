@@ -291,6 +291,20 @@ impl JobRunner {
                 format!("preparing the job on '{}': {e}", executor.name()),
             )
         })?;
+        if table == Table::GitHub && environment.local_workspace().is_none() {
+            // The event payload is a file of this machine: the job gets a copy at the path
+            // `GITHUB_EVENT_PATH` names.
+            let path = ctx.event_path();
+            let dir = path.parent().unwrap_or(&path).to_path_buf();
+            let copied = match ci_exec::files::pack(&dir, &[PathBuf::from("event.json")]) {
+                Ok(archive) => environment.write_tar(&dir, archive).await,
+                Err(e) => Err(e),
+            };
+            if let Err(e) = copied {
+                let _ = environment.teardown().await;
+                return Err(fail(format!("GITHUB_EVENT_PATH: {e}")));
+            }
+        }
         let mut secrets = task.scope.secrets.clone();
         secrets.retain(|s| !s.is_empty());
         let log_key = key.clone();

@@ -39,9 +39,13 @@ async fn run(
 #[tokio::test]
 async fn file_commands_are_read_through_the_job_environment() {
     let dir = tempfile::tempdir().expect("temp dir");
-    let workflow = "on: push\njobs:\n  hello:\n    runs-on: x\n    outputs:\n      greeting: ${{ steps.greet.outputs.greeting }}\n    steps:\n      - id: greet\n        run: echo \"greeting=hi $WHO\" >> \"$GITHUB_OUTPUT\"\n        env: { WHO: there }\n";
+    let workflow = "on: push\njobs:\n  hello:\n    runs-on: x\n    outputs:\n      greeting: ${{ steps.greet.outputs.greeting }}\n    steps:\n      - id: greet\n        run: echo \"greeting=hi $WHO\" >> \"$GITHUB_OUTPUT\"\n        env: { WHO: there }\n      - run: cat \"$GITHUB_EVENT_PATH\"\n";
     let (summary, lines) = run(dir.path(), "ci.yml", workflow).await;
     assert_eq!(summary.status, Status::Success, "{lines:#?}");
+    assert!(
+        lines.iter().any(|l| l == "hello: {}"),
+        "the event payload: {lines:#?}"
+    );
     assert_eq!(
         summary.job("hello").expect("the job").outputs["greeting"],
         "hi there"

@@ -154,6 +154,21 @@ pub async fn environment_exactly_as_given(executor: &dyn Executor, root: &Path) 
     )
 }
 
+/// The job's environment reaches every step, under the step's own.
+pub async fn job_environment_under_the_steps(executor: &dyn Executor, root: &Path) -> Check {
+    let mut job = job(executor, root, "jobenv")?;
+    job.env.insert("FROM_JOB".into(), "job".into());
+    job.env.insert("BOTH".into(), "job".into());
+    let mut s = step("jobenv", "echo \"$FROM_JOB $BOTH\"");
+    s.env.insert("BOTH".into(), "step".into());
+    let r = run(executor, &job, s, None).await?;
+    expect(
+        "stdout",
+        String::from_utf8_lossy(&r.stdout).into_owned(),
+        "job step\n".into(),
+    )
+}
+
 /// A relative working directory is taken from the workspace.
 pub async fn working_directory(executor: &dyn Executor, root: &Path) -> Check {
     let job = job(executor, root, "workdir")?;
@@ -395,6 +410,10 @@ pub async fn run_all(executor: &dyn Executor, root: &Path) -> Vec<String> {
         (
             "environment exactly as given",
             environment_exactly_as_given(executor, root).await,
+        ),
+        (
+            "job environment under the steps",
+            job_environment_under_the_steps(executor, root).await,
         ),
         ("working directory", working_directory(executor, root).await),
         ("step timeout", step_timeout(executor, root).await),

@@ -131,6 +131,7 @@ impl Executor for FakeExecutor {
             deadline: job.timeout.map(|t| Instant::now() + t),
             ran: Arc::clone(&self.ran),
             shell: self.shell,
+            env: job.env.clone(),
             workspace: job.workspace.clone(),
             files: Mutex::new(Files::new()),
         }))
@@ -142,6 +143,8 @@ struct FakeJob {
     deadline: Option<Instant>,
     ran: Arc<Mutex<Vec<String>>>,
     shell: bool,
+    /// The job's environment, under each step's own.
+    env: indexmap::IndexMap<String, String>,
     workspace: PathBuf,
     files: Mutex<Files>,
 }
@@ -162,9 +165,11 @@ impl FakeJob {
             Some(dir) => self.workspace.join(dir),
             None => self.workspace.clone(),
         };
+        let mut env = self.env.clone();
+        env.extend(step.env.iter().map(|(k, v)| (k.clone(), v.clone())));
         let run = {
             let mut files = self.files.lock().expect("never poisoned");
-            interpret(&step.script, &step.env, &cwd, &mut files)
+            interpret(&step.script, &env, &cwd, &mut files)
         };
         let limit = crate::spec::time_left(step, self.deadline).map(|l| Instant::now() + l);
         for effect in run.effects {
