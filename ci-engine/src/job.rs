@@ -291,9 +291,9 @@ impl JobRunner {
                 format!("preparing the job on '{}': {e}", executor.name()),
             )
         })?;
-        if table == Table::GitHub && environment.local_workspace().is_none() {
-            // The event payload is a file of this machine: the job gets a copy at the path
-            // `GITHUB_EVENT_PATH` names.
+        if table == Table::GitHub && !executor.capabilities().shares_host_filesystem {
+            // The event payload is a file of this machine: a job that does not see its files
+            // gets a copy at the path `GITHUB_EVENT_PATH` names.
             let path = ctx.event_path();
             let dir = path.parent().unwrap_or(&path).to_path_buf();
             let copied = match ci_exec::files::pack(&dir, &[PathBuf::from("event.json")]) {
