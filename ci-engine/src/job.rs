@@ -656,6 +656,23 @@ impl JobRunner {
     ) -> Result<StepResult, String> {
         let mut env = env0.clone();
         scope.env(&step.env, &mut env)?;
+        // The step's own `env` is in the `env` context of the rest of the step (`run`,
+        // `with`, …), as GitHub documents.
+        let step_contexts;
+        let step_scope;
+        let scope = if matches!(step.env, Env::Empty) {
+            scope
+        } else {
+            let mut c = scope.contexts.clone();
+            c.insert("env", strings(&env));
+            step_contexts = c;
+            step_scope = Scope {
+                contexts: &step_contexts,
+                status: scope.status,
+                workspace: scope.workspace,
+            };
+            &step_scope
+        };
         let own = match &step.timeout_minutes {
             Some(n) => Some(minutes(scope, n)?),
             None => None,
