@@ -335,6 +335,7 @@ impl JobRunner {
                 writer: Some(writer),
                 failed: false,
                 capture: (!job.log_outputs.is_empty()).then(String::new),
+                legacy: Vec::new(),
             },
             ctx,
             id,
@@ -909,9 +910,11 @@ impl JobRunner {
         self.scripts += 1;
         let n = self.scripts;
         if self.table == Table::GitLab {
-            // GitLab has no file commands: the script's output is its log.
+            // GitLab has no file or workflow commands: the script's output is its log.
+            let outcome = self.stream(index, &spec).await;
+            self.logs.legacy.clear();
             return Executed {
-                outcome: self.stream(index, &spec).await,
+                outcome,
                 outputs: IndexMap::new(),
             };
         }
@@ -971,6 +974,17 @@ impl JobRunner {
             }
         }
         self.path_adds.extend(parse_path_file(read(2)));
+        let unsecure = spec
+            .env
+            .get("ACTIONS_ALLOW_UNSECURE_COMMANDS")
+            .is_some_and(|v| v.eq_ignore_ascii_case("true"));
+        let mut outcome = outcome;
+        if self.legacy_commands(index, unsecure, &mut outputs).await
+            && outcome == StepOutcome::Exited(0)
+        {
+            // A refused command fails the step, as on GitHub.
+            outcome = StepOutcome::Exited(1);
+        }
         let summary = read(3).to_owned();
         if !summary.is_empty() {
             self.summary.push_str(&summary);
@@ -979,6 +993,78 @@ impl JobRunner {
             }
         }
         Executed { outcome, outputs }
+    }
+
+    /// Applies the deprecated commands a step printed, as GitHub still does: `set-output`
+    /// (and `save-state`) with a deprecation warning; `set-env` and `add-path` only when the
+    /// step's environment sets `ACTIONS_ALLOW_UNSECURE_COMMANDS=true`, else refused with
+    /// GitHub's messages; whether one was refused.
+    async fn legacy_commands(
+        &mut self,
+        index: usize,
+        unsecure: bool,
+        outputs: &mut IndexMap<String, String>,
+    ) -> bool {
+        let mut refused = false;
+        const ENV_FILES: &str = "Please upgrade to using Environment Files";
+        for (command, name, value) in std::mem::take(&mut self.logs.legacy) {
+            match (command.as_str(), name) {
+                ("set-output", Some(name)) => {
+                    self.logs
+                        .annotate(
+                            index,
+                            "warning",
+                            &format!("The `set-output` command is deprecated and will be disabled soon. {ENV_FILES}. For more information see: https://github.blog/changelog/2022-10-11-github-actions-deprecating-save-state-and-set-output-commands/"),
+                        )
+                        .await;
+                    outputs.entry(name).or_insert(value);
+                }
+                ("save-state", Some(_)) => {
+                    self.logs
+                        .annotate(
+                            index,
+                            "warning",
+                            &format!("The `save-state` command is deprecated and will be disabled soon. {ENV_FILES}. For more information see: https://github.blog/changelog/2022-10-11-github-actions-deprecating-save-state-and-set-output-commands/"),
+                        )
+                        .await;
+                }
+                ("set-env", Some(name)) if unsecure => {
+                    self.env.insert(name, value);
+                }
+                ("add-path", _) if unsecure => self.path_adds.push(value),
+                ("set-env" | "add-path", name) => {
+                    refused = true;
+                    let shown = match name {
+                        Some(name) => format!("::{command} name={name}::{value}"),
+                        None => format!("::{command}::{value}"),
+                    };
+                    self.logs
+                        .annotate(
+                            index,
+                            "error",
+                            &format!("Unable to process command '{shown}' successfully."),
+                        )
+                        .await;
+                    self.logs
+                        .annotate(
+                            index,
+                            "error",
+                            &format!("The `{command}` command is disabled. {ENV_FILES} or opt into unsecure command execution by setting the `ACTIONS_ALLOW_UNSECURE_COMMANDS` environment variable to `true`. For more information see: https://github.blog/changelog/2020-10-01-github-actions-deprecating-set-env-and-add-path-commands/"),
+                        )
+                        .await;
+                }
+                (other, _) => {
+                    self.logs
+                        .annotate(
+                            index,
+                            "warning",
+                            &format!("Unable to process command '::{other}': the `name` property is missing"),
+                        )
+                        .await;
+                }
+            }
+        }
+        refused
     }
 
     /// The texts of a step's file-command files (empty for those it did not write), read

@@ -92,6 +92,8 @@ pub(crate) struct Logs {
     pub failed: bool,
     /// The (masked) output kept for a coverage regex, bounded by [`CAPTURE_LIMIT`].
     pub capture: Option<String>,
+    /// Deprecated commands the step printed (`::set-output::` …), for the step to apply.
+    pub legacy: Vec<(String, Option<String>, String)>,
 }
 
 /// Most output kept for a GitLab `coverage:` regex (the tail is kept).
@@ -202,6 +204,11 @@ impl Logs {
                         self.annotate(step, level, &message).await;
                     }
                 }
+                LogEvent::Legacy {
+                    command,
+                    name,
+                    value,
+                } => self.legacy.push((command, name, value)),
                 _ => {}
             }
         }

@@ -65,6 +65,17 @@ pub enum LogEvent {
         /// `title=`
         title: Option<String>,
     },
+    /// A deprecated command that changes the job — `::set-output name=N::V`,
+    /// `::save-state name=N::V`, `::set-env name=N::V`, `::add-path::DIR` — for the caller to
+    /// honour or refuse.
+    Legacy {
+        /// The command (`set-output`, `save-state`, `set-env`, `add-path`).
+        command: String,
+        /// Its `name=` property.
+        name: Option<String>,
+        /// The value (not masked: it is data, not display).
+        value: String,
+    },
 }
 
 #[derive(Debug, Default)]
@@ -224,6 +235,11 @@ impl LogPipeline {
             "group" => Command::Group(message),
             "endgroup" => Command::EndGroup,
             "stop-commands" => Command::Stop(message),
+            "set-output" | "save-state" | "set-env" | "add-path" => Command::Legacy(
+                name.to_owned(),
+                props.into_iter().find(|(k, _)| k == "name").map(|(_, v)| v),
+                message,
+            ),
             "error" | "warning" | "notice" | "debug" => Command::Annotate(
                 match name {
                     "error" => Level::Error,
@@ -247,6 +263,11 @@ impl LogPipeline {
             Command::EndGroup => events.push(LogEvent::EndGroup),
             Command::Stop(token) => self.stopped = Some(token),
             Command::Resume => self.stopped = None,
+            Command::Legacy(command, name, value) => events.push(LogEvent::Legacy {
+                command,
+                name,
+                value,
+            }),
             Command::Annotate(level, props, message) => {
                 let get = |k: &str| props.iter().find(|(p, _)| p == k).map(|(_, v)| v.clone());
                 events.push(LogEvent::Annotation {
@@ -269,6 +290,7 @@ enum Command {
     Stop(String),
     Resume,
     Annotate(Level, Vec<(String, String)>, String),
+    Legacy(String, Option<String>, String),
 }
 
 /// GitHub's command escaping: `%25` `%0D` `%0A` (and in properties `%3A` `%2C`).
