@@ -43,7 +43,7 @@ pub enum ActionRuns {
 /// The metadata of one action.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Action {
-    /// `name:`
+    /// `name:` (empty when missing: only the marketplace needs it).
     pub name: String,
     /// `description:`
     pub description: Option<String>,
@@ -68,8 +68,19 @@ const ACTION_KEYS: &[&str] = &[
 pub(super) fn action(r: &mut Reader<'_>, doc: &Node) -> Option<Action> {
     r.map(doc, "an action mapping")?;
     r.scope = scopes::ACTION;
-    r.check_keys(doc, ACTION_KEYS, &["name", "runs"]);
-    let name = doc.get("name").and_then(|n| r.text(n, "a string"));
+    r.check_keys(doc, ACTION_KEYS, &["runs"]);
+    // The runner needs no name; only the marketplace does.
+    if doc.get("name").is_none() {
+        r.warning(
+            doc.span,
+            "missing-key",
+            "Property 'name' is missing: the marketplace needs it (runners do not)",
+        );
+    }
+    let name = doc
+        .get("name")
+        .and_then(|n| r.text(n, "a string"))
+        .unwrap_or_default();
     let description = doc.get("description").and_then(|n| r.text(n, "a string"));
     let mut inputs = IndexMap::new();
     if let Some(node) = doc.get("inputs") {
@@ -122,7 +133,7 @@ pub(super) fn action(r: &mut Reader<'_>, doc: &Node) -> Option<Action> {
     }
     let runs = runs(r, runs_node?)?;
     Some(Action {
-        name: name?,
+        name,
         description,
         inputs,
         outputs,
