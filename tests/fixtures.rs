@@ -99,6 +99,7 @@ const EXPECT_KEYS: &[&str] = &[
     "order",
     "finished_before",
     "stdout",
+    "stderr",
     "min_seconds",
     "docker",
     "args",
@@ -304,6 +305,11 @@ fn check(fixture: &Path, file: &str) -> Vec<String> {
                 (Some(a), Some(b)) if a < b => {}
                 _ => problems.push(format!("'{}' should finish before '{}'", p[0], p[1])),
             }
+        }
+    }
+    for want in strings(&expect["stderr"]) {
+        if !stderr.contains(&want) {
+            problems.push(format!("stderr lacks '{want}'\n{}", context()));
         }
     }
     for want in strings(&expect["stdout"]) {

@@ -134,7 +134,7 @@ pub(crate) async fn prepare_loaded(
         .insert("inputs", inputs)
         .insert("secrets", strings(&secrets));
     // The plan is checked here so that a bad matrix is a configuration error.
-    Plan::new(
+    let plan = Plan::new(
         &workflow,
         &RunFacts {
             contexts: contexts.clone(),
@@ -144,6 +144,7 @@ pub(crate) async fn prepare_loaded(
         path: source.path.clone(),
         diagnostics,
     })?;
+    check_matrix_filter(&plan, &options.matrix)?;
     inner
         .runs
         .create_run(&NewRun {
@@ -490,18 +491,56 @@ impl ConditionEvaluator for Conditions {
         instance: &JobInstance,
         status: &StatusSnapshot,
     ) -> Result<bool, String> {
-        if let Some(combo) = &instance.matrix {
-            let filtered_out = self.matrix.iter().any(|(k, v)| {
-                combo
-                    .get(k)
-                    .is_some_and(|have| ci_config::expr::render(have) != *v)
-            });
-            if filtered_out {
-                return Ok(false);
-            }
+        if !matrix_selected(instance, &self.matrix) {
+            return Ok(false);
         }
         self.inner.evaluate(instance, status)
     }
+}
+
+/// Whether an instance passes the `--matrix` filter: values given for one key unite, keys
+/// intersect (`-m os:a -m os:b -m v:1` is `os` in {a, b} and `v` = 1); instances without a
+/// matrix, or without the key, pass.
+fn matrix_selected(instance: &JobInstance, filter: &[(String, String)]) -> bool {
+    let Some(combo) = &instance.matrix else {
+        return true;
+    };
+    let mut keys: Vec<&str> = filter.iter().map(|(k, _)| k.as_str()).collect();
+    keys.dedup();
+    keys.iter().all(|key| match combo.get(*key) {
+        None => true,
+        Some(have) => {
+            let have = ci_config::expr::render(have);
+            filter.iter().any(|(k, v)| k == key && *v == have)
+        }
+    })
+}
+
+/// A `--matrix` filter that selects no combination is a usage error (unless a matrix is only
+/// known at run time): a run where nothing runs must not look like a success.
+fn check_matrix_filter(plan: &Plan, filter: &[(String, String)]) -> Result<(), EngineError> {
+    if filter.is_empty() || plan.instances.iter().any(|i| i.deferred_matrix.is_some()) {
+        return Ok(());
+    }
+    let with_matrix: Vec<&JobInstance> = plan
+        .instances
+        .iter()
+        .filter(|i| i.matrix.is_some())
+        .collect();
+    if with_matrix.iter().any(|i| matrix_selected(i, filter)) {
+        return Ok(());
+    }
+    let wanted: Vec<String> = filter.iter().map(|(k, v)| format!("{k}:{v}")).collect();
+    let have: Vec<&str> = with_matrix.iter().map(|i| i.id.as_str()).collect();
+    Err(EngineError::Usage(format!(
+        "--matrix {} selects no matrix combination (there are: {})",
+        wanted.join(" --matrix "),
+        if have.is_empty() {
+            "none".to_owned()
+        } else {
+            have.join(", ")
+        }
+    )))
 }
 
 type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send>>;
