@@ -1163,8 +1163,8 @@ impl JobRunner {
     }
 }
 
-/// The job's environment, layered: the run's predefined variables, the workflow's, the
-/// run's rule variables, the runner table's job variables, the job's, matrix values of
+/// The job's environment, layered: the run's predefined variables and the runner table's job
+/// variables, the workflow's, the run's rule variables, the job's, matrix values of
 /// `parallel: matrix` instances, dotenv variables of the jobs whose artifacts it downloads,
 /// and the run's overriding variables. [`Env::Map`] blocks are evaluated as GitHub
 /// expressions against what came before; [`Env::Vars`] blocks expanded shell-style.
@@ -1177,15 +1177,16 @@ fn job_env(
     timeout: Duration,
 ) -> Result<IndexMap<String, String>, String> {
     let run = &task.scope.vars;
+    // Predefined variables first: every definition in the file overrides them.
     let mut env = run.predefined.clone();
+    if table == Table::GitLab {
+        env.extend(ci_vcs::jobenv::gitlab_job_variables(&gitlab_job_info(
+            task, job, workspace, timeout,
+        )));
+    }
     for (i, block) in [&task.workflow.env, &job.env].into_iter().enumerate() {
         if i == 1 {
             env.extend(run.from_rules.clone());
-            if table == Table::GitLab {
-                env.extend(ci_vcs::jobenv::gitlab_job_variables(&gitlab_job_info(
-                    task, job, workspace, timeout,
-                )));
-            }
         }
         match block {
             Env::Vars(vars) => {

@@ -535,8 +535,7 @@ async fn upload_from(
         .iter()
         .map(|p| expand(p, env, &IndexMap::new()))
         .collect();
-    patterns.extend(a.dotenv.iter().cloned());
-    patterns.extend(a.junit.iter().cloned());
+    // Reports are not artifacts: a dotenv report hands on its variables, not its file.
     if a.untracked {
         match untracked_files(dir) {
             Some(files) => patterns.extend(files),
@@ -555,11 +554,19 @@ async fn upload_from(
     let mut dotenv = IndexMap::new();
     for file in &a.dotenv {
         let path = dir.join(file.trim_start_matches("./"));
-        let text =
-            std::fs::read_to_string(&path).map_err(|e| format!("dotenv report {file}: {e}"))?;
-        let vars = ci_exec::envfile::parse_env_file(&text)
-            .map_err(|e| format!("dotenv report {file}: {e}"))?;
-        dotenv.extend(vars);
+        // GitLab warns about a missing or malformed report and goes on.
+        let vars = std::fs::read_to_string(&path)
+            .map_err(|e| e.to_string())
+            .and_then(|text| ci_exec::envfile::parse_env_file(&text).map_err(|e| e.to_string()));
+        match vars {
+            Ok(vars) => dotenv.extend(vars),
+            Err(e) => {
+                runner
+                    .logs
+                    .annotate(index, "warning", &format!("dotenv report {file}: {e}"))
+                    .await
+            }
+        }
     }
     for file in &a.junit {
         if dir.join(file.trim_start_matches("./")).exists() {
@@ -641,8 +648,8 @@ pub(crate) async fn report_upload(
     Ok(true)
 }
 
-/// The values the job's log outputs find in the (masked) log: the last match's first group
-/// (or whole match), its leading number.
+/// The values the job's log outputs find in the (masked) log, line by line: the last
+/// match's first group (or whole match), its leading number.
 pub(crate) fn log_outputs(outputs: &[LogOutput], log: &str) -> Vec<(String, String, String)> {
     outputs
         .iter()
@@ -656,7 +663,8 @@ pub(crate) fn log_outputs(outputs: &[LogOutput], log: &str) -> Vec<(String, Stri
 fn last_match(pattern: &str, log: &str) -> Option<String> {
     let (pattern, flags) = ci_config::gitlab::split_regex(pattern)?;
     let re = ci_config::gitlab::regex(&pattern, &flags).ok()?;
-    let m = re.captures_iter(log).last()?;
+    // Line by line, as GitLab reads a job's log: `$` ends a line.
+    let m = log.lines().rev().find_map(|line| re.captures(line))?;
     let text = m.get(1).or_else(|| m.get(0))?.as_str();
     let number: String = text
         .chars()
