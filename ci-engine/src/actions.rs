@@ -748,6 +748,16 @@ async fn cache_save(
                 )
                 .await
         }
+        ci_store::caches::Saved::Nothing => {
+            runner
+                .logs
+                .annotate(
+                    index,
+                    "warning",
+                    &format!("Path Validation Error: Path(s) specified in the action for caching do(es) not exist, hence no cache is being saved. (key: {key})"),
+                )
+                .await
+        }
         _ => {
             runner
                 .logs

@@ -278,19 +278,14 @@ pub(crate) async fn save_caches(
             .iter()
             .map(|p| expand(p, env, &IndexMap::new()))
             .collect();
-        let existing: Vec<&str> = paths
-            .iter()
-            .map(String::as_str)
-            .filter(|p| local.path.join(p.trim_start_matches("./")).exists())
-            .collect();
-        if existing.is_empty() {
-            runner
-                .logs
-                .annotate(index, "warning", &format!("cache {key}: no matching files"))
-                .await;
-            continue;
-        }
-        match store.save(CACHE_SCOPE, &key, &local.path, &existing).await {
+        let refs: Vec<&str> = paths.iter().map(String::as_str).collect();
+        match store.save(CACHE_SCOPE, &key, &local.path, &refs).await {
+            Ok(ci_store::caches::Saved::Nothing) => {
+                runner
+                    .logs
+                    .annotate(index, "warning", &format!("cache {key}: no matching files"))
+                    .await
+            }
             Ok(ci_store::caches::Saved::Stored(_)) => {
                 runner
                     .logs

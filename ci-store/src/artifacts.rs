@@ -79,20 +79,13 @@ fn io(path: &Path) -> impl FnOnce(std::io::Error) -> StoreError + '_ {
     }
 }
 
-/// Uploads the files under `workspace` that `paths` (one glob per line; `!` excludes) select.
-pub async fn upload(
-    store: &BlobStore,
-    run: &str,
-    name: &str,
-    workspace: &Path,
+/// The files under `root` (canonical) that `paths` select — one glob per line, `!` lines
+/// excluding, a directory standing for everything under it — with their metadata. Links must
+/// resolve inside `root`. Artifacts and caches select files the same way.
+pub(crate) fn select(
+    root: &Path,
     paths: &str,
-    if_no_files_found: IfNoFilesFound,
-    expires_at: Option<u64>,
-) -> Result<Upload, StoreError> {
-    if !safe_relative(name) || name.contains('/') {
-        return Err(StoreError::UnsafePath(name.to_owned()));
-    }
-    let root = std::fs::canonicalize(workspace).map_err(io(workspace))?;
+) -> Result<Vec<(String, PathBuf, std::fs::Metadata)>, StoreError> {
     let (mut include, mut exclude) = (GlobSetBuilder::new(), GlobSetBuilder::new());
 
     for line in paths.lines().map(str::trim).filter(|l| !l.is_empty()) {
@@ -121,13 +114,13 @@ pub async fn upload(
     let build = |b: GlobSetBuilder| b.build().map_err(|e| StoreError::UnsafePath(e.to_string()));
     let (include, exclude) = (build(include)?, build(exclude)?);
     let mut files = Vec::new();
-    let mut pending = vec![root.clone()];
+    let mut pending = vec![root.to_path_buf()];
     while let Some(dir) = pending.pop() {
         for entry in std::fs::read_dir(&dir).map_err(io(&dir))? {
             let entry = entry.map_err(io(&dir))?;
             let path = entry.path();
             let relative = path
-                .strip_prefix(&root)
+                .strip_prefix(root)
                 .map_err(|_| StoreError::UnsafePath(path.display().to_string()))?
                 .to_string_lossy()
                 .replace('\\', "/");
@@ -139,7 +132,7 @@ pub async fn upload(
             {
                 // A link may point anywhere: it must resolve inside the workspace.
                 let target = std::fs::canonicalize(&path).map_err(io(&path))?;
-                if !target.starts_with(&root) {
+                if !target.starts_with(root) {
                     return Err(StoreError::UnsafePath(relative));
                 }
             }
@@ -151,6 +144,24 @@ pub async fn upload(
             }
         }
     }
+    Ok(files)
+}
+
+/// Uploads the files under `workspace` that `paths` (one glob per line; `!` excludes) select.
+pub async fn upload(
+    store: &BlobStore,
+    run: &str,
+    name: &str,
+    workspace: &Path,
+    paths: &str,
+    if_no_files_found: IfNoFilesFound,
+    expires_at: Option<u64>,
+) -> Result<Upload, StoreError> {
+    if !safe_relative(name) || name.contains('/') {
+        return Err(StoreError::UnsafePath(name.to_owned()));
+    }
+    let root = std::fs::canonicalize(workspace).map_err(io(workspace))?;
+    let mut files = select(&root, paths)?;
     files.sort_by(|a, b| a.0.cmp(&b.0));
     if files.is_empty() {
         let message = format!(

@@ -69,11 +69,14 @@ pub struct CacheMeta {
 
 /// The outcome of a save.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum Saved {
     /// Stored under the key.
     Stored(CacheMeta),
     /// The key exists already: caches are immutable, nothing was written.
     Exists,
+    /// No file matched the paths: nothing was written.
+    Nothing,
 }
 
 /// A restore hit.
@@ -165,13 +168,13 @@ impl Caches {
             path: workspace.display().to_string(),
             source,
         })?;
-        let mut files: Vec<(String, PathBuf)> = Vec::new();
-        for p in paths {
-            let p = p.trim_start_matches("./");
-            if !safe_relative(p.trim_end_matches('/')) {
-                return Err(StoreError::UnsafePath((*p).to_owned()));
-            }
-            collect(&root, &root.join(p), &mut files)?;
+        // Paths select files as artifact paths do: globs, directories, `!` exclusions.
+        let mut files: Vec<(String, PathBuf)> = crate::artifacts::select(&root, &paths.join("\n"))?
+            .into_iter()
+            .map(|(relative, path, _)| (relative, path))
+            .collect();
+        if files.is_empty() {
+            return Ok(Saved::Nothing);
         }
         files.sort();
         files.dedup();
@@ -367,53 +370,6 @@ impl Caches {
         }
         Ok(evicted)
     }
-}
-
-fn collect(root: &Path, path: &Path, out: &mut Vec<(String, PathBuf)>) -> Result<(), StoreError> {
-    let is_link = std::fs::symlink_metadata(path).is_ok_and(|m| m.file_type().is_symlink());
-    let meta = match std::fs::metadata(path) {
-        Ok(m) => m,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
-        Err(source) => {
-            return Err(StoreError::Io {
-                path: path.display().to_string(),
-                source,
-            })
-        }
-    };
-    let real = std::fs::canonicalize(path).map_err(|source| StoreError::Io {
-        path: path.display().to_string(),
-        source,
-    })?;
-    if !real.starts_with(root) {
-        return Err(StoreError::UnsafePath(path.display().to_string()));
-    }
-    if meta.is_dir() && is_link {
-        // Linked directories are not followed: they could loop.
-        return Ok(());
-    }
-    if meta.is_dir() {
-        let entries = std::fs::read_dir(path).map_err(|source| StoreError::Io {
-            path: path.display().to_string(),
-            source,
-        })?;
-        for entry in entries {
-            let entry = entry.map_err(|source| StoreError::Io {
-                path: path.display().to_string(),
-                source,
-            })?;
-            collect(root, &entry.path(), out)?;
-        }
-    } else if meta.is_file() {
-        let relative = path
-            .strip_prefix(root)
-            .map_err(|_| StoreError::UnsafePath(path.display().to_string()))?;
-        out.push((
-            relative.to_string_lossy().replace('\\', "/"),
-            path.to_path_buf(),
-        ));
-    }
-    Ok(())
 }
 
 /// GitLab `cache:key:files`: `prefix-` + a digest of the files' contents (missing files
