@@ -410,6 +410,10 @@ pub struct Environment {
     pub name: Template,
     /// Its URL.
     pub url: Option<Template>,
+    /// What the job does to it (GitLab `action:`: start, prepare, stop, verify, access).
+    pub action: Option<String>,
+    /// Its tier (GitLab `deployment_tier:`); `None`: derived from the name.
+    pub tier: Option<String>,
 }
 
 /// `strategy:`

@@ -442,10 +442,15 @@ impl JobRunner {
         }
         if let Some(env) = &job.environment {
             let vars = self.env.clone();
-            let contexts = self.contexts(&frame, &vars);
-            let name = Scope::new(&contexts)
-                .render(&env.name)
-                .unwrap_or_else(|_| env.name.raw.clone());
+            let name = match self.table {
+                Table::GitLab => crate::env::expand(&env.name.raw, &vars, &IndexMap::new()),
+                Table::GitHub => {
+                    let contexts = self.contexts(&frame, &vars);
+                    Scope::new(&contexts)
+                        .render(&env.name)
+                        .unwrap_or_else(|_| env.name.raw.clone())
+                }
+            };
             self.logs.line(0, &format!("Environment: {name}")).await;
         }
         for step in &job.steps {
@@ -1231,6 +1236,17 @@ fn job_env(
         }
     }
     env.extend(run.overrides.clone());
+    if let (Table::GitLab, Some(e)) = (table, &job.environment) {
+        // The environment's name and URL are expanded with the job's variables.
+        let expand = |t: &ci_config::Template| crate::env::expand(&t.raw, &env, &run.overrides);
+        let (name, url) = (expand(&e.name), e.url.as_ref().map(expand));
+        env.extend(ci_vcs::jobenv::gitlab_environment_variables(
+            &name,
+            url.as_deref(),
+            e.action.as_deref(),
+            e.tier.as_deref(),
+        ));
+    }
     Ok(env)
 }
 
@@ -1264,7 +1280,6 @@ fn gitlab_job_info(
         pipeline_id: task.ctx.run_id.split('-').next().unwrap_or("1").to_owned(),
         timeout_secs: timeout.as_secs(),
         image: job.container.as_ref().map(|c| c.image.raw.clone()),
-        environment: job.environment.as_ref().map(|e| e.name.raw.clone()),
         node,
         tags: job.runs_on.labels.iter().map(|l| l.raw.clone()).collect(),
         ..ci_vcs::jobenv::JobInfo::default()

@@ -41,8 +41,6 @@ pub struct JobInfo {
     pub timeout_secs: u64,
     /// The job's image, if it runs in one.
     pub image: Option<String>,
-    /// The deployment environment's name.
-    pub environment: Option<String>,
     /// `(index, total)` of a parallel instance, 1-based.
     pub node: Option<(usize, usize)>,
     /// Runner tags.
@@ -134,14 +132,65 @@ pub fn gitlab_job_variables(job: &JobInfo) -> IndexMap<String, String> {
     if let Some(image) = &job.image {
         set("CI_JOB_IMAGE", image.clone());
     }
-    if let Some(env) = &job.environment {
-        set("CI_ENVIRONMENT_NAME", env.clone());
-    }
     if let Some((index, total)) = job.node {
         set("CI_NODE_INDEX", index.to_string());
         set("CI_NODE_TOTAL", total.to_string());
     }
     vars
+}
+
+/// GitLab's environment variables of a job that deploys to `name` (variables already
+/// expanded): `CI_ENVIRONMENT_NAME`, `_SLUG` (lower case, `-` for anything else, at most 24
+/// characters), `_URL`, `_ACTION` (default `start`) and `_TIER` (given, else guessed from the
+/// name as GitLab does).
+pub fn gitlab_environment_variables(
+    name: &str,
+    url: Option<&str>,
+    action: Option<&str>,
+    tier: Option<&str>,
+) -> IndexMap<String, String> {
+    let mut vars = IndexMap::new();
+    let slug: String = crate::event::ref_slug(name).chars().take(24).collect();
+    vars.insert("CI_ENVIRONMENT_NAME".into(), name.to_owned());
+    vars.insert(
+        "CI_ENVIRONMENT_SLUG".into(),
+        slug.trim_end_matches('-').to_owned(),
+    );
+    if let Some(url) = url {
+        vars.insert("CI_ENVIRONMENT_URL".into(), url.to_owned());
+    }
+    vars.insert(
+        "CI_ENVIRONMENT_ACTION".into(),
+        action.unwrap_or("start").to_owned(),
+    );
+    vars.insert(
+        "CI_ENVIRONMENT_TIER".into(),
+        tier.map_or_else(|| environment_tier(name), str::to_owned),
+    );
+    vars
+}
+
+/// The tier GitLab guesses from an environment's name.
+fn environment_tier(name: &str) -> String {
+    let lower = name.to_lowercase();
+    let first = lower.split('/').next().unwrap_or("");
+    let any = |words: &[&str]| {
+        words
+            .iter()
+            .any(|w| first.starts_with(w) || lower.starts_with(w))
+    };
+    if any(&["prod", "live"]) {
+        "production"
+    } else if any(&["stag", "model", "pre", "demo"]) {
+        "staging"
+    } else if any(&["test", "qc"]) {
+        "testing"
+    } else if any(&["dev", "review", "trunk"]) {
+        "development"
+    } else {
+        "other"
+    }
+    .to_owned()
 }
 
 #[cfg(test)]
@@ -164,5 +213,23 @@ mod tests {
         let github = github_job_env(&serde_json::json!({"run_number": 7}), &job);
         assert!(github.keys().all(|k| !k.starts_with("CI_")));
         assert_eq!(github["GITHUB_RUN_NUMBER"], "7");
+    }
+
+    #[test]
+    fn environments_get_a_slug_and_a_tier() {
+        let v = gitlab_environment_variables("Review/Feature_X", None, None, None);
+        assert_eq!(v["CI_ENVIRONMENT_SLUG"], "review-feature-x");
+        assert_eq!(v["CI_ENVIRONMENT_TIER"], "development");
+        assert_eq!(v["CI_ENVIRONMENT_ACTION"], "start");
+        let v = gitlab_environment_variables("production", Some("https://x"), Some("stop"), None);
+        assert_eq!(
+            (
+                v["CI_ENVIRONMENT_TIER"].as_str(),
+                v["CI_ENVIRONMENT_ACTION"].as_str()
+            ),
+            ("production", "stop")
+        );
+        let long = gitlab_environment_variables(&"a".repeat(40), None, None, Some("other"));
+        assert_eq!(long["CI_ENVIRONMENT_SLUG"].len(), 24);
     }
 }

@@ -523,10 +523,20 @@ fn environment(r: &mut Reader<'_>, node: &Node) -> Option<Environment> {
         if let Some(d) = node.get("deployment") {
             r.bool_or_expr(d);
         }
-        return Some(Environment { name, url });
+        return Some(Environment {
+            name,
+            url,
+            action: None,
+            tier: None,
+        });
     }
     let name = r.template(node, "an environment name or mapping")?;
-    Some(Environment { name, url: None })
+    Some(Environment {
+        name,
+        url: None,
+        action: None,
+        tier: None,
+    })
 }
 
 fn concurrency(r: &mut Reader<'_>, node: &Node) -> Option<Concurrency> {

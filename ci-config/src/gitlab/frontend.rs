@@ -1347,9 +1347,23 @@ fn job(
     gl.resource_group = node
         .get("resource_group")
         .and_then(|n| cx.string(n, "resource_group"));
-    gl.environment = node.get("environment").and_then(|n| match &n.value {
-        Value::Map(_) => n.get("name").and_then(|x| x.scalar_text()),
-        _ => n.scalar_text(),
+    gl.environment = node.get("environment").and_then(|n| {
+        let text = |key: &str| n.get(key).and_then(|x| x.scalar_text());
+        let (name, url, action, tier) = match &n.value {
+            Value::Map(_) => (
+                text("name")?,
+                text("url"),
+                text("action"),
+                text("deployment_tier"),
+            ),
+            _ => (n.scalar_text()?, None, None, None),
+        };
+        Some(crate::model::Environment {
+            name: literal(&name, n.span),
+            url: url.map(|u| literal(&u, n.span)),
+            action,
+            tier,
+        })
     });
     gl.coverage = node.get("coverage").and_then(|n| cx.string(n, "coverage"));
     if let Some(c) = &gl.coverage {
@@ -1566,12 +1580,7 @@ fn lower(id: &str, span: Span, gl: GitLabJob, read: Lowered) -> (Job, JobRules) 
             labels: gl.tags.iter().map(|t| literal(t, span)).collect(),
             group: None,
         },
-        environment: gl.environment.as_ref().map(|e| {
-            Box::new(crate::model::Environment {
-                name: literal(e, span),
-                url: None,
-            })
-        }),
+        environment: gl.environment.clone().map(Box::new),
         concurrency,
         outputs: IndexMap::new(),
         env,

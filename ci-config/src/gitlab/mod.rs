@@ -166,8 +166,8 @@ struct GitLabJob {
     pub interruptible: bool,
     /// `resource_group:`
     pub resource_group: Option<String>,
-    /// `environment:` name.
-    pub environment: Option<String>,
+    /// `environment:` (name, url, action, deployment tier).
+    pub environment: Option<crate::model::Environment>,
     /// `coverage:` regex.
     pub coverage: Option<String>,
     /// `tags:`
