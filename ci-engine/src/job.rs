@@ -310,11 +310,15 @@ impl JobRunner {
         let log_key = key.clone();
         let writer = LogWriter::new(ctx.inner.blobs.clone(), &ctx.run_id, JOB_LOGS, &key);
         let pipeline = LogPipeline::new(&secrets);
+        // `defaults.run` sees the job's `env` (GitHub allows the context there).
+        let mut with_env = base.clone();
+        with_env.insert("env", strings(&env));
+        let defaults = Scope::new(&with_env);
         let defaults_shell = [&job.defaults.shell, &task.workflow.defaults.shell]
             .into_iter()
             .flatten()
             .next()
-            .map(|t| plain.render(t))
+            .map(|t| defaults.render(t))
             .transpose()
             .map_err(|e| fail(format!("defaults.run.shell: {e}")))?;
         let defaults_workdir = [
@@ -324,7 +328,7 @@ impl JobRunner {
         .into_iter()
         .flatten()
         .next()
-        .map(|t| plain.render(t))
+        .map(|t| defaults.render(t))
         .transpose()
         .map_err(|e| fail(format!("defaults.run.working-directory: {e}")))?;
         Ok(JobRunner {
