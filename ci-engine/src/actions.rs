@@ -226,14 +226,22 @@ async fn run_action(
                 "GITHUB_ACTION_PATH".into(),
                 dir.to_string_lossy().into_owned(),
             );
+            // What pre saves with GITHUB_STATE, main and post read as STATE_<name>.
+            let state = |env: &mut IndexMap<String, String>, saved: &IndexMap<String, String>| {
+                for (k, v) in saved {
+                    env.insert(format!("STATE_{k}"), v.clone());
+                }
+            };
             if let Some(pre) = pre {
                 let done = node(runner, index, &step.id, &dir, pre, env.clone(), timeout).await;
+                state(&mut env, &done.state);
                 let r = runner.conclude(index, done).await;
                 if r.outcome != Status::Success {
                     return Ok(r);
                 }
             }
             let done = node(runner, index, &step.id, &dir, main, env.clone(), timeout).await;
+            state(&mut env, &done.state);
             let result = runner.conclude(index, done).await;
             if let Some(post) = post {
                 runner.post.push(Post::Node {
@@ -306,10 +314,13 @@ async fn node(
     timeout: Option<Duration>,
 ) -> Executed {
     let path = dir.join(script);
+    // node runs directly, not through a shell: input variables keep names a shell would drop
+    // (`INPUT_WHO-TO-GREET`).
+    runner.make_command_files = true;
     let spec = StepSpec {
         id: id.to_owned(),
-        script: format!("exec node {}\n", shell_quote(&path.to_string_lossy())),
-        shell: Shell::Sh,
+        script: String::new(),
+        shell: Shell::Custom(format!("node {}", shell_quote(&path.to_string_lossy()))),
         env,
         workdir: None,
         timeout,

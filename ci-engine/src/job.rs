@@ -378,6 +378,7 @@ impl JobRunner {
             image_ignored,
             needs: task.needs.clone(),
             stagings: 0,
+            make_command_files: false,
         })
     }
 
@@ -925,6 +926,7 @@ impl JobRunner {
             return Executed {
                 outcome,
                 outputs: IndexMap::new(),
+                state: IndexMap::new(),
             };
         }
         let files = [
@@ -942,6 +944,15 @@ impl JobRunner {
             spec.env
                 .insert((*var).to_owned(), p.to_string_lossy().into_owned());
             paths.push(p);
+        }
+        if std::mem::take(&mut self.make_command_files) {
+            let names: Vec<PathBuf> = files.iter().map(|(_, f)| PathBuf::from(f)).collect();
+            let empty = empty_files(&names);
+            if let Err(e) = self.environment.write_tar(&self.temp, empty).await {
+                self.logs
+                    .annotate(index, "warning", &format!("file commands: {e}"))
+                    .await;
+            }
         }
         spec.env.insert("GITHUB_ACTION".into(), spec.id.clone());
         if !self.path_adds.is_empty() {
@@ -1001,7 +1012,20 @@ impl JobRunner {
                 self.summary.push('\n');
             }
         }
-        Executed { outcome, outputs }
+        let state = match parse_env_file(read(4)) {
+            Ok(state) => state,
+            Err(e) => {
+                self.logs
+                    .annotate(index, "error", &format!("GITHUB_STATE: {e}"))
+                    .await;
+                IndexMap::new()
+            }
+        };
+        Executed {
+            outcome,
+            outputs,
+            state,
+        }
     }
 
     /// Applies the deprecated commands a step printed, as GitHub still does: `set-output`
@@ -1288,6 +1312,20 @@ fn gitlab_job_info(
         tags: job.runs_on.labels.iter().map(|l| l.raw.clone()).collect(),
         ..ci_vcs::jobenv::JobInfo::default()
     }
+}
+
+/// A tar archive of empty files with these names.
+fn empty_files(names: &[PathBuf]) -> tokio_util::bytes::Bytes {
+    let mut builder = tar::Builder::new(Vec::new());
+    for name in names {
+        let mut header = tar::Header::new_gnu();
+        header.set_size(0);
+        header.set_mode(0o644);
+        header.set_cksum();
+        // Appending to memory cannot fail.
+        let _ = builder.append_data(&mut header, name, std::io::empty());
+    }
+    builder.into_inner().unwrap_or_default().into()
 }
 
 /// Removes everything inside `dir` (not following symbolic links); whether it is empty now.

@@ -75,6 +75,8 @@ pub(crate) struct Frame {
 pub(crate) struct Executed {
     pub outcome: StepOutcome,
     pub outputs: IndexMap<String, String>,
+    /// What the script saved with `GITHUB_STATE` (for an action's later phases).
+    pub state: IndexMap<String, String>,
 }
 
 /// A step's result for the `steps` context.
@@ -264,6 +266,9 @@ pub(crate) struct JobRunner {
     pub needs: Value,
     /// Staging directories made so far (their names).
     pub stagings: usize,
+    /// The next script's file-command files are made before it starts (JavaScript actions
+    /// check that they exist).
+    pub make_command_files: bool,
     /// Executor used for `docker://` steps and docker actions.
     pub containers: Option<Arc<dyn Executor>>,
     /// The runner environment of the job's dialect (its variables and file commands).

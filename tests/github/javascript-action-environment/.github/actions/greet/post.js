@@ -1,0 +1,1 @@
+console.log(`post: state ${process.env.STATE_token}`);
