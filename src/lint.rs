@@ -9,7 +9,12 @@ use ci_config::Diagnostic;
 use crate::Format;
 
 /// Checks the given files (or the repository's defaults) and prints the findings.
-pub fn run(paths: &[PathBuf], format: Format, quiet: bool) -> Result<ExitCode> {
+pub fn run(
+    paths: &[PathBuf],
+    format: Format,
+    quiet: bool,
+    dialect: Option<ci_config::Dialect>,
+) -> Result<ExitCode> {
     let files = files(paths)?;
     let mut all: Vec<Diagnostic> = Vec::new();
     let mut io_failed = false;
@@ -28,7 +33,7 @@ pub fn run(paths: &[PathBuf], format: Format, quiet: bool) -> Result<ExitCode> {
         let resolver = LocalWorkflows {
             root: repository_root(file),
         };
-        let diagnostics = ci_config::lint_with(&display, &src, &resolver);
+        let diagnostics = ci_config::lint_as(&display, &src, &resolver, dialect);
         for d in &diagnostics {
             if d.is_error() {
                 errors += 1;
@@ -70,13 +75,15 @@ pub fn run(paths: &[PathBuf], format: Format, quiet: bool) -> Result<ExitCode> {
 }
 
 /// `gantry lint --show-merged`: GitLab's merged configuration of each GitLab file.
-pub fn show_merged(paths: &[PathBuf]) -> Result<ExitCode> {
+pub fn show_merged(paths: &[PathBuf], dialect: Option<ci_config::Dialect>) -> Result<ExitCode> {
     let mut failed = false;
     for file in files(paths)? {
         let display = file.display().to_string();
         let src =
             std::fs::read_to_string(&file).with_context(|| format!("cannot read {display}"))?;
-        if ci_config::detect_dialect(&display, &src) != ci_config::Dialect::GitLabCi {
+        if dialect.unwrap_or_else(|| ci_config::detect_dialect(&display, &src))
+            != ci_config::Dialect::GitLabCi
+        {
             continue;
         }
         let includes = ci_config::gitlab::LocalIncludes::new(repository_root(&file));

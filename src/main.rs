@@ -25,8 +25,32 @@ struct Cli {
     /// Only errors.
     #[arg(short, long, global = true)]
     quiet: bool,
+    /// Read CI files as this dialect instead of telling it from the path and the file's shape.
+    #[arg(long, global = true, value_enum)]
+    dialect: Option<DialectArg>,
     #[command(subcommand)]
     command: Command,
+}
+
+/// A dialect named on the command line.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum DialectArg {
+    /// GitHub Actions workflows.
+    Github,
+    /// GitLab CI pipelines.
+    Gitlab,
+    /// CircleCI configurations.
+    Circleci,
+}
+
+impl From<DialectArg> for ci_config::Dialect {
+    fn from(d: DialectArg) -> Self {
+        match d {
+            DialectArg::Github => ci_config::Dialect::GitHubActions,
+            DialectArg::Gitlab => ci_config::Dialect::GitLabCi,
+            DialectArg::Circleci => ci_config::Dialect::CircleCi,
+        }
+    }
 }
 
 #[derive(Debug, Subcommand)]
@@ -163,14 +187,15 @@ fn trace(verbose: u8) {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     trace(cli.verbose);
+    let dialect = cli.dialect.map(ci_config::Dialect::from);
     let result = match cli.command {
         Command::Lint {
             paths,
             show_merged: true,
             ..
-        } => lint::show_merged(&paths),
-        Command::Lint { paths, format, .. } => lint::run(&paths, format, cli.quiet),
-        Command::Run(args) => run::run(*args, cli.quiet),
+        } => lint::show_merged(&paths, dialect),
+        Command::Lint { paths, format, .. } => lint::run(&paths, format, cli.quiet, dialect),
+        Command::Run(args) => run::run(*args, cli.quiet, dialect),
         Command::Runs {
             limit,
             format,
@@ -181,12 +206,12 @@ fn main() -> ExitCode {
             job,
             state_dir,
         } => run::logs(state_dir.as_deref(), &run, job.as_deref()),
-        Command::List { paths, facts } => plan::list(&paths, &facts.facts()),
+        Command::List { paths, facts } => plan::list(&paths, &facts.facts(), dialect),
         Command::Graph {
             paths,
             format,
             facts,
-        } => plan::graph(&paths, &facts.facts(), format),
+        } => plan::graph(&paths, &facts.facts(), format, dialect),
         Command::Expr { jsonl: true, .. } => expr::run_jsonl(),
         Command::Expr {
             expression,

@@ -51,7 +51,11 @@ pub fn key_value(s: &str) -> Result<(String, String), String> {
 }
 
 /// Reads and plans every workflow named (or the repository's defaults).
-fn plans(paths: &[PathBuf], facts: &Facts) -> Result<Vec<(String, Plan)>> {
+fn plans(
+    paths: &[PathBuf],
+    facts: &Facts,
+    dialect: Option<ci_config::Dialect>,
+) -> Result<Vec<(String, Plan)>> {
     let files = crate::lint::files(paths)?;
     let run_facts = RunFacts {
         contexts: facts.contexts(),
@@ -63,6 +67,7 @@ fn plans(paths: &[PathBuf], facts: &Facts) -> Result<Vec<(String, Plan)>> {
             std::fs::read_to_string(&file).with_context(|| format!("cannot read {display}"))?;
         let includes = ci_config::gitlab::LocalIncludes::new(crate::lint::repository_root(&file));
         let options = ci_config::LoadOptions {
+            dialect,
             includes: &includes,
             ..ci_config::LoadOptions::default()
         };
@@ -91,8 +96,12 @@ fn plans(paths: &[PathBuf], facts: &Facts) -> Result<Vec<(String, Plan)>> {
 }
 
 /// `gantry list`.
-pub fn list(paths: &[PathBuf], facts: &Facts) -> Result<ExitCode> {
-    for (path, plan) in plans(paths, facts)? {
+pub fn list(
+    paths: &[PathBuf],
+    facts: &Facts,
+    dialect: Option<ci_config::Dialect>,
+) -> Result<ExitCode> {
+    for (path, plan) in plans(paths, facts, dialect)? {
         println!("{path}");
         let width = plan
             .instances
@@ -140,8 +149,13 @@ pub enum GraphFormat {
 }
 
 /// `gantry graph`.
-pub fn graph(paths: &[PathBuf], facts: &Facts, format: GraphFormat) -> Result<ExitCode> {
-    let plans = plans(paths, facts)?;
+pub fn graph(
+    paths: &[PathBuf],
+    facts: &Facts,
+    format: GraphFormat,
+    dialect: Option<ci_config::Dialect>,
+) -> Result<ExitCode> {
+    let plans = plans(paths, facts, dialect)?;
     if plans.len() > 1 && format != GraphFormat::Json {
         bail!("{} workflows found; name one", plans.len());
     }

@@ -126,12 +126,15 @@ fn runtime() -> Result<tokio::runtime::Runtime> {
 }
 
 /// `gantry run`.
-pub fn run(args: RunArgs, quiet: bool) -> Result<ExitCode> {
+pub fn run(args: RunArgs, quiet: bool, dialect: Option<ci_config::Dialect>) -> Result<ExitCode> {
     let path = match &args.path {
         Some(p) => p.clone(),
         None => default_workflow()?,
     };
-    let source = Source::read(&path).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let mut source = Source::read(&path).map_err(|e| anyhow::anyhow!("{e}"))?;
+    if let Some(d) = dialect {
+        source = source.with_dialect(d);
+    }
     runtime()?.block_on(run_async(args, source, quiet))
 }
 
@@ -176,8 +179,10 @@ async fn run_async(args: RunArgs, source: Source, quiet: bool) -> Result<ExitCod
     let mut options = RunOptions::new();
     options.jobs = args.jobs.clone();
     options.manual = args.manual.clone();
-    let gitlab =
-        ci_config::detect_dialect(&source.path, &source.text) == ci_config::Dialect::GitLabCi;
+    let gitlab = source
+        .dialect
+        .unwrap_or_else(|| ci_config::detect_dialect(&source.path, &source.text))
+        == ci_config::Dialect::GitLabCi;
     options.needs = if args.only_needs {
         ci_engine::NeedsMode::Only
     } else if args.needs || !gitlab {

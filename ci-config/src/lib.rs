@@ -100,11 +100,26 @@ pub fn detect_dialect(path: &str, src: &str) -> Dialect {
         Dialect::GitHubAction
     } else if has("version") && (has("workflows") || has("orbs") || has("executors")) {
         Dialect::CircleCi
-    } else if has("stages") || (!has("on") && has("include")) {
+    } else if has("stages")
+        || (!has("on") && (has("include") || (!has("jobs") && has_gitlab_job(src))))
+    {
         Dialect::GitLabCi
     } else {
         Dialect::GitHubActions
     }
+}
+
+/// Whether a top-level mapping holds a key only GitLab jobs have (`script:`, `extends:`,
+/// `trigger:`, `stage:`), read off the lines indented once.
+fn has_gitlab_job(src: &str) -> bool {
+    src.lines().any(|l| {
+        let trimmed = l.trim_start();
+        let indent = l.len() - trimmed.len();
+        (1..=4).contains(&indent)
+            && ["script:", "extends:", "trigger:", "stage:"]
+                .iter()
+                .any(|k| trimmed.starts_with(k))
+    })
 }
 
 /// Checks one file of any dialect and returns its diagnostics (GitLab local includes are read
@@ -130,7 +145,17 @@ pub fn lint_with(
     src: &str,
     resolver: &dyn github::WorkflowResolver,
 ) -> Vec<Diagnostic> {
-    match detect_dialect(path, src) {
+    lint_as(path, src, resolver, None)
+}
+
+/// Like [`lint_with`], reading the file as `dialect` (`None`: detected).
+pub fn lint_as(
+    path: &str,
+    src: &str,
+    resolver: &dyn github::WorkflowResolver,
+    dialect: Option<Dialect>,
+) -> Vec<Diagnostic> {
+    match dialect.unwrap_or_else(|| detect_dialect(path, src)) {
         // An action's metadata is not a workflow: its own reader.
         Dialect::GitHubAction => github::parse_action(path, src).diagnostics,
         dialect => {
@@ -161,6 +186,14 @@ mod tests {
         );
         assert_eq!(detect_dialect("x/action.yaml", ""), Dialect::GitHubAction);
         assert_eq!(detect_dialect(".gitlab-ci.yml", ""), Dialect::GitLabCi);
+        // By shape, whatever the file is called.
+        let gitlab = "build:\n  script: make\n";
+        assert_eq!(detect_dialect("ci/build.yml", gitlab), Dialect::GitLabCi);
+        let github = "on: push\njobs:\n  build:\n    runs-on: x\n    steps: [{run: make}]\n";
+        assert_eq!(
+            detect_dialect("ci/build.yml", github),
+            Dialect::GitHubActions
+        );
         assert_eq!(
             detect_dialect("a/.circleci/config.yml", ""),
             Dialect::CircleCi
