@@ -250,7 +250,7 @@ fn event(args: &RunArgs, source: &Source) -> Result<ci_vcs::Event> {
     let repo = ci_vcs::Repository::open(&source.root).ok();
     match args.event.as_deref().unwrap_or("push") {
         "push" => {}
-        "workflow_dispatch" => {
+        name @ ("workflow_dispatch" | "workflow_call") => {
             if let Some(repo) = &repo {
                 let inputs = args
                     .inputs
@@ -258,9 +258,14 @@ fn event(args: &RunArgs, source: &Source) -> Result<ci_vcs::Event> {
                     .map(|(k, v)| (k.clone(), serde_json::Value::from(v.as_str())))
                     .collect();
                 event = repo.local_dispatch(inputs)?;
-            } else {
-                event.kind = ci_vcs::EventKind::WorkflowDispatch;
             }
+            // A reusable workflow run on its own: its inputs as `--input`s, typed by its
+            // `on.workflow_call.inputs`.
+            event.kind = if name == "workflow_call" {
+                ci_vcs::EventKind::WorkflowCall
+            } else {
+                ci_vcs::EventKind::WorkflowDispatch
+            };
         }
         "schedule" => {
             let cron = "0 0 * * *";
@@ -280,7 +285,8 @@ fn event(args: &RunArgs, source: &Source) -> Result<ci_vcs::Event> {
             event.git_ref = "refs/pull/1/merge".into();
         }
         other => bail!(
-            "--event {other}: local runs support push, pull_request, workflow_dispatch and schedule"
+            "--event {other}: local runs support push, pull_request, workflow_dispatch, \
+             workflow_call and schedule"
         ),
     }
     if let Some(path) = &args.event_path {

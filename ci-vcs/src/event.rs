@@ -19,6 +19,9 @@ pub enum EventKind {
     },
     /// Started by hand with inputs.
     WorkflowDispatch,
+    /// A reusable workflow started on its own with inputs (a local run of what another
+    /// workflow would call).
+    WorkflowCall,
     /// Started by a schedule.
     Schedule {
         /// The cron expression that fired.
@@ -117,6 +120,7 @@ impl Event {
             EventKind::Push => "push",
             EventKind::PullRequest { .. } => "pull_request",
             EventKind::WorkflowDispatch | EventKind::Manual => "workflow_dispatch",
+            EventKind::WorkflowCall => "workflow_call",
             EventKind::Schedule { .. } => "schedule",
             EventKind::Ping => "ping",
         }
@@ -208,6 +212,7 @@ impl Event {
             EventKind::PullRequest { .. } => "merge_request_event",
             EventKind::Schedule { .. } => "schedule",
             EventKind::WorkflowDispatch => "web",
+            EventKind::WorkflowCall => "pipeline",
             EventKind::Manual => "api",
         };
         set("CI_PIPELINE_SOURCE", source.into());
