@@ -486,6 +486,26 @@ pub(crate) async fn attach_workspace(
     Ok(done(Status::Success))
 }
 
+/// A path as the project directory's relative path: absolute paths inside the project
+/// (`$CI_PROJECT_DIR/dist/`) are fine, as on GitLab; outside it they are refused.
+fn in_project(workspace: &Path, pattern: &str) -> Result<String, String> {
+    if !pattern.starts_with('/') {
+        return Ok(pattern.to_owned());
+    }
+    match Path::new(pattern).strip_prefix(workspace) {
+        Ok(rel) if rel.as_os_str().is_empty() => Ok(".".into()),
+        Ok(rel) => Ok(format!(
+            "{}{}",
+            rel.to_string_lossy(),
+            if pattern.ends_with('/') { "/" } else { "" }
+        )),
+        Err(_) => Err(format!(
+            "artifacts: {pattern} is outside the project directory ({})",
+            workspace.display()
+        )),
+    }
+}
+
 /// Every file git does not track (and does not ignore) in the workspace, as GitLab adds them
 /// for `untracked: true`.
 fn untracked_files(workspace: &Path) -> Option<Vec<String>> {
@@ -525,11 +545,13 @@ async fn upload_from(
     dir: &Path,
     index: usize,
 ) -> Result<StepResult, String> {
-    let mut patterns: Vec<String> = a
-        .paths
-        .iter()
-        .map(|p| expand(p, env, &IndexMap::new()))
-        .collect();
+    let mut patterns: Vec<String> = Vec::new();
+    for p in &a.paths {
+        patterns.push(in_project(
+            &runner.workspace,
+            &expand(p, env, &IndexMap::new()),
+        )?);
+    }
     // Reports are not artifacts: a dotenv report hands on its variables, not its file.
     if a.untracked {
         match untracked_files(dir) {
@@ -672,6 +694,16 @@ fn last_match(pattern: &str, log: &str) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn absolute_paths_count_inside_the_project_only() {
+        let ws = Path::new("/builds/p");
+        assert_eq!(in_project(ws, "dist/").as_deref(), Ok("dist/"));
+        assert_eq!(in_project(ws, "/builds/p/dist/").as_deref(), Ok("dist/"));
+        assert_eq!(in_project(ws, "/builds/p").as_deref(), Ok("."));
+        assert!(in_project(ws, "/etc/passwd").is_err());
+        assert!(in_project(ws, "/builds/pother/x").is_err());
+    }
 
     #[test]
     fn log_outputs_take_the_last_match() {
