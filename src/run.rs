@@ -292,8 +292,9 @@ fn event(args: &RunArgs, source: &Source) -> Result<ci_vcs::Event> {
     if let Some(path) = &args.event_path {
         let text = std::fs::read_to_string(path)
             .with_context(|| format!("cannot read {}", path.display()))?;
-        event.payload = serde_json::from_str(&text)
+        let payload = serde_json::from_str(&text)
             .with_context(|| format!("{} is not JSON", path.display()))?;
+        event = event.with_payload(payload);
     }
     Ok(event)
 }

@@ -308,8 +308,20 @@ fn select_jobs(workflow: &mut Workflow, options: &RunOptions) -> Result<(), Engi
 /// `inputs`: given values typed by the workflow's definitions, then defaults.
 fn typed_inputs(workflow: &Workflow, event: &Event, given: &IndexMap<String, String>) -> Value {
     let mut out: IndexMap<String, Value> = IndexMap::new();
+    let kind_of = |name: &str| {
+        workflow
+            .triggers
+            .iter()
+            .find_map(|t| t.inputs.get(name))
+            .map_or(InputType::String, |d| d.kind)
+    };
+    // The event's inputs (a payload's strings) typed as the workflow declares them.
     for (k, v) in &event.inputs {
-        out.insert(k.clone(), Value::from_json(v));
+        let value = match v {
+            serde_json::Value::String(s) => typed(kind_of(k), s),
+            other => Value::from_json(other),
+        };
+        out.insert(k.clone(), value);
     }
     let defs = workflow
         .triggers

@@ -177,6 +177,73 @@ impl Event {
         })
     }
 
+    /// This event with a GitHub-style `payload` (an `--event-path` file): what the payload
+    /// says wins — `sender.login` as the actor, `ref`, `after`/`before` (or the pull request's
+    /// `head.sha`), a pull request's number, `head.ref`/`base.ref`/`base.sha`,
+    /// `workflow_dispatch` `inputs`, the repository — and the rest stays as it was.
+    pub fn with_payload(mut self, payload: Value) -> Event {
+        let text = |path: &[&str]| -> Option<String> {
+            let mut cur = &payload;
+            for p in path {
+                cur = cur.get(p)?;
+            }
+            match cur {
+                Value::String(s) => Some(s.clone()),
+                Value::Number(n) => Some(n.to_string()),
+                _ => None,
+            }
+        };
+        if let Some(actor) = text(&["sender", "login"]) {
+            self.actor = actor;
+        }
+        if let Some(r) = text(&["ref"]) {
+            self.git_ref = if r.starts_with("refs/") {
+                r
+            } else {
+                format!("refs/heads/{r}")
+            };
+        }
+        if let Some(sha) = text(&["after"]).or_else(|| text(&["pull_request", "head", "sha"])) {
+            self.sha = sha;
+        }
+        if let Some(before) = text(&["before"]) {
+            self.before = Some(before);
+        }
+        if let EventKind::PullRequest { number, action } = &mut self.kind {
+            if let Some(n) = payload.get("number").and_then(Value::as_u64) {
+                *number = n;
+                self.git_ref = format!("refs/pull/{n}/merge");
+            }
+            if let Some(a) = text(&["action"]) {
+                *action = a;
+            }
+            if let Some(h) = text(&["pull_request", "head", "ref"]) {
+                self.head_ref = Some(h);
+            }
+            if let Some(b) = text(&["pull_request", "base", "ref"]) {
+                self.base_ref = Some(b);
+            }
+            if let Some(b) = text(&["pull_request", "base", "sha"]) {
+                self.base_sha = Some(b);
+            }
+        }
+        if let Some(Value::Object(inputs)) = payload.get("inputs") {
+            self.inputs = inputs.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
+        }
+        if let Some(full) = text(&["repository", "full_name"]) {
+            if let Some((owner, name)) = full.split_once('/') {
+                self.repository.owner = owner.to_owned();
+                self.repository.name = name.to_owned();
+            }
+            self.repository.full_name = full;
+        }
+        if let Some(b) = text(&["repository", "default_branch"]) {
+            self.repository.default_branch = b;
+        }
+        self.payload = payload;
+        self
+    }
+
     /// GitLab's predefined variables for a pipeline of this event.
     pub fn gitlab_variables(&self, run: &RunInfo) -> IndexMap<String, String> {
         let mut v = IndexMap::new();
