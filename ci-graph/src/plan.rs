@@ -518,10 +518,14 @@ fn instance(
             .map(|v| v.to_number())
             .filter(|n| n.is_finite() && *n >= 1.0)
             .map(|n| n as usize),
-        fail_fast: strategy
-            .and_then(|s| s.fail_fast.as_ref())
-            .and_then(eval_node)
-            .is_none_or(|v| v.is_truthy() && v.to_display_string() != "false"),
+        // Fail-fast belongs to `strategy` (GitHub's matrix, default on); GitLab's
+        // `parallel:` instances all run whatever their siblings do.
+        fail_fast: strategy.is_some_and(|s| {
+            s.fail_fast
+                .as_ref()
+                .and_then(eval_node)
+                .is_none_or(|v| v.is_truthy() && v.to_display_string() != "false")
+        }),
         deferred_matrix: None,
     }
 }
