@@ -6,7 +6,8 @@ use indexmap::IndexMap;
 #[derive(Debug, Clone)]
 #[non_exhaustive]
 pub struct RunOptions {
-    /// Run only these jobs (by job id) and what they need; empty: every job.
+    /// Run only these jobs (by job id, or one instance by its name: `test 1/2`,
+    /// `build (linux, 18)`, `test: [aws, app]`) and what they need; empty: every job.
     pub jobs: Vec<String>,
     /// `inputs` (workflow_dispatch / workflow_call).
     pub inputs: IndexMap<String, String>,
@@ -24,6 +25,8 @@ pub struct RunOptions {
     pub manual: Vec<String>,
     /// What `jobs` brings along.
     pub needs: NeedsMode,
+    /// Instances named in `jobs` (`test 1/2`, `build (linux)`), by job: only they run.
+    pub(crate) instances: Vec<(String, String)>,
 }
 
 /// Which jobs a `--job` selection runs.
@@ -52,6 +55,7 @@ impl Default for RunOptions {
             log_events: true,
             manual: Vec::new(),
             needs: NeedsMode::default(),
+            instances: Vec::new(),
         }
     }
 }

@@ -113,6 +113,8 @@ pub(crate) async fn prepare_loaded(
         .workflows
         .pop()
         .expect("exactly one workflow, checked above");
+    let mut options = options;
+    instance_selection(&workflow, &mut options);
     select_jobs(&mut workflow, &options)?;
     if workflow.jobs.is_empty() && loaded.has_rules() {
         return Err(EngineError::NotCreated(
@@ -145,6 +147,20 @@ pub(crate) async fn prepare_loaded(
         diagnostics,
     })?;
     check_matrix_filter(&plan, &options.matrix)?;
+    for (job, instance) in &options.instances {
+        if !plan.instances.iter().any(|i| i.id == *instance) {
+            let have: Vec<&str> = plan
+                .instances
+                .iter()
+                .filter(|i| i.job == *job)
+                .map(|i| i.id.as_str())
+                .collect();
+            return Err(EngineError::Usage(format!(
+                "--job '{instance}': no such instance of '{job}' (there are: {})",
+                have.join(", ")
+            )));
+        }
+    }
     inner
         .runs
         .create_run(&NewRun {
@@ -240,6 +256,33 @@ fn select_by_rules(
         }
         e => EngineError::Usage(e.to_string()),
     })
+}
+
+/// `--job` values that name one instance (`test 1/2`, `build (linux)`, `test: [a, b]`) rather
+/// than a job: the job is selected, and only the named instances of it run.
+fn instance_selection(workflow: &Workflow, options: &mut RunOptions) {
+    let mut jobs = Vec::new();
+    for j in std::mem::take(&mut options.jobs) {
+        if workflow.jobs.contains_key(&j) {
+            jobs.push(j);
+            continue;
+        }
+        let owner = workflow.jobs.keys().find(|id| {
+            j.strip_prefix(id.as_str())
+                .is_some_and(|rest| rest.starts_with(' ') || rest.starts_with(':'))
+        });
+        match owner {
+            Some(id) => {
+                options.instances.push((id.clone(), j.clone()));
+                if !jobs.contains(id) {
+                    jobs.push(id.clone());
+                }
+            }
+            // Reported as an unknown job by the selection.
+            None => jobs.push(j),
+        }
+    }
+    options.jobs = jobs;
 }
 
 /// `--job` selection: the jobs alone ([`NeedsMode::Exclude`]), with what they need
@@ -495,6 +538,8 @@ pub(crate) async fn execute(
 struct Conditions {
     inner: ExprConditions,
     matrix: Vec<(String, String)>,
+    /// Instances named by `--job`, by job.
+    instances: Vec<(String, String)>,
 }
 
 impl ConditionEvaluator for Conditions {
@@ -504,6 +549,15 @@ impl ConditionEvaluator for Conditions {
         status: &StatusSnapshot,
     ) -> Result<bool, String> {
         if !matrix_selected(instance, &self.matrix) {
+            return Ok(false);
+        }
+        let named: Vec<&str> = self
+            .instances
+            .iter()
+            .filter(|(job, _)| *job == instance.job)
+            .map(|(_, id)| id.as_str())
+            .collect();
+        if !named.is_empty() && !named.contains(&instance.id.as_str()) {
             return Ok(false);
         }
         self.inner.evaluate(instance, status)
@@ -599,6 +653,7 @@ pub(crate) fn run_workflow(
         let mut conditions = Conditions {
             inner: ExprConditions::new(scope.contexts.clone()),
             matrix: ctx.options.matrix.clone(),
+            instances: ctx.options.instances.clone(),
         };
         let mut running: JoinSet<(usize, JobResult)> = JoinSet::new();
         let mut tokens: HashMap<usize, CancellationToken> = HashMap::new();
