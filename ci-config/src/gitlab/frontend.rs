@@ -615,13 +615,33 @@ fn condition(cx: &mut Ctx<'_>, node: &Node) -> Option<(String, crate::expr::Expr
     }
 }
 
+/// The items of a list with nested lists flattened (what `!reference` or an anchor to a list
+/// puts inside a list), up to 10 levels, as GitLab does.
+fn flat_items(node: &Node) -> Vec<&Node> {
+    fn walk<'a>(node: &'a Node, depth: usize, out: &mut Vec<&'a Node>) {
+        match node.as_seq() {
+            Some(items) if depth < 10 => {
+                for i in items {
+                    walk(i, depth + 1, out);
+                }
+            }
+            _ => out.push(node),
+        }
+    }
+    let mut out = Vec::new();
+    for item in node.as_seq().unwrap_or_default() {
+        walk(item, 1, &mut out);
+    }
+    out
+}
+
 fn rule_list(cx: &mut Ctx<'_>, node: &Node, workflow: bool) -> Vec<Rule> {
-    let Some(items) = node.as_seq() else {
+    if node.as_seq().is_none() {
         cx.error(node.span, "invalid-type", "rules should be a list");
         return Vec::new();
-    };
+    }
     let mut out = Vec::new();
-    for item in items {
+    for item in flat_items(node) {
         if item.as_map().is_none() {
             cx.error(item.span, "invalid-type", "a rule should be a mapping");
             continue;
@@ -1202,7 +1222,7 @@ fn job(
     let mut needs_declared = false;
     if let Some(n) = node.get("needs") {
         needs_declared = true;
-        match n.as_seq() {
+        match n.as_seq().map(|_| flat_items(n)) {
             Some(items) => {
                 for i in items {
                     let need = match &i.value {
