@@ -311,8 +311,21 @@ impl Rule {
                 }
             }
         }
-        if !self.exists.is_empty() && !self.exists.iter().any(|g| (facts.exists)(g)) {
-            return Ok(false);
+        if !self.exists.is_empty() {
+            // Paths may name variables (`$DIR/Dockerfile`), the job's winning.
+            let lookup = |name: &str| {
+                job_vars
+                    .get(name)
+                    .or_else(|| facts.variables.get(name))
+                    .cloned()
+            };
+            if !self
+                .exists
+                .iter()
+                .any(|g| (facts.exists)(&vars::expand(g, &lookup)))
+            {
+                return Ok(false);
+            }
         }
         Ok(true)
     }
