@@ -425,7 +425,11 @@ fn when(cx: &mut Ctx<'_>, node: &Node, allowed: &[&str]) -> Option<When> {
     })
 }
 
-const JOB_WHEN: &[&str] = &[
+/// A job's own `when:` (`never` belongs to `rules` and `workflow:rules` only).
+const JOB_WHEN: &[&str] = &["on_success", "on_failure", "always", "manual", "delayed"];
+
+/// A job rule's `when:`.
+const RULE_WHEN: &[&str] = &[
     "on_success",
     "on_failure",
     "always",
@@ -602,6 +606,14 @@ fn allow_failure(cx: &mut Ctx<'_>, node: &Node) -> Option<AllowFailure> {
 
 fn condition(cx: &mut Ctx<'_>, node: &Node) -> Option<(String, crate::expr::Expr)> {
     let text = cx.string(node, "if")?;
+    if text.contains("${") {
+        cx.error(
+            node.span,
+            "invalid-condition",
+            "rules:if variables are written $VAR (the ${VAR} form is not expanded there)",
+        );
+        return None;
+    }
     match rules::compile(&text) {
         Ok(e) => Some((text, e)),
         Err(e) => {
@@ -676,7 +688,7 @@ fn rule_list(cx: &mut Ctx<'_>, node: &Node, workflow: bool) -> Vec<Rule> {
         let when_allowed: &[&str] = if workflow {
             &["always", "never"]
         } else {
-            JOB_WHEN
+            RULE_WHEN
         };
         out.push(Rule {
             condition: item.get("if").and_then(|n| condition(cx, n)),
@@ -799,6 +811,11 @@ fn artifacts(cx: &mut Ctx<'_>, node: &Node) -> Option<Artifacts> {
             for (k, v) in entries {
                 match k.as_str() {
                     Some("dotenv") => a.dotenv = cx.strings(v, "dotenv"),
+                    Some("junit") if matches!(v.value, Value::Int(_) | Value::Float(_) | Value::Bool(_)) => cx.error(
+                        v.span,
+                        "invalid-type",
+                        "artifacts:reports:junit config should be a string or an array of strings",
+                    ),
                     Some("junit") => a.junit = cx.strings(v, "junit"),
                     _ => {}
                 }
@@ -850,15 +867,30 @@ fn caches(cx: &mut Ctx<'_>, node: &Node) -> Vec<Cache> {
                         .get("files")
                         .map(|n| cx.strings(n, "files"))
                         .unwrap_or_default();
+                    if !(1..=2).contains(&cache.key_files.len()) {
+                        cx.error(
+                            k.get("files").map_or(k.span, |n| n.span),
+                            "invalid-value",
+                            "cache:key:files config should be an array of one or two file paths",
+                        );
+                    }
                     cache.key_prefix = k.get("prefix").and_then(|n| cx.string(n, "prefix"));
                 }
                 _ => cache.key = cx.string(k, "cache:key").unwrap_or_default(),
             }
         }
-        cache.paths = c
-            .get("paths")
-            .map(|n| cx.strings(n, "paths"))
-            .unwrap_or_default();
+        cache.paths = match c.get("paths") {
+            Some(n) if n.as_seq().is_none() && !n.is_null() => {
+                cx.error(
+                    n.span,
+                    "invalid-type",
+                    "cache:paths config should be an array of strings",
+                );
+                Vec::new()
+            }
+            Some(n) => cx.strings(n, "paths"),
+            None => Vec::new(),
+        };
         if let Some(p) = c.get("policy").and_then(|n| cx.string(n, "policy")) {
             if !["pull", "push", "pull-push"].contains(&p.as_str()) && !p.contains('$') {
                 cx.error(
@@ -1027,18 +1059,66 @@ fn pipeline(cx: &mut Ctx<'_>, root: &Node) -> Option<Pipeline> {
             "jobs config should contain at least one visible job",
         );
     }
-    // Needs on unknown jobs.
+    // Needs on unknown jobs, on the job itself, on later stages.
+    let stage_of = |j: &Job| {
+        stages
+            .iter()
+            .position(|s| Some(s) == j.stage.as_ref())
+            .unwrap_or(0)
+    };
     for job in jobs.values() {
         for need in &job.needs {
-            if !jobs.contains_key(&need.job) && !need.optional {
-                cx.error(
+            match jobs.get(&need.job) {
+                None if !need.optional => cx.error(
                     need.span,
                     "unknown-need",
                     format!(
                         "job '{}' needs '{}', which is not defined",
                         job.id, need.job
                     ),
-                );
+                ),
+                None => {}
+                Some(other) if other.id == job.id => cx.error(
+                    need.span,
+                    "needs-cycle",
+                    format!("jobs:{} needs itself", job.id),
+                ),
+                Some(other) if stage_of(other) > stage_of(job) => cx.error(
+                    need.span,
+                    "invalid-value",
+                    format!(
+                        "jobs:{} needs '{}', which is in a later stage ({})",
+                        job.id,
+                        need.job,
+                        other.stage.as_deref().unwrap_or_default()
+                    ),
+                ),
+                Some(_) => {}
+            }
+        }
+    }
+    // `dependencies:` name jobs of earlier stages, and among `needs` when there are some.
+    for (k, v) in root.as_map().unwrap_or_default() {
+        let (Some(id), Some(deps)) = (k.scalar_text(), v.get("dependencies")) else {
+            continue;
+        };
+        let Some(job) = jobs.get(&id) else { continue };
+        for d in deps.as_seq().unwrap_or_default() {
+            let Some(name) = d.scalar_text() else {
+                continue;
+            };
+            let problem = match jobs.get(&name) {
+                None => Some(format!("jobs:{id} dependencies: '{name}' is not defined")),
+                Some(dep) if stage_of(dep) >= stage_of(job) && !job.needs_declared => Some(
+                    format!("jobs:{id} dependencies: '{name}' is not in an earlier stage"),
+                ),
+                Some(_) if job.needs_declared && !job.needs.iter().any(|n| n.job == name) => Some(
+                    format!("jobs:{id} dependencies: '{name}' should be part of needs"),
+                ),
+                Some(_) => None,
+            };
+            if let Some(p) = problem {
+                cx.error(d.span, "invalid-value", p);
             }
         }
     }
@@ -1131,7 +1211,7 @@ fn job(
             .unwrap_or_default(),
         ..GitLabJob::default()
     };
-    if gl.script.is_empty() {
+    if gl.script.iter().all(|line| line.trim().is_empty()) {
         cx.error(script.span, "invalid-value", format!("jobs:{id}:script config should be a string or a nested array of strings up to 10 levels deep"));
     }
     if let Some(n) = field("image") {
