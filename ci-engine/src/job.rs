@@ -377,6 +377,7 @@ impl JobRunner {
             step_outputs: IndexMap::new(),
             image_ignored,
             needs: task.needs.clone(),
+            needed: task.needed.clone(),
             stagings: 0,
             make_command_files: false,
         })

@@ -700,6 +700,14 @@ pub(crate) fn run_workflow(
                 );
                 let token = cancel.child_token();
                 tokens.insert(i, token.clone());
+                let needed = instance
+                    .needs
+                    .iter()
+                    .map(|&n| {
+                        let other = &scheduler.plan().instances[n];
+                        (other.job.clone(), other.id.clone())
+                    })
+                    .collect();
                 let job = JobTask {
                     ctx: Arc::clone(&ctx),
                     workflow: Arc::clone(&workflow),
@@ -709,6 +717,7 @@ pub(crate) fn run_workflow(
                     attempt,
                     cancel: token,
                     matrix_pos,
+                    needed,
                 };
                 let call = workflow.jobs[&job.instance.job].call.clone();
                 let span = tracing::info_span!("job", id = %job.id(), attempt);

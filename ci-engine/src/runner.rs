@@ -264,6 +264,8 @@ pub(crate) struct JobRunner {
     pub image_ignored: bool,
     /// The `needs` context: the jobs this one waited for, with their results and outputs.
     pub needs: Value,
+    /// The instances this one waited for, as (job, instance id).
+    pub needed: Vec<(String, String)>,
     /// Staging directories made so far (their names).
     pub stagings: usize,
     /// The next script's file-command files are made before it starts (JavaScript actions

@@ -169,6 +169,8 @@ pub(crate) struct JobTask {
     pub cancel: CancellationToken,
     /// `strategy.job-index` and `strategy.job-total`.
     pub matrix_pos: (usize, usize),
+    /// The instances this one waited for, as (job, instance id): artifacts come from them.
+    pub needed: Vec<(String, String)>,
 }
 
 /// Whether an outcome status is a success for the scheduler.

@@ -370,9 +370,19 @@ async fn download_into(
     dir: &Path,
     index: usize,
 ) -> Result<StepResult, String> {
+    // Only the artifacts of the instances this one waited for (a `parallel:matrix` need may
+    // select some instances of a job).
+    let names: Vec<String> = runner
+        .needed
+        .iter()
+        .map(|(job, instance)| artifact_name(job, instance))
+        .collect();
     for job in wanted {
         let prefix = artifact_prefix(job);
-        for name in all.iter().filter(|n| n.starts_with(&prefix)) {
+        for name in all
+            .iter()
+            .filter(|n| n.starts_with(&prefix) && names.contains(n))
+        {
             let m = artifacts::download(store, &runner.ctx.run_id, name, dir)
                 .await
                 .map_err(|e| {
@@ -463,11 +473,19 @@ pub(crate) async fn attach_workspace(
         .await
         .map_err(|e| format!("attaching the workspace: {e}"))?;
     let local = runner.local_dir(false).await?;
+    let names: Vec<String> = runner
+        .needed
+        .iter()
+        .map(|(job, instance)| artifact_name(job, instance))
+        .collect();
     let mut files = 0;
     let mut result = Ok(());
     for job in needs.keys() {
         let prefix = artifact_prefix(job);
-        for name in all.iter().filter(|n| n.starts_with(&prefix)) {
+        for name in all
+            .iter()
+            .filter(|n| n.starts_with(&prefix) && names.contains(n))
+        {
             match artifacts::download(&store, &run, name, &local.path.join(&at)).await {
                 Ok(m) => files += m.entries.len(),
                 Err(e) => result = Err(format!("attaching the workspace of '{job}': {e}")),

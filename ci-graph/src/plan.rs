@@ -156,29 +156,65 @@ impl Plan {
                     .map(move |n| ((j.id.as_str(), n.job.as_str()), n.matrix.as_slice()))
             })
             .collect();
+        let mut problems = Vec::new();
         for i in 0..plan.instances.len() {
             let job = plan.instances[i].job.clone();
+            // `$[[ matrix.KEY ]]` in a selector stands for this instance's own value.
+            let own = plan.instances[i].matrix.clone();
+            let value_of = |v: &str| -> String {
+                let key = v
+                    .strip_prefix("$[[")
+                    .and_then(|r| r.strip_suffix("]]"))
+                    .map(str::trim)
+                    .and_then(|r| r.strip_prefix("matrix."));
+                match (key, &own) {
+                    (Some(k), Some(own)) => own.get(k.trim()).map(expr::render).unwrap_or_default(),
+                    _ => v.to_owned(),
+                }
+            };
             let mut needs = Vec::new();
             for n in &plan.job_needs[&job] {
-                let filter = filters.get(&(job.as_str(), n.as_str()));
-                for &m in &plan.jobs[n] {
-                    let keep = filter.is_none_or(|entries| {
+                let Some(entries) = filters.get(&(job.as_str(), n.as_str())) else {
+                    needs.extend(plan.jobs[n].iter().copied());
+                    continue;
+                };
+                let matching: Vec<usize> = plan.jobs[n]
+                    .iter()
+                    .copied()
+                    .filter(|&m| {
                         entries.iter().any(|want| {
                             want.iter().all(|(k, v)| {
                                 plan.instances[m]
                                     .matrix
                                     .as_ref()
                                     .and_then(|c| c.get(k))
-                                    .is_some_and(|have| expr::render(have) == *v)
+                                    .is_some_and(|have| expr::render(have) == value_of(v))
                             })
                         })
-                    });
-                    if keep {
-                        needs.push(m);
-                    }
+                    })
+                    .collect();
+                if matching.is_empty() {
+                    let span = workflow
+                        .jobs
+                        .get(&job)
+                        .and_then(|j| j.needs.iter().find(|x| x.job == *n))
+                        .map_or(Span::default(), |x| x.span);
+                    problems.push(Diagnostic::error(
+                        &workflow.path,
+                        span,
+                        "unknown-need",
+                        format!(
+                            "'{}' needs instances of '{n}' that its parallel:matrix does not have",
+                            plan.instances[i].id
+                        ),
+                    ));
                 }
+                needs.extend(matching);
             }
             plan.instances[i].needs = needs;
+        }
+        if !problems.is_empty() {
+            return Err(problems);
         }
         Ok(plan)
     }

@@ -1093,7 +1093,15 @@ fn pipeline(cx: &mut Ctx<'_>, root: &Node) -> Option<Pipeline> {
                         other.stage.as_deref().unwrap_or_default()
                     ),
                 ),
-                Some(_) => {}
+                Some(other) => {
+                    if let Some(problem) = matrix_selector_problem(need, other) {
+                        cx.error(
+                            need.span,
+                            "unknown-need",
+                            format!("jobs:{} needs:{}: {problem}", job.id, need.job),
+                        );
+                    }
+                }
             }
         }
     }
@@ -1712,6 +1720,31 @@ fn lower(id: &str, span: Span, gl: GitLabJob, read: Lowered) -> (Job, JobRules) 
         except: gl.except,
     };
     (job, selection)
+}
+
+/// What is wrong with a `needs:parallel:matrix` selector of `other`'s instances, if
+/// anything: a key its matrix does not have, or a value none of its entries gives that key
+/// (`$[[ matrix.KEY ]]` stands for the needing instance's own value and is checked when
+/// planned).
+fn matrix_selector_problem(need: &Need, other: &Job) -> Option<String> {
+    if need.matrix.is_empty() {
+        return None;
+    }
+    let Some(Parallel::Matrix(entries)) = &other.parallel else {
+        return Some("it has no parallel:matrix to select from".into());
+    };
+    for want in &need.matrix {
+        for (k, v) in want {
+            let values: Vec<&String> = entries.iter().filter_map(|e| e.get(k)).flatten().collect();
+            if values.is_empty() {
+                return Some(format!("its parallel:matrix has no variable {k}"));
+            }
+            if !v.starts_with("$[[") && !values.contains(&v) {
+                return Some(format!("its parallel:matrix has no {k}: {v}"));
+            }
+        }
+    }
+    None
 }
 
 /// GitLab `variables:` as the model's shell-style variables.
