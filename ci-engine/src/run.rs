@@ -47,7 +47,13 @@ pub(crate) async fn prepare(
     event: Event,
     options: RunOptions,
 ) -> Result<Prepared, EngineError> {
-    let mut includes = ci_config::gitlab::LocalIncludes::new(&source.root);
+    // Include paths may name predefined and pipeline variables.
+    let dialect = source
+        .dialect
+        .unwrap_or_else(|| ci_config::detect_dialect(&source.path, &source.text));
+    let mut include_vars = crate::env::Table::of(dialect).run_variables(&event, &source.root);
+    include_vars.extend(options.vars.clone());
+    let mut includes = ci_config::gitlab::LocalIncludes::new(&source.root).variables(include_vars);
     for (project, dir) in &inner.action_dirs {
         includes = includes.project_dir(project.clone(), dir.clone());
     }

@@ -17,6 +17,11 @@ pub trait Includes {
     fn project(&self, _project: &str) -> Option<PathBuf> {
         None
     }
+    /// A variable include paths may name (predefined and pipeline variables, as GitLab
+    /// allows there); `None`: not known (when checking a file without a pipeline).
+    fn variable(&self, _name: &str) -> Option<String> {
+        None
+    }
 }
 
 /// No files: every `include:` is an error (for checking a file on its own).
@@ -38,6 +43,7 @@ impl Includes for NoIncludes {
 pub struct LocalIncludes {
     root: PathBuf,
     projects: IndexMap<String, PathBuf>,
+    variables: IndexMap<String, String>,
 }
 
 impl LocalIncludes {
@@ -46,7 +52,14 @@ impl LocalIncludes {
         LocalIncludes {
             root: root.into(),
             projects: IndexMap::new(),
+            variables: IndexMap::new(),
         }
+    }
+
+    /// The variables include paths may name (`local: ci/$CI_COMMIT_REF_NAME.yml`).
+    pub fn variables(mut self, variables: IndexMap<String, String>) -> Self {
+        self.variables = variables;
+        self
     }
 
     /// Maps `include: project: NAME` to a local directory.
@@ -111,6 +124,10 @@ impl Includes for LocalIncludes {
 
     fn project(&self, project: &str) -> Option<PathBuf> {
         self.projects.get(project).cloned()
+    }
+
+    fn variable(&self, name: &str) -> Option<String> {
+        self.variables.get(name).cloned()
     }
 }
 

@@ -110,6 +110,8 @@ const RETRY_WHEN: &[&str] = &[
 struct Ctx<'a> {
     path: &'a str,
     diags: Vec<Diagnostic>,
+    /// Includes were left out (their paths name variables only a pipeline knows).
+    includes_unchecked: bool,
 }
 
 impl Ctx<'_> {
@@ -269,6 +271,30 @@ fn with_includes(
             }
         };
         for (file, project_dir) in files {
+            // Paths may name predefined and pipeline variables; without a pipeline they are
+            // not known, and the include is not checked.
+            let file = if file.contains('$') {
+                let unknown = std::cell::Cell::new(false);
+                let expanded = super::vars::expand(&file, &|name| {
+                    let v = includes.variable(name);
+                    if v.is_none() {
+                        unknown.set(true);
+                    }
+                    v
+                });
+                if unknown.get() {
+                    cx.includes_unchecked = true;
+                    cx.warning(
+                        span,
+                        "include-variables",
+                        format!("include '{file}' names variables known only when a pipeline runs: not checked here"),
+                    );
+                    continue;
+                }
+                expanded
+            } else {
+                file
+            };
             let names: Vec<String> = if file.contains(['*', '?', '[']) && project_dir.is_none() {
                 match includes.glob(&file) {
                     Ok(n) => n,
@@ -383,6 +409,7 @@ pub(super) fn merged(
     let mut cx = Ctx {
         path,
         diags: Vec::new(),
+        includes_unchecked: false,
     };
     match compose(&mut cx, src, includes) {
         Some(n) if !cx.diags.iter().any(Diagnostic::is_error) => Ok(n),
@@ -394,6 +421,7 @@ pub(super) fn parse(path: &str, src: &str, includes: &dyn Includes) -> Parsed<Pi
     let mut cx = Ctx {
         path,
         diags: Vec::new(),
+        includes_unchecked: false,
     };
     let value = compose(&mut cx, src, includes).and_then(|root| pipeline(&mut cx, &root));
     let mut diagnostics = cx.diags;
@@ -1052,7 +1080,7 @@ fn pipeline(cx: &mut Ctx<'_>, root: &Node) -> Option<Pipeline> {
             jobs.insert(id, job);
         }
     }
-    if jobs.is_empty() {
+    if jobs.is_empty() && !cx.includes_unchecked {
         cx.error(
             root.span,
             "no-jobs",
