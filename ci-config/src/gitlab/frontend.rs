@@ -1247,8 +1247,14 @@ fn job(
             .unwrap_or_default(),
         ..GitLabJob::default()
     };
-    if gl.script.iter().all(|line| line.trim().is_empty()) {
+    if gl.script.is_empty() && script.as_seq().is_none_or(|s| !s.is_empty()) {
         cx.error(script.span, "invalid-value", format!("jobs:{id}:script config should be a string or a nested array of strings up to 10 levels deep"));
+    } else if gl.script.iter().all(|line| line.trim().is_empty()) {
+        cx.error(
+            script.span,
+            "invalid-value",
+            format!("jobs:{id} script can't be blank"),
+        );
     }
     if let Some(n) = field("image") {
         gl.image = image(cx, &n, false);
@@ -1324,6 +1330,13 @@ fn job(
                 r.span,
                 "invalid-value",
                 format!("jobs:{id} config key may not be used with `rules`: only, except"),
+            );
+        }
+        if r.as_seq().is_some_and(<[Node]>::is_empty) {
+            cx.error(
+                r.span,
+                "invalid-value",
+                format!("jobs:{id}:rules config can't be blank"),
             );
         }
         gl.rules = rule_list(cx, r, false);
