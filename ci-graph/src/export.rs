@@ -85,7 +85,10 @@ pub fn to_json(plan: &Plan) -> serde_json::Value {
                     ci_config::expr::Value::Object(std::sync::Arc::new(m.clone())).to_json()
                 }),
                 "condition": inst.condition,
-                "deferred_matrix": inst.deferred_matrix.as_ref().map(|t| t.raw.clone()),
+                "deferred_matrix": inst.deferred_matrix.as_ref().map(|m| match m {
+                    ci_config::model::Matrix::Expr(t) => t.raw.clone(),
+                    _ => "a matrix that reads needs".to_owned(),
+                }),
             })
         })
         .collect();

@@ -66,7 +66,7 @@ pub struct JobInstance {
     /// Whether a failing instance cancels its siblings (`fail-fast`).
     pub fail_fast: bool,
     /// A placeholder whose matrix waits for its needs' outputs.
-    pub deferred_matrix: Option<Template>,
+    pub deferred_matrix: Option<Matrix>,
 }
 
 /// The planned run.
@@ -129,9 +129,9 @@ impl Plan {
                         .collect();
                     plan.jobs.insert(job.id.clone(), ids);
                 }
-                Ok(Expansion::Deferred(template)) => {
+                Ok(Expansion::Deferred(matrix)) => {
                     let i = plan.push(job, job_index, stage, needs, None, None);
-                    plan.instances[i].deferred_matrix = Some(template);
+                    plan.instances[i].deferred_matrix = Some(*matrix);
                     plan.jobs.insert(job.id.clone(), vec![i]);
                 }
                 Err(message) => errors.push(Diagnostic::error(
@@ -293,7 +293,7 @@ enum Expansion {
     /// (id suffix, matrix values) per instance; one `(None, None)` for a plain job.
     Combinations(Vec<(Option<String>, Option<Combination>)>),
     /// A matrix that reads `needs`: expanded once they finished.
-    Deferred(Template),
+    Deferred(Box<Matrix>),
 }
 
 fn combinations(job: &Job, facts: &RunFacts, names: &[&str]) -> Result<Expansion, String> {
@@ -319,17 +319,62 @@ fn combinations(job: &Job, facts: &RunFacts, names: &[&str]) -> Result<Expansion
     else {
         return Ok(Expansion::Combinations(vec![(None, None)]));
     };
-    let spec = match m {
+    if matrix_reads_needs(m) {
+        return Ok(Expansion::Deferred(Box::new(m.clone())));
+    }
+    let spec = matrix_spec(m, &facts.contexts, names)?;
+    let combos = spec.expand().map_err(|e| e.to_string())?;
+    if combos.is_empty() {
+        return Ok(Expansion::Combinations(vec![(None, None)]));
+    }
+    Ok(Expansion::Combinations(
+        combos
+            .into_iter()
+            .map(|c| (Some(matrix::display_values(&c)), Some(c)))
+            .collect(),
+    ))
+}
+
+/// Whether a matrix reads `needs` anywhere (its expression, a key, a value, an include or
+/// exclude entry): then it is expanded once the jobs it needs finished.
+fn matrix_reads_needs(m: &Matrix) -> bool {
+    fn node(n: &Node) -> bool {
+        match &n.value {
+            yaml::Value::String(s) if s.contains("${{") => text(s),
+            yaml::Value::Seq(items) => items.iter().any(node),
+            yaml::Value::Map(entries) => entries.iter().any(|(k, v)| node(k) || node(v)),
+            _ => false,
+        }
+    }
+    fn text(s: &str) -> bool {
+        let source = ci_config::span::Source::new("");
+        Template::parse(s, Span::default(), &source).is_ok_and(|t| reads_needs(&t))
+    }
+    match m {
+        Matrix::Expr(t) => reads_needs(t),
+        Matrix::Static {
+            vectors,
+            include,
+            exclude,
+        } => {
+            vectors.iter().any(|(k, v)| text(k) || node(v))
+                || include.as_ref().is_some_and(node)
+                || exclude.as_ref().is_some_and(node)
+        }
+    }
+}
+
+/// A matrix evaluated against `contexts` (named `names`): an expression's value, or each
+/// vector — keys may be expressions too — with its include and exclude entries.
+pub fn matrix_spec(m: &Matrix, contexts: &Contexts, names: &[&str]) -> Result<MatrixSpec, String> {
+    let options = ParseOptions {
+        contexts: names,
+        functions: &[],
+    };
+    Ok(match m {
         Matrix::Expr(t) => {
-            if reads_needs(t) {
-                return Ok(Expansion::Deferred(t.clone()));
-            }
-            let options = ParseOptions {
-                contexts: names,
-                functions: &[],
-            };
             let value =
-                expr::evaluate_template(t, &options, &facts.contexts).map_err(|e| e.to_string())?;
+                expr::evaluate_template(t, &options, contexts).map_err(|e| e.to_string())?;
             MatrixSpec::from_value(&value).map_err(|e| e.to_string())?
         }
         Matrix::Static {
@@ -337,16 +382,27 @@ fn combinations(job: &Job, facts: &RunFacts, names: &[&str]) -> Result<Expansion
             include,
             exclude,
         } => {
-            let eval = |n: &Node| node_value(n, &facts.contexts, names);
+            let eval = |n: &Node| node_value(n, contexts, names);
             let mut spec = MatrixSpec::default();
             for (k, v) in vectors {
+                let key = if k.contains("${{") {
+                    let source = ci_config::span::Source::new("");
+                    let t = Template::parse(k, Span::default(), &source)
+                        .map_err(|_| format!("matrix key '{k}': an unclosed ${{{{"))?;
+                    expr::render(
+                        &expr::evaluate_template(&t, &options, contexts)
+                            .map_err(|e| format!("matrix key '{k}': {e}"))?,
+                    )
+                } else {
+                    k.clone()
+                };
                 match eval(v)? {
                     Value::Array(items) => {
-                        spec.vectors.insert(k.clone(), items.as_ref().clone());
+                        spec.vectors.insert(key, items.as_ref().clone());
                     }
                     other => {
                         return Err(format!(
-                            "Matrix vector '{k}' must be a list, found {}",
+                            "Matrix vector '{key}' must be a list, found {}",
                             other.kind().name()
                         ))
                     }
@@ -369,17 +425,7 @@ fn combinations(job: &Job, facts: &RunFacts, names: &[&str]) -> Result<Expansion
             spec.exclude = entries(exclude)?;
             spec
         }
-    };
-    let combos = spec.expand().map_err(|e| e.to_string())?;
-    if combos.is_empty() {
-        return Ok(Expansion::Combinations(vec![(None, None)]));
-    }
-    Ok(Expansion::Combinations(
-        combos
-            .into_iter()
-            .map(|c| (Some(matrix::display_values(&c)), Some(c)))
-            .collect(),
-    ))
+    })
 }
 
 fn reads_needs(t: &Template) -> bool {

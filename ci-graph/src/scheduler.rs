@@ -806,24 +806,15 @@ pub fn evaluate_deferred_matrix(
     contexts: &Contexts,
 ) -> Result<Vec<Combination>, String> {
     let inst = &scheduler.plan.instances[index];
-    let template = inst
+    let matrix = inst
         .deferred_matrix
         .as_ref()
         .ok_or_else(|| format!("job '{}' has no deferred matrix", inst.id))?;
-    let status = scheduler.snapshot(index);
-    let ctx = ConditionContext {
-        base: contexts,
-        status: &status,
-        matrix: Value::Null,
-    };
-    let mut names: Vec<&str> = contexts.names().collect();
-    names.push("needs");
-    let options = ParseOptions {
-        contexts: &names,
-        functions: &[],
-    };
-    let value = expr::evaluate_template(template, &options, &ctx).map_err(|e| e.to_string())?;
-    crate::matrix::MatrixSpec::from_value(&value)
-        .and_then(|s| s.expand())
+    // The needs it waited for are known now.
+    let mut with_needs = contexts.clone();
+    with_needs.insert("needs", scheduler.snapshot(index).needs);
+    let names: Vec<&str> = with_needs.names().collect();
+    crate::plan::matrix_spec(matrix, &with_needs, &names)?
+        .expand()
         .map_err(|e| e.to_string())
 }

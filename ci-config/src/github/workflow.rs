@@ -722,7 +722,20 @@ fn matrix(r: &mut Reader<'_>, node: &Node) -> Option<Matrix> {
         r.unexpected(node, "a matrix mapping or one ${{ }} expression");
         return None;
     }
-    let entries = r.map(node, "a matrix mapping")?;
+    // Keys are free-form here: an expression (`${{ needs.a.outputs.key }}:`) names a vector
+    // whose name is known when the job runs, as GitHub allows.
+    let Value::Map(entries) = &node.value else {
+        r.unexpected(node, "a matrix mapping");
+        return None;
+    };
+    for (k, _) in entries {
+        match k.as_str() {
+            Some(s) if crate::template::has_expr(s) => {
+                r.template_of(k, s);
+            }
+            _ => r.key(k),
+        }
+    }
     let mut vectors = IndexMap::new();
     let (mut include, mut exclude) = (None, None);
     for (k, v) in entries {
