@@ -565,19 +565,21 @@ impl JobRunner {
                     Some(n) => scope.node(n).map(|v| v.is_truthy()).unwrap_or(false),
                     None => false,
                 };
+                if !matches!(run, Ok(false)) {
+                    self.ctx
+                        .emit(RunEvent::StepStarted {
+                            job: self.id.clone(),
+                            step: index,
+                            name: name.clone(),
+                        })
+                        .await;
+                }
                 let result = match run {
                     Ok(false) => StepResult {
                         outcome: Status::Skipped,
                         outputs: IndexMap::new(),
                     },
                     Err(e) => {
-                        self.ctx
-                            .emit(RunEvent::StepStarted {
-                                job: self.id.clone(),
-                                step: index,
-                                name: name.clone(),
-                            })
-                            .await;
                         self.logs
                             .annotate(index, "error", &format!("step '{name}': if: {e}"))
                             .await;
@@ -587,13 +589,6 @@ impl JobRunner {
                         }
                     }
                     Ok(true) => {
-                        self.ctx
-                            .emit(RunEvent::StepStarted {
-                                job: self.id.clone(),
-                                step: index,
-                                name: name.clone(),
-                            })
-                            .await;
                         self.logs.raw(&format!("##[group]{name}\n")).await;
                         let r = self.execute(step, frame, &scope, index, &env0).await;
                         self.logs.raw("##[endgroup]\n").await;
