@@ -140,7 +140,7 @@ pub async fn environment_exactly_as_given(executor: &dyn Executor, root: &Path) 
             ]
             .contains(&k.as_str())
     });
-    let probe = leak.clone().unwrap_or_else(|| "GANTRY_NOT_SET".into());
+    let probe = leak.unwrap_or_else(|| "GANTRY_NOT_SET".into());
     let mut s = step(
         "env",
         &format!("echo \"$FOO\"; echo \"${{{probe}:-unset}}\""),
