@@ -657,6 +657,42 @@ fn condition(cx: &mut Ctx<'_>, node: &Node) -> Option<(String, crate::expr::Expr
 
 /// The items of a list with nested lists flattened (what `!reference` or an anchor to a list
 /// puts inside a list), up to 10 levels, as GitLab does.
+/// A need naming one matrix instance by its full name, as the job's matrix selection:
+/// `build: [linux, amd64]` is the instance whose values, in the order of its matrix entry's
+/// keys, are `linux` and `amd64`.
+fn instance_need(need: &Need, root: &Node) -> Option<Need> {
+    let (base, rest) = need.job.split_once(": [")?;
+    let values: Vec<&str> = rest.strip_suffix(']')?.split(", ").collect();
+    let entries = root.get(base)?.get("parallel")?.get("matrix")?.as_seq()?;
+    let scalars = |v: &Node| -> Vec<String> {
+        match v.as_seq() {
+            Some(items) => items.iter().filter_map(Node::scalar_text).collect(),
+            None => v.scalar_text().into_iter().collect(),
+        }
+    };
+    entries.iter().find_map(|entry| {
+        let keys = entry.as_map()?;
+        if keys.len() != values.len() {
+            return None;
+        }
+        let selection: IndexMap<String, String> = keys
+            .iter()
+            .zip(&values)
+            .map(|((k, v), want)| {
+                scalars(v)
+                    .iter()
+                    .any(|have| have == want)
+                    .then(|| (k.scalar_text().unwrap_or_default(), (*want).to_owned()))
+            })
+            .collect::<Option<_>>()?;
+        Some(Need {
+            job: base.to_owned(),
+            matrix: vec![selection],
+            ..need.clone()
+        })
+    })
+}
+
 fn flat_items(node: &Node) -> Vec<&Node> {
     fn walk<'a>(node: &'a Node, depth: usize, out: &mut Vec<&'a Node>) {
         match node.as_seq() {
@@ -855,7 +891,7 @@ fn artifacts(cx: &mut Ctx<'_>, node: &Node) -> Option<Artifacts> {
 
 fn caches(cx: &mut Ctx<'_>, node: &Node) -> Vec<Cache> {
     let items: Vec<&Node> = match &node.value {
-        Value::Seq(items) => items.iter().collect(),
+        Value::Seq(_) => flat_items(node),
         Value::Map(_) => vec![node],
         Value::Null => Vec::new(),
         _ => {
@@ -1086,6 +1122,23 @@ fn pipeline(cx: &mut Ctx<'_>, root: &Node) -> Option<Pipeline> {
             "no-jobs",
             "jobs config should contain at least one visible job",
         );
+    }
+    // A need may name one `parallel:matrix` instance by its full name ("build: [linux, amd64]").
+    let ids: Vec<String> = jobs.keys().cloned().collect();
+    for id in ids {
+        let Some(job) = jobs.get(&id) else { continue };
+        let resolved: Vec<(usize, Need)> = job
+            .needs
+            .iter()
+            .enumerate()
+            .filter(|(_, n)| !jobs.contains_key(&n.job))
+            .filter_map(|(i, n)| Some((i, instance_need(n, &root)?)))
+            .collect();
+        if let Some(job) = jobs.get_mut(&id) {
+            for (i, need) in resolved {
+                job.needs[i] = need;
+            }
+        }
     }
     // Needs on unknown jobs, on the job itself, on later stages.
     let stage_of = |j: &Job| {
