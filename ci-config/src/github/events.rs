@@ -183,6 +183,16 @@ fn filter_keys(event: &str) -> &'static [&'static str] {
     }
 }
 
+/// Filter keys GitHub accepts under every event, ignored where the event does not use them.
+const IGNORED_FILTERS: &[&str] = &[
+    "branches",
+    "branches-ignore",
+    "tags",
+    "tags-ignore",
+    "paths",
+    "paths-ignore",
+];
+
 /// Reads `on:`.
 pub(super) fn triggers(r: &mut Reader<'_>, on: &Node) -> Vec<Trigger> {
     match &on.value {
@@ -267,7 +277,21 @@ fn trigger(r: &mut Reader<'_>, event: String, key: &Node, config: &Node) -> Trig
         allowed.push("types");
     }
     if event != "workflow_dispatch" {
-        r.check_keys(config, &allowed, &[]);
+        // GitHub accepts ref and path filters under any event and ignores them where the
+        // event has no ref or paths to filter; real workflows hold such filters.
+        let mut accepted = allowed.clone();
+        for (k, _) in config.as_map().unwrap_or_default() {
+            let Some(name) = k.as_str() else { continue };
+            if IGNORED_FILTERS.contains(&name) && !allowed.contains(&name) {
+                r.warning(
+                    k.span,
+                    "ignored-filter",
+                    format!("GitHub ignores '{name}' under '{event}': it filters nothing there"),
+                );
+                accepted.push(name);
+            }
+        }
+        r.check_keys(config, &accepted, &[]);
     }
     for (k, v) in config.as_map().unwrap_or_default() {
         let Some(name) = k.as_str() else { continue };

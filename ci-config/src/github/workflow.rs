@@ -204,7 +204,6 @@ fn check_needs(
             "no-start-job",
             "The workflow must contain at least one job with no dependencies.",
         );
-        return;
     }
     if all_known {
         if let Some(cycle) = find_cycle(jobs, lower) {
@@ -214,10 +213,18 @@ fn check_needs(
                 .map(|(id, _)| id.as_str())
                 .chain([first.as_str()])
                 .collect();
-            r.error(
+            let edges: Vec<String> = cycle
+                .iter()
+                .zip(path.iter().skip(1))
+                .map(|((id, span), next)| {
+                    format!("'{id}' needs '{next}' (line {})", span.start_pos.line)
+                })
+                .collect();
+            r.error_with_help(
                 *span,
                 "needs-cycle",
                 format!("Jobs depend on each other in a cycle: {}", path.join(" → ")),
+                format!("remove one of these needs: {}", edges.join(", ")),
             );
         }
     }
@@ -1134,7 +1141,7 @@ fn check_step_uses(r: &mut Reader<'_>, node: &Node, uses: &str) {
             && !owner.is_empty()
             && !repo.is_empty()
             && is_name(owner)
-            && is_name(repo)
+            && is_repo_name(repo)
     });
     if !ok {
         r.error(
@@ -1143,6 +1150,11 @@ fn check_step_uses(r: &mut Reader<'_>, node: &Node, uses: &str) {
             format!("Expected format {{org}}/{{repo}}[/path]@ref. Actual '{uses}'"),
         );
     }
+}
+
+/// A repository name: owner-name characters, and it may start with a dot (`org/.github`).
+fn is_repo_name(s: &str) -> bool {
+    !matches!(s, "" | "." | "..") && is_name(s.trim_start_matches('.'))
 }
 
 fn is_name(s: &str) -> bool {
@@ -1162,7 +1174,7 @@ fn workflow_call(r: &mut Reader<'_>, job: &Node, uses_node: &Node) -> Option<Wor
         let parts: Vec<&str> = path.splitn(3, '/').collect();
         parts.len() == 3
             && is_name(parts[0])
-            && is_name(parts[1])
+            && is_repo_name(parts[1])
             && parts[2].starts_with(".github/workflows/")
     };
     let file_ok = path.ends_with(".yml") || path.ends_with(".yaml");

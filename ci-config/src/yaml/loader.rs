@@ -69,23 +69,80 @@ pub fn load(path: &str, src: &str, options: &LoadOptions) -> (Vec<Node>, Vec<Dia
             )],
         );
     }
-    let mut builder = Builder {
-        path,
-        options,
-        offsets: CharOffsets::new(src),
-        stack: Vec::new(),
-        anchors: HashMap::new(),
-        alias_nodes: 0,
-        documents: Vec::new(),
-        diagnostics: Vec::new(),
-    };
-    match builder.run(src) {
-        Ok(()) => (builder.documents, builder.diagnostics),
-        Err(fatal) => {
-            builder.diagnostics.push(*fatal);
-            (Vec::new(), builder.diagnostics)
+    let mut text = std::borrow::Cow::Borrowed(src);
+    let mut first_error = None;
+    for _ in 0..MAX_REFLOWS {
+        let mut builder = Builder {
+            path,
+            options,
+            offsets: CharOffsets::new(&text),
+            stack: Vec::new(),
+            anchors: HashMap::new(),
+            alias_nodes: 0,
+            documents: Vec::new(),
+            diagnostics: Vec::new(),
+        };
+        match builder.run(&text) {
+            Ok(()) => return (builder.documents, builder.diagnostics),
+            Err(fatal) => {
+                let fixed = reflow_closing_bracket(&text, fatal.span.start as usize);
+                let first = first_error.get_or_insert_with(|| {
+                    builder.diagnostics.push(*fatal);
+                    builder.diagnostics
+                });
+                match fixed {
+                    Some(fixed) => text = std::borrow::Cow::Owned(fixed),
+                    None => return (Vec::new(), std::mem::take(first)),
+                }
+            }
         }
     }
+    (Vec::new(), first_error.unwrap_or_default())
+}
+
+/// How many closing brackets [`reflow_closing_bracket`] moves in one file at most.
+const MAX_REFLOWS: usize = 32;
+
+/// A flow collection's closing bracket that stands on a line of its own, indented less than
+/// its items, is an indentation error to a YAML 1.2 parser; GitHub's and GitLab's readers
+/// accept it. Moves the bracket to the end of the previous line holding content (before a
+/// comment there) — the text keeps its length, and everything outside the blank lines in
+/// between keeps its offset — or `None` when the error at `at` is something else.
+fn reflow_closing_bracket(text: &str, at: usize) -> Option<String> {
+    let bytes = text.as_bytes();
+    let bracket = *bytes.get(at)?;
+    if !matches!(bracket, b']' | b'}') {
+        return None;
+    }
+    let line_start = text[..at].rfind('\n').map_or(0, |i| i + 1);
+    if !text[line_start..at]
+        .bytes()
+        .all(|b| b == b' ' || b == b'\t')
+    {
+        return None;
+    }
+    // The previous line with content (not blank, not only a comment).
+    let mut end = line_start.checked_sub(1)?;
+    let (prev_start, prev) = loop {
+        let start = text[..end].rfind('\n').map_or(0, |i| i + 1);
+        let line = &text[start..end];
+        let content = line.trim_start();
+        if !content.is_empty() && !content.starts_with('#') {
+            break (start, line);
+        }
+        end = start.checked_sub(1)?;
+    };
+    let content_end = match prev.find(" #") {
+        Some(i) => prev[..i].trim_end().len(),
+        None => prev.trim_end().len(),
+    };
+    let insert = prev_start + content_end;
+    let mut out = String::with_capacity(text.len());
+    out.push_str(&text[..insert]);
+    out.push(bracket as char);
+    out.push_str(&text[insert..at]);
+    out.push_str(&text[at + 1..]);
+    Some(out)
 }
 
 /// Converts the parser's character indices into byte offsets.
