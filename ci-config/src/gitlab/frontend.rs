@@ -1132,7 +1132,7 @@ fn pipeline(cx: &mut Ctx<'_>, root: &Node) -> Option<Pipeline> {
             .iter()
             .enumerate()
             .filter(|(_, n)| !jobs.contains_key(&n.job))
-            .filter_map(|(i, n)| Some((i, instance_need(n, &root)?)))
+            .filter_map(|(i, n)| Some((i, instance_need(n, root)?)))
             .collect();
         if let Some(job) = jobs.get_mut(&id) {
             for (i, need) in resolved {
