@@ -32,6 +32,8 @@
 #[cfg(feature = "reporters")]
 pub mod conformance;
 pub mod event;
+#[cfg(feature = "fetch")]
+pub mod fetch;
 pub mod filter;
 pub mod git;
 pub mod jobenv;
