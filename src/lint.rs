@@ -33,7 +33,8 @@ pub fn run(
         let resolver = LocalWorkflows {
             root: repository_root(file),
         };
-        let diagnostics = ci_config::lint_as(&display, &src, &resolver, dialect);
+        let includes = crate::fetch::includes(&repository_root(file));
+        let diagnostics = ci_config::lint_including(&display, &src, &resolver, &includes, dialect);
         for d in &diagnostics {
             if d.is_error() {
                 errors += 1;
@@ -86,7 +87,7 @@ pub fn show_merged(paths: &[PathBuf], dialect: Option<ci_config::Dialect>) -> Re
         {
             continue;
         }
-        let includes = ci_config::gitlab::LocalIncludes::new(repository_root(&file));
+        let includes = crate::fetch::includes(&repository_root(&file));
         match ci_config::gitlab::merged_yaml(&display, &src, &includes) {
             Ok(yaml) => print!("{yaml}"),
             Err(diagnostics) => {

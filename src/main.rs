@@ -2,6 +2,7 @@
 //! The work lives in the `ci-*` crates.
 
 mod expr;
+mod fetch;
 mod lint;
 mod plan;
 mod run;
@@ -28,6 +29,8 @@ struct Cli {
     /// Read CI files as this dialect instead of telling it from the path and the file's shape.
     #[arg(long, global = true, value_enum)]
     dialect: Option<DialectArg>,
+    #[command(flatten)]
+    fetch: fetch::FetchArgs,
     #[command(subcommand)]
     command: Command,
 }
@@ -187,6 +190,7 @@ fn trace(verbose: u8) {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     trace(cli.verbose);
+    fetch::configure(&cli.fetch);
     let dialect = cli.dialect.map(ci_config::Dialect::from);
     let result = match cli.command {
         Command::Lint {

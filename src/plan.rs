@@ -65,7 +65,7 @@ fn plans(
         let display = file.display().to_string();
         let src =
             std::fs::read_to_string(&file).with_context(|| format!("cannot read {display}"))?;
-        let includes = ci_config::gitlab::LocalIncludes::new(crate::lint::repository_root(&file));
+        let includes = crate::fetch::includes(&crate::lint::repository_root(&file));
         let options = ci_config::LoadOptions {
             dialect,
             includes: &includes,

@@ -143,7 +143,8 @@ async fn run_async(args: RunArgs, source: Source, quiet: bool) -> Result<ExitCod
     let mut builder = Engine::builder()
         .run_store(runs)
         .blobs(blobs)
-        .work_dir(std::env::temp_dir().join("gantry"));
+        .work_dir(std::env::temp_dir().join("gantry"))
+        .fetcher(Some(crate::fetch::fetcher()));
     if let Some(n) = args.max_parallel {
         builder = builder.capacity(n);
     }

@@ -4,7 +4,13 @@ use assert_cmd::Command;
 use serde_json::Value;
 
 fn gantry() -> Command {
-    Command::cargo_bin("gantry").expect("the gantry binary is built for tests")
+    let mut cmd = Command::cargo_bin("gantry").expect("the gantry binary is built for tests");
+    // Never on the network; a fetch cache of this process's own.
+    cmd.env("GANTRY_OFFLINE", "1").env(
+        "GANTRY_CACHE_DIR",
+        std::env::temp_dir().join(format!("gantry-test-cache-{}", std::process::id())),
+    );
+    cmd
 }
 
 fn write(dir: &tempfile::TempDir, name: &str, text: &str) -> std::path::PathBuf {

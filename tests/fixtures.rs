@@ -12,8 +12,6 @@ use std::path::{Path, PathBuf};
 use std::process::Command as Process;
 use std::time::{Duration, Instant};
 
-use assert_cmd::Command;
-
 mod common;
 use common::docker_ready;
 use serde_json::Value;
@@ -157,8 +155,7 @@ fn check(fixture: &Path, file: &str) -> Vec<String> {
     let want_exit = expect["exit"].as_i64().unwrap_or(0) as i32;
 
     if let Some(errors) = expect.get("lint_errors") {
-        let out = Command::cargo_bin("gantry")
-            .expect("built")
+        let out = common::gantry()
             .current_dir(dir.path())
             .args(["lint", file])
             .output()
@@ -179,8 +176,7 @@ fn check(fixture: &Path, file: &str) -> Vec<String> {
     }
 
     let started = Instant::now();
-    let out = Command::cargo_bin("gantry")
-        .expect("built")
+    let out = common::gantry()
         .current_dir(dir.path())
         .args(["run", file, "--format", "json", "--state-dir"])
         .arg(dir.path().join(".state"))
@@ -387,8 +383,7 @@ fn github_fixtures() {
 fn show_merged_prints_the_full_configuration() {
     let fixture =
         Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/gitlab/extends-several-parents");
-    let out = Command::cargo_bin("gantry")
-        .expect("built")
+    let out = common::gantry()
         .current_dir(&fixture)
         .args(["lint", "--show-merged", ".gitlab-ci.yml"])
         .assert()
@@ -409,8 +404,7 @@ fn show_merged_prints_the_full_configuration() {
 #[test]
 fn list_shows_stages() {
     let fixture = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/gitlab/stages-default");
-    let out = Command::cargo_bin("gantry")
-        .expect("built")
+    let out = common::gantry()
         .current_dir(&fixture)
         .args(["list", ".gitlab-ci.yml"])
         .assert()

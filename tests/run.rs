@@ -61,7 +61,7 @@ impl Repo {
     }
 
     fn cmd(&self, workflow: &str, args: &[&str]) -> Command {
-        let mut cmd = Command::cargo_bin("gantry").expect("gantry is built");
+        let mut cmd = common::gantry();
         cmd.current_dir(self.path())
             .arg("run")
             .arg(workflow)
@@ -92,8 +92,7 @@ impl Repo {
 
     /// `gantry ARGS --state-dir STATE` in the repository; expects success, returns stdout.
     fn state_cmd(&self, args: &[&str]) -> String {
-        let out = Command::cargo_bin("gantry")
-            .expect("gantry is built")
+        let out = common::gantry()
             .current_dir(self.path())
             .args(args)
             .arg("--state-dir")
@@ -425,17 +424,22 @@ jobs:
 }
 
 #[test]
-fn remote_actions_fail_with_a_clear_message() {
+fn remote_actions_not_in_the_cache_fail_offline_with_a_clear_message() {
     let repo = Repo::new(&[(
         WF,
         "on: push\njobs:\n  a:\n    runs-on: ubuntu-latest\n    steps:\n      - uses: some/action@v1\n",
     )]);
     let run = repo.run(WF, &[]);
     assert_eq!(run.code, 1, "{}", run.debug());
-    assert!(run.of("annotation").any(|e| e["message"]
-        .as_str()
-        .unwrap_or("")
-        .contains("--action-dir some/action@v1=PATH")));
+    assert!(
+        run.of("annotation").any(|e| {
+            let m = e["message"].as_str().unwrap_or("");
+            m.contains("https://github.com/some/action@v1 is not in the cache (offline)")
+                && m.contains("--action-dir some/action=PATH")
+        }),
+        "{}",
+        run.debug()
+    );
     // Mapped to a local directory, it runs.
     repo.write(
         "vendored/action.yml",
@@ -514,6 +518,8 @@ jobs:
     )]);
     let bin = assert_cmd::cargo::cargo_bin("gantry");
     let child = Process::new(bin)
+        .env("GANTRY_OFFLINE", "1")
+        .env("GANTRY_CACHE_DIR", common::test_cache_dir())
         .current_dir(repo.path())
         .args(["run", WF, "--format", "json", "--state-dir"])
         .arg(repo.state())

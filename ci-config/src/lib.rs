@@ -155,18 +155,34 @@ pub fn lint_as(
     resolver: &dyn github::WorkflowResolver,
     dialect: Option<Dialect>,
 ) -> Vec<Diagnostic> {
+    let root = std::path::Path::new(path)
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(std::path::Path::new("."));
+    lint_including(
+        path,
+        src,
+        resolver,
+        &gitlab::LocalIncludes::new(root),
+        dialect,
+    )
+}
+
+/// [`lint_as`] with GitLab includes read through `includes` (which may fetch).
+pub fn lint_including(
+    path: &str,
+    src: &str,
+    resolver: &dyn github::WorkflowResolver,
+    includes: &dyn gitlab::Includes,
+    dialect: Option<Dialect>,
+) -> Vec<Diagnostic> {
     match dialect.unwrap_or_else(|| detect_dialect(path, src)) {
         // An action's metadata is not a workflow: its own reader.
         Dialect::GitHubAction => github::parse_action(path, src).diagnostics,
         dialect => {
-            let root = std::path::Path::new(path)
-                .parent()
-                .filter(|p| !p.as_os_str().is_empty())
-                .unwrap_or(std::path::Path::new("."));
-            let includes = gitlab::LocalIncludes::new(root);
             let options = LoadOptions {
                 dialect: Some(dialect),
-                includes: &includes,
+                includes,
                 workflows: Some(resolver),
             };
             load(path, src, &options).diagnostics

@@ -63,8 +63,8 @@ pub(crate) async fn uses(
             })?;
         return run_action(runner, frame, step, index, uses, &dir, inputs, env, timeout).await;
     }
-    if let Some((dir, sub)) = crate::inner::mapped_action(&runner.ctx.inner, uses) {
-        let dir = dir.join(sub);
+    if crate::inner::mapped_action(&runner.ctx.inner, uses).is_some() {
+        let dir = crate::fetch::remote_dir(&runner.ctx.inner, uses).await?;
         return run_action(runner, frame, step, index, uses, &dir, inputs, env, timeout).await;
     }
     match action_name(uses) {
@@ -79,11 +79,12 @@ pub(crate) async fn uses(
             cache_save(runner, index, &key, &paths).await?;
             Ok(ok(IndexMap::new()))
         }
-        _ => Err(format!(
-            "action '{uses}' is not built in and would have to be downloaded; map it to a local \
-             copy with --action-dir {}=PATH",
-            uses
-        )),
+        _ => {
+            let dir = crate::fetch::remote_dir(&runner.ctx.inner, uses)
+                .await
+                .map_err(|e| format!("action {e}"))?;
+            run_action(runner, frame, step, index, uses, &dir, inputs, env, timeout).await
+        }
     }
 }
 
@@ -258,11 +259,33 @@ async fn run_action(
             entrypoint,
             args,
         } => {
-            let Some(image) = image.strip_prefix("docker://") else {
-                return Err(format!(
-                    "action '{uses}': building a Dockerfile action is not supported; use \
-                     `image: docker://IMAGE` with an image that exists locally"
-                ));
+            // A Dockerfile action: built here (once per action directory, which is
+            // content-addressed when fetched), then run with its own entrypoint and command
+            // unless the action gives others.
+            let mut built: Option<(Vec<String>, Vec<String>)> = None;
+            let tag;
+            let image = match image.strip_prefix("docker://") {
+                Some(image) => image,
+                None => {
+                    let executor = runner.containers.clone().ok_or_else(|| {
+                        format!("action '{uses}' is built from a Dockerfile, and no Docker daemon is available")
+                    })?;
+                    let context = dir
+                        .join(image)
+                        .parent()
+                        .map(Path::to_path_buf)
+                        .unwrap_or_else(|| dir.clone());
+                    let mut hasher = std::collections::hash_map::DefaultHasher::new();
+                    std::hash::Hash::hash(&context, &mut hasher);
+                    tag = format!("gantry-action:{:016x}", std::hash::Hasher::finish(&hasher));
+                    built = Some(
+                        executor
+                            .build_image(&context, &tag)
+                            .await
+                            .map_err(|e| format!("action '{uses}': {e}"))?,
+                    );
+                    tag.as_str()
+                }
             };
             let mut with = IndexMap::new();
             let contexts = runner.contexts(
@@ -282,6 +305,26 @@ async fn run_action(
                 .collect::<Result<_, _>>()?;
             if !rendered.is_empty() {
                 with.insert("args".to_owned(), rendered.join(" "));
+            }
+            if let Some((image_entrypoint, image_cmd)) = built {
+                let quoted = |words: &[String]| {
+                    words
+                        .iter()
+                        .map(|w| shell_quote(w))
+                        .collect::<Vec<_>>()
+                        .join(" ")
+                };
+                let entry = match with.shift_remove("entrypoint") {
+                    Some(e) => shell_quote(&e),
+                    None => quoted(&image_entrypoint),
+                };
+                let args = with
+                    .shift_remove("args")
+                    .unwrap_or_else(|| quoted(&image_cmd));
+                with.insert(
+                    "args".to_owned(),
+                    format!("{entry} {args}").trim().to_owned(),
+                );
             }
             let mut env = env;
             env.extend(input_env(&inputs));

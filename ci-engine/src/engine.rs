@@ -37,6 +37,7 @@ pub struct EngineBuilder {
     capacity: Option<usize>,
     work_dir: Option<PathBuf>,
     action_dirs: IndexMap<String, PathBuf>,
+    fetcher: Option<Option<ci_vcs::fetch::Fetcher>>,
     containers: Option<Arc<dyn Executor>>,
     #[cfg(feature = "reporters")]
     reporter: Option<Arc<dyn ci_vcs::status::StatusReporter>>,
@@ -125,6 +126,15 @@ impl EngineBuilder {
         self
     }
 
+    /// How remote actions, reusable workflows and GitLab includes are fetched (default: the
+    /// fetch layer configured from the environment, see
+    /// [`FetchConfig::from_env`](ci_vcs::fetch::FetchConfig::from_env)); `None`: nothing is
+    /// fetched, and what would have to be is an error naming the fix.
+    pub fn fetcher(mut self, fetcher: Option<ci_vcs::fetch::Fetcher>) -> Self {
+        self.fetcher = Some(fetcher);
+        self
+    }
+
     /// The engine.
     pub async fn build(self) -> Result<Engine, EngineError> {
         let runs: Arc<dyn RunStore> = match self.runs {
@@ -166,6 +176,11 @@ impl EngineBuilder {
                 capacity: Arc::new(Semaphore::new(capacity)),
                 work_dir,
                 action_dirs: self.action_dirs,
+                fetcher: self.fetcher.unwrap_or_else(|| {
+                    Some(ci_vcs::fetch::Fetcher::new(
+                        ci_vcs::fetch::FetchConfig::from_env(),
+                    ))
+                }),
                 groups: crate::groups::Groups::default(),
                 bash,
                 containers: self.containers,

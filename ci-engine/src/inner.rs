@@ -20,6 +20,7 @@ pub(crate) struct Inner {
     pub capacity: Arc<Semaphore>,
     pub work_dir: PathBuf,
     pub action_dirs: IndexMap<String, PathBuf>,
+    pub fetcher: Option<ci_vcs::fetch::Fetcher>,
     pub groups: crate::groups::Groups,
     pub bash: Option<PathBuf>,
     pub containers: Option<Arc<dyn Executor>>,

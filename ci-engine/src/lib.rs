@@ -57,6 +57,7 @@ mod engine;
 mod env;
 mod error;
 mod events;
+mod fetch;
 mod groups;
 mod inner;
 mod job;
@@ -84,6 +85,7 @@ pub fn job_log(
 
 pub use engine::{Engine, EngineBuilder, RunHandle};
 pub use error::EngineError;
+pub use fetch::FetchingIncludes;
 pub use options::{NeedsMode, RunOptions};
 pub use source::Source;
 

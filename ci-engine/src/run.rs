@@ -57,6 +57,7 @@ pub(crate) async fn prepare(
     for (project, dir) in &inner.action_dirs {
         includes = includes.project_dir(project.clone(), dir.clone());
     }
+    let includes = crate::fetch::FetchingIncludes::new(includes, inner.fetcher.clone()).strict();
     let load_options = ci_config::LoadOptions {
         dialect: source.dialect,
         includes: &includes,
@@ -1094,16 +1095,11 @@ async fn call_workflow(
     }
     let file = if let Some(rel) = call.uses.strip_prefix("./") {
         task.ctx.root.join(rel)
-    } else if let Some((dir, sub)) = crate::inner::mapped_action(&task.ctx.inner, &call.uses) {
-        dir.join(sub)
     } else {
-        return fail(format!(
-            "reusable workflow '{}' would have to be downloaded; map its repository to a local \
-             copy with --action-dir {}=PATH",
-            call.uses,
-            call.uses.split('/').take(2).collect::<Vec<_>>().join("/")
-        ))
-        .await;
+        match crate::fetch::remote_dir(&task.ctx.inner, &call.uses).await {
+            Ok(file) => file,
+            Err(e) => return fail(format!("reusable workflow {e}")).await,
+        }
     };
     let text = match std::fs::read_to_string(&file) {
         Ok(t) => t,

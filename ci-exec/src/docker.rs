@@ -8,7 +8,7 @@
 //! what a crash left behind.
 
 use std::collections::HashMap;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
@@ -170,6 +170,52 @@ fn name_part(s: &str) -> String {
 impl Executor for DockerExecutor {
     fn name(&self) -> &str {
         "docker"
+    }
+
+    async fn build_image(
+        &self,
+        context: &Path,
+        tag: &str,
+    ) -> Result<(Vec<String>, Vec<String>), ExecError> {
+        let failed = |e: String| ExecError::Prepare(format!("building {tag}: {e}"));
+        let dir = context.to_path_buf();
+        let archive = tokio::task::spawn_blocking(move || -> std::io::Result<Vec<u8>> {
+            let mut builder = tar::Builder::new(Vec::new());
+            builder.follow_symlinks(false);
+            builder.append_dir_all(".", &dir)?;
+            builder.into_inner()
+        })
+        .await
+        .map_err(|e| failed(e.to_string()))?
+        .map_err(|e| failed(e.to_string()))?;
+        let options = bollard::query_parameters::BuildImageOptions {
+            dockerfile: "Dockerfile".into(),
+            t: Some(tag.to_owned()),
+            rm: true,
+            forcerm: true,
+            ..Default::default()
+        };
+        let mut stream = self.docker.build_image(
+            options,
+            None,
+            Some(bollard::body_full(Bytes::from(archive))),
+        );
+        while let Some(item) = stream.next().await {
+            let info = item.map_err(|e| failed(api(e)))?;
+            if let Some(detail) = info.error_detail {
+                return Err(failed(detail.message.unwrap_or_default()));
+            }
+        }
+        let image = self
+            .docker
+            .inspect_image(tag)
+            .await
+            .map_err(|e| failed(api(e)))?;
+        let config = image.config.unwrap_or_default();
+        Ok((
+            config.entrypoint.unwrap_or_default(),
+            config.cmd.unwrap_or_default(),
+        ))
     }
 
     fn capabilities(&self) -> crate::executor::Capabilities {

@@ -95,6 +95,20 @@ pub trait Executor: Send + Sync {
 
     /// Prepares a job environment.
     async fn prepare(&self, job: &JobSpec) -> Result<Box<dyn JobEnvironment>, ExecError>;
+
+    /// Builds the image `tag` from a directory holding a `Dockerfile` (GitHub's Dockerfile
+    /// actions) and returns what its containers run: (`ENTRYPOINT`, `CMD`). Executors
+    /// without images say so.
+    async fn build_image(
+        &self,
+        _context: &Path,
+        tag: &str,
+    ) -> Result<(Vec<String>, Vec<String>), ExecError> {
+        Err(ExecError::Unavailable {
+            executor: self.name().to_owned(),
+            reason: format!("it cannot build images (wanted: {tag})"),
+        })
+    }
 }
 
 /// A prepared job: steps run in it one after another.

@@ -632,13 +632,17 @@ impl Fetcher {
             v => Some(v),
         };
         let first = format!("templates/{name}.yml");
+        // Either layout; offline, whichever the cache holds.
         match self.gitlab_project_file(project, version, &first) {
-            Err(FetchError::Refused { .. }) => self.gitlab_project_file(
-                project,
-                version,
-                &format!("templates/{name}/template.yml"),
-            ),
-            other => other,
+            Ok(text) => Ok(text),
+            Err(e) => {
+                let second = format!("templates/{name}/template.yml");
+                match self.gitlab_project_file(project, version, &second) {
+                    Ok(text) => Ok(text),
+                    Err(e2) if matches!(e, FetchError::Refused { .. }) => Err(e2),
+                    Err(_) => Err(e),
+                }
+            }
         }
     }
 }

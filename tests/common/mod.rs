@@ -24,3 +24,19 @@ pub fn docker_ready() -> bool {
     }
     ok
 }
+
+/// The `gantry` binary as tests run it: never on the network (`GANTRY_OFFLINE`), with a
+/// fetch cache of this test process's own.
+#[allow(dead_code)]
+pub fn gantry() -> assert_cmd::Command {
+    let mut cmd = assert_cmd::Command::cargo_bin("gantry").expect("the gantry binary is built");
+    cmd.env("GANTRY_OFFLINE", "1")
+        .env("GANTRY_CACHE_DIR", test_cache_dir());
+    cmd
+}
+
+/// This test process's fetch cache.
+#[allow(dead_code)]
+pub fn test_cache_dir() -> std::path::PathBuf {
+    std::env::temp_dir().join(format!("gantry-test-cache-{}", std::process::id()))
+}

@@ -22,6 +22,71 @@ pub trait Includes {
     fn variable(&self, _name: &str) -> Option<String> {
         None
     }
+    /// Every variable known when includes are read (for `include:rules`); `None` when
+    /// checking a file without a pipeline.
+    fn variables(&self) -> Option<IndexMap<String, String>> {
+        None
+    }
+    /// The text of a file from outside the repository (the fetch layer).
+    fn fetch(&self, include: &RemoteInclude<'_>) -> Result<String, Unfetched> {
+        Err(Unfetched {
+            message: format!("{include} needs the network, and no fetcher was given"),
+            unavailable: true,
+        })
+    }
+    /// Whether an include that cannot be had is an error (a run) rather than a warning (lint:
+    /// what depends on it is then not checked).
+    fn strict(&self) -> bool {
+        false
+    }
+}
+
+/// A file from outside the repository, named by an `include:` entry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RemoteInclude<'a> {
+    /// `remote: URL` (or a bare `https://` entry).
+    Url(&'a str),
+    /// `template: NAME` — one of GitLab's templates.
+    Template(&'a str),
+    /// `project:` + `ref:` + `file:` without a local directory for the project.
+    Project {
+        /// `group/project`.
+        project: &'a str,
+        /// The ref (`None`: the project's default branch).
+        git_ref: Option<&'a str>,
+        /// The file's path in the project.
+        file: &'a str,
+    },
+    /// `component: host/group/project/name@version`.
+    Component(&'a str),
+}
+
+impl std::fmt::Display for RemoteInclude<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            RemoteInclude::Url(u) => write!(f, "remote '{u}'"),
+            RemoteInclude::Template(t) => write!(f, "template '{t}'"),
+            RemoteInclude::Project {
+                project,
+                git_ref,
+                file,
+            } => match git_ref {
+                Some(r) => write!(f, "'{file}' of project '{project}' at '{r}'"),
+                None => write!(f, "'{file}' of project '{project}'"),
+            },
+            RemoteInclude::Component(c) => write!(f, "component '{c}'"),
+        }
+    }
+}
+
+/// Why a remote include has no text.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Unfetched {
+    /// What went wrong, naming the URL and the fix.
+    pub message: String,
+    /// The content could not be had at all (offline, not cached, no network): what depends
+    /// on it cannot be checked, which lint reports as warnings. `false`: the server refused.
+    pub unavailable: bool,
 }
 
 /// No files: every `include:` is an error (for checking a file on its own).
@@ -129,6 +194,10 @@ impl Includes for LocalIncludes {
     fn variable(&self, name: &str) -> Option<String> {
         self.variables.get(name).cloned()
     }
+
+    fn variables(&self) -> Option<IndexMap<String, String>> {
+        (!self.variables.is_empty()).then(|| self.variables.clone())
+    }
 }
 
 /// Deep merge as GitLab's `extends` and `include` do: mappings merge key by key (recursively),
@@ -170,7 +239,13 @@ pub(super) fn respan(node: &mut Node, span: Span) {
 }
 
 /// Resolves `extends:` of every job-like entry of the top-level map.
-pub(super) fn resolve_extends(root: &mut Node) -> Result<(), (Span, String)> {
+/// Resolves `extends`. `lenient`: some includes could not be read, so a parent that is not
+/// found is left out and reported in `missing` instead of failing.
+pub(super) fn resolve_extends(
+    root: &mut Node,
+    lenient: bool,
+    missing: &mut Vec<(Span, String)>,
+) -> Result<(), (Span, String)> {
     let Value::Map(entries) = &root.value else {
         return Ok(());
     };
@@ -181,7 +256,14 @@ pub(super) fn resolve_extends(root: &mut Node) -> Result<(), (Span, String)> {
     let mut resolved: IndexMap<String, Node> = IndexMap::new();
     for name in originals.keys() {
         let mut chain = Vec::new();
-        let node = extended(name, &originals, &mut resolved, &mut chain)?;
+        let node = extended(
+            name,
+            &originals,
+            &mut resolved,
+            &mut chain,
+            lenient,
+            missing,
+        )?;
         resolved.insert(name.clone(), node);
     }
     if let Value::Map(entries) = &mut root.value {
@@ -199,6 +281,8 @@ fn extended(
     originals: &IndexMap<String, Node>,
     resolved: &mut IndexMap<String, Node>,
     chain: &mut Vec<String>,
+    lenient: bool,
+    missing: &mut Vec<(Span, String)>,
 ) -> Result<Node, (Span, String)> {
     if let Some(done) = resolved.get(name) {
         return Ok(done.clone());
@@ -243,9 +327,16 @@ fn extended(
     let mut base: Option<Node> = None;
     for (parent, span) in parents {
         if !originals.contains_key(&parent) {
-            return Err((span, format!("`extends` names unknown job '{parent}'")));
+            let message = format!("`extends` names unknown job '{parent}'");
+            if lenient {
+                if !missing.iter().any(|(s, _)| *s == span) {
+                    missing.push((span, message));
+                }
+                continue;
+            }
+            return Err((span, message));
         }
-        let p = extended(&parent, originals, resolved, chain)?;
+        let p = extended(&parent, originals, resolved, chain, lenient, missing)?;
         base = Some(match base {
             Some(b) => deep_merge(&b, &p),
             None => p,
@@ -266,61 +357,85 @@ fn extended(
 
 /// Replaces `!reference [job, key, …]` nodes by what they point at (recursively, at most 10
 /// levels deep).
-pub(super) fn resolve_references(root: &mut Node) -> Result<(), (Span, String)> {
+/// `lenient`: some includes could not be read, so a reference that is not found becomes an
+/// empty value and is reported in `missing` instead of failing.
+pub(super) fn resolve_references(
+    root: &mut Node,
+    lenient: bool,
+    missing: &mut Vec<(Span, String)>,
+) -> Result<(), (Span, String)> {
     let snapshot = root.clone();
-    replace_refs(root, &snapshot, 0)
+    let mut refs = References {
+        root: &snapshot,
+        lenient,
+        missing,
+    };
+    refs.replace(root, 0)
 }
 
-fn replace_refs(node: &mut Node, root: &Node, depth: usize) -> Result<(), (Span, String)> {
-    if node.tag.as_deref() == Some("!reference") {
-        if depth >= 10 {
-            return Err((node.span, "`!reference` nests more than 10 levels".into()));
-        }
-        let path: Vec<String> = node
-            .as_seq()
-            .ok_or((
-                node.span,
-                "`!reference` takes a list: [job, key, …]".to_owned(),
-            ))?
-            .iter()
-            .map(|p| p.scalar_text().unwrap_or_default())
-            .collect();
-        if path.is_empty() {
-            return Err((node.span, "`!reference` needs at least a job name".into()));
-        }
-        let mut target = root;
-        for (i, part) in path.iter().enumerate() {
-            target = target.get(part).ok_or_else(|| {
-                (
+struct References<'a> {
+    root: &'a Node,
+    lenient: bool,
+    missing: &'a mut Vec<(Span, String)>,
+}
+
+impl References<'_> {
+    fn replace(&mut self, node: &mut Node, depth: usize) -> Result<(), (Span, String)> {
+        let root = self.root;
+        if node.tag.as_deref() == Some("!reference") {
+            if depth >= 10 {
+                return Err((node.span, "`!reference` nests more than 10 levels".into()));
+            }
+            let path: Vec<String> = node
+                .as_seq()
+                .ok_or((
                     node.span,
-                    format!(
+                    "`!reference` takes a list: [job, key, …]".to_owned(),
+                ))?
+                .iter()
+                .map(|p| p.scalar_text().unwrap_or_default())
+                .collect();
+            if path.is_empty() {
+                return Err((node.span, "`!reference` needs at least a job name".into()));
+            }
+            let mut target = root;
+            for (i, part) in path.iter().enumerate() {
+                let Some(next) = target.get(part) else {
+                    let message = format!(
                         "`!reference [{}]`: '{}' not found",
                         path.join(", "),
                         path[..=i].join(".")
-                    ),
-                )
-            })?;
-        }
-        let mut replacement = target.clone();
-        replace_refs(&mut replacement, root, depth + 1)?;
-        replacement.span = node.span;
-        *node = replacement;
-        return Ok(());
-    }
-    match &mut node.value {
-        Value::Seq(items) => {
-            for i in items {
-                replace_refs(i, root, depth)?;
+                    );
+                    if self.lenient {
+                        self.missing.push((node.span, message));
+                        *node = Node::new(Value::Null, node.span);
+                        return Ok(());
+                    }
+                    return Err((node.span, message));
+                };
+                target = next;
             }
+            let mut replacement = target.clone();
+            self.replace(&mut replacement, depth + 1)?;
+            replacement.span = node.span;
+            *node = replacement;
+            return Ok(());
         }
-        Value::Map(entries) => {
-            for (_, v) in entries {
-                replace_refs(v, root, depth)?;
+        match &mut node.value {
+            Value::Seq(items) => {
+                for i in items {
+                    self.replace(i, depth)?;
+                }
             }
+            Value::Map(entries) => {
+                for (_, v) in entries {
+                    self.replace(v, depth)?;
+                }
+            }
+            _ => {}
         }
-        _ => {}
+        Ok(())
     }
-    Ok(())
 }
 
 /// Emits a node as block-style YAML (strings double-quoted where needed).

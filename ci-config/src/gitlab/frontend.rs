@@ -2,7 +2,7 @@
 
 use indexmap::IndexMap;
 
-use super::compose::{deep_merge, resolve_extends, resolve_references, respan, Includes};
+use super::compose::{resolve_extends, resolve_references, Includes};
 use super::{
     duration_secs, rules, Artifacts, Cache, GitLabJob, Image, JobRules, Pipeline, RefFilter, Rule,
     Variable,
@@ -107,25 +107,26 @@ const RETRY_WHEN: &[&str] = &[
     "data_integrity_failure",
 ];
 
-struct Ctx<'a> {
-    path: &'a str,
-    diags: Vec<Diagnostic>,
-    /// Includes were left out (their paths name variables only a pipeline knows).
-    includes_unchecked: bool,
+pub(super) struct Ctx<'a> {
+    pub(super) path: &'a str,
+    pub(super) diags: Vec<Diagnostic>,
+    /// Some includes were left out (their paths name variables only a pipeline knows, or
+    /// they could not be fetched): what they would define is unknown.
+    pub(super) includes_unchecked: bool,
 }
 
 impl Ctx<'_> {
-    fn error(&mut self, span: Span, code: &'static str, message: impl Into<String>) {
+    pub(super) fn error(&mut self, span: Span, code: &'static str, message: impl Into<String>) {
         self.diags
             .push(Diagnostic::error(self.path, span, code, message));
     }
 
-    fn warning(&mut self, span: Span, code: &'static str, message: impl Into<String>) {
+    pub(super) fn warning(&mut self, span: Span, code: &'static str, message: impl Into<String>) {
         self.diags
             .push(Diagnostic::warning(self.path, span, code, message));
     }
 
-    fn keys(&mut self, node: &Node, allowed: &[&str], what: &str) {
+    pub(super) fn keys(&mut self, node: &Node, allowed: &[&str], what: &str) {
         if let Some(entries) = node.as_map() {
             for (k, _) in entries {
                 let key = k.scalar_text().unwrap_or_default();
@@ -156,7 +157,7 @@ impl Ctx<'_> {
     }
 
     /// A string or a list of strings (nested lists flattened, as in scripts).
-    fn strings(&mut self, node: &Node, what: &str) -> Vec<String> {
+    pub(super) fn strings(&mut self, node: &Node, what: &str) -> Vec<String> {
         let mut out = Vec::new();
         self.flatten(node, what, &mut out, 0);
         out
@@ -191,6 +192,18 @@ impl Ctx<'_> {
     }
 }
 
+/// Loads every document of a file's YAML as GitLab does (last duplicate key wins, tags kept).
+pub(super) fn load_all(path: &str, src: &str, diags: &mut Vec<Diagnostic>) -> Vec<Node> {
+    let options = LoadOptions {
+        duplicate_keys: DuplicateKeys::LastWins,
+        tags: TagPolicy::Keep,
+        ..LoadOptions::default()
+    };
+    let (docs, mut d) = yaml::load(path, src, &options);
+    diags.append(&mut d);
+    docs
+}
+
 /// Loads a file's YAML as GitLab does (last duplicate key wins, tags kept).
 fn load(path: &str, src: &str, diags: &mut Vec<Diagnostic>) -> Option<Node> {
     let options = LoadOptions {
@@ -201,173 +214,6 @@ fn load(path: &str, src: &str, diags: &mut Vec<Diagnostic>) -> Option<Node> {
     let (docs, mut d) = yaml::load(path, src, &options);
     diags.append(&mut d);
     docs.into_iter().next()
-}
-
-/// Reads `include:` entries (recursively) and merges them under the file's own keys.
-fn with_includes(
-    cx: &mut Ctx<'_>,
-    root: Node,
-    includes: &dyn Includes,
-    depth: usize,
-    seen: &mut Vec<String>,
-) -> Node {
-    let Some(inc) = root.get("include").cloned() else {
-        return root;
-    };
-    let entries: Vec<Node> = match &inc.value {
-        Value::Seq(items) => items.clone(),
-        _ => vec![inc.clone()],
-    };
-    let mut merged: Option<Node> = None;
-    for entry in entries {
-        let span = entry.span;
-        let files: Vec<(String, Option<std::path::PathBuf>)> = match &entry.value {
-            Value::String(s) if s.starts_with("http://") || s.starts_with("https://") => {
-                cx.error(
-                    span,
-                    "include-needs-network",
-                    format!("include '{s}' needs the network; download it into the repository and include it as a local file"),
-                );
-                continue;
-            }
-            Value::String(s) => vec![(s.clone(), None)],
-            Value::Map(_) => {
-                if let Some(local) = entry.get("local").and_then(Node::as_str) {
-                    vec![(local.to_owned(), None)]
-                } else if let Some(project) = entry.get("project").and_then(Node::as_str) {
-                    let Some(dir) = includes.project(project) else {
-                        cx.error(
-                            span,
-                            "include-needs-network",
-                            format!("include of project '{project}' needs the network; map it to a local directory (--include-dir {project}=PATH)"),
-                        );
-                        continue;
-                    };
-                    let files = entry
-                        .get("file")
-                        .map(|f| cx.strings(f, "include:file"))
-                        .unwrap_or_default();
-                    files.into_iter().map(|f| (f, Some(dir.clone()))).collect()
-                } else {
-                    let kind = ["remote", "template", "component", "artifact"]
-                        .into_iter()
-                        .find(|k| entry.get(k).is_some())
-                        .unwrap_or("unknown");
-                    cx.error(
-                        span,
-                        "include-needs-network",
-                        format!("include:{kind} needs the network; copy the file into the repository and use include:local"),
-                    );
-                    continue;
-                }
-            }
-            _ => {
-                cx.error(
-                    span,
-                    "invalid-type",
-                    "include entries are paths or mappings",
-                );
-                continue;
-            }
-        };
-        for (file, project_dir) in files {
-            // Paths may name predefined and pipeline variables; without a pipeline they are
-            // not known, and the include is not checked.
-            let file = if file.contains('$') {
-                let unknown = std::cell::Cell::new(false);
-                let expanded = super::vars::expand(&file, &|name| {
-                    let v = includes.variable(name);
-                    if v.is_none() {
-                        unknown.set(true);
-                    }
-                    v
-                });
-                if unknown.get() {
-                    cx.includes_unchecked = true;
-                    cx.warning(
-                        span,
-                        "include-variables",
-                        format!("include '{file}' names variables known only when a pipeline runs: not checked here"),
-                    );
-                    continue;
-                }
-                expanded
-            } else {
-                file
-            };
-            let names: Vec<String> = if file.contains(['*', '?', '[']) && project_dir.is_none() {
-                match includes.glob(&file) {
-                    Ok(n) => n,
-                    Err(e) => {
-                        cx.error(span, "include", format!("include '{file}': {e}"));
-                        continue;
-                    }
-                }
-            } else {
-                vec![file.clone()]
-            };
-            for name in names {
-                let text = match &project_dir {
-                    Some(dir) => std::fs::read_to_string(dir.join(name.trim_start_matches('/')))
-                        .map_err(|e| format!("'{name}': {e}")),
-                    None => includes.read(&name),
-                };
-                let text = match text {
-                    Ok(t) => t,
-                    Err(e) => {
-                        cx.error(span, "include", format!("include {e}"));
-                        continue;
-                    }
-                };
-                if seen.contains(&name) || depth > 100 {
-                    cx.error(
-                        span,
-                        "include",
-                        format!("include '{name}' is included again (a cycle)"),
-                    );
-                    continue;
-                }
-                let mut file_diags = Vec::new();
-                let Some(mut doc) = load(&name, &text, &mut file_diags) else {
-                    for d in file_diags {
-                        cx.error(
-                            span,
-                            "include",
-                            format!("in included file {name}: {}", d.message),
-                        );
-                    }
-                    continue;
-                };
-                for d in file_diags.iter().filter(|d| d.is_error()) {
-                    cx.error(
-                        span,
-                        "include",
-                        format!("in included file {name}: {}", d.message),
-                    );
-                }
-                respan(&mut doc, span);
-                seen.push(name.clone());
-                let doc = with_includes(cx, doc, includes, depth + 1, seen);
-                seen.pop();
-                merged = Some(match merged {
-                    Some(m) => deep_merge(&m, &doc),
-                    None => doc,
-                });
-            }
-        }
-    }
-    let mut own = root;
-    if let Value::Map(e) = &mut own.value {
-        e.retain(|(k, _)| k.as_str() != Some("include"));
-    }
-    match merged {
-        Some(m) => {
-            let mut out = deep_merge(&m, &own);
-            out.span = own.span;
-            out
-        }
-        None => own,
-    }
 }
 
 /// The composed configuration (includes, extends, references), or why it cannot be made.
@@ -389,14 +235,23 @@ fn compose(cx: &mut Ctx<'_>, src: &str, includes: &dyn Includes) -> Option<Node>
         );
         return None;
     }
-    let mut root = with_includes(cx, root, includes, 0, &mut Vec::new());
-    if let Err((span, m)) = resolve_extends(&mut root) {
+    let mut root = super::include::with_includes(cx, root, includes, 0, &mut Vec::new());
+    let lenient = cx.includes_unchecked;
+    let mut missing = Vec::new();
+    if let Err((span, m)) = resolve_extends(&mut root, lenient, &mut missing) {
         cx.error(span, "extends", m);
         return None;
     }
-    if let Err((span, m)) = resolve_references(&mut root) {
+    if let Err((span, m)) = resolve_references(&mut root, lenient, &mut missing) {
         cx.error(span, "reference", m);
         return None;
+    }
+    for (span, m) in missing {
+        cx.warning(
+            span,
+            "include-unchecked",
+            format!("{m} (an include that was not read may define it)"),
+        );
     }
     Some(root)
 }
@@ -1150,6 +1005,15 @@ fn pipeline(cx: &mut Ctx<'_>, root: &Node) -> Option<Pipeline> {
     for job in jobs.values() {
         for need in &job.needs {
             match jobs.get(&need.job) {
+                None if !need.optional && cx.includes_unchecked => cx.warning(
+                    need.span,
+                    "include-unchecked",
+                    format!(
+                        "job '{}' needs '{}', which is not defined here (an include that was \
+                         not read may define it)",
+                        job.id, need.job
+                    ),
+                ),
                 None if !need.optional => cx.error(
                     need.span,
                     "unknown-need",
@@ -1283,11 +1147,17 @@ fn job(
     }
     let script = node.get("script").or_else(|| node.get("run"));
     let Some(script) = script else {
-        cx.error(
-            span,
-            "missing-key",
-            format!("jobs:{id} config should implement the script:, run:, or trigger: keyword"),
-        );
+        let message =
+            format!("jobs:{id} config should implement the script:, run:, or trigger: keyword");
+        if cx.includes_unchecked {
+            cx.warning(
+                span,
+                "include-unchecked",
+                format!("{message} (an include that was not read may give it)"),
+            );
+        } else {
+            cx.error(span, "missing-key", message);
+        }
         return None;
     };
     let mut gl = GitLabJob {

@@ -9,6 +9,7 @@
 
 mod compose;
 mod frontend;
+mod include;
 pub mod rules;
 pub mod vars;
 
@@ -24,7 +25,7 @@ use crate::model::{AllowFailure, Env, StepAction, Var, When, Workflow};
 pub use crate::model::Cache;
 
 pub use crate::expr::{regex, split_regex};
-pub use compose::{to_yaml, Includes, LocalIncludes, NoIncludes};
+pub use compose::{to_yaml, Includes, LocalIncludes, NoIncludes, RemoteInclude, Unfetched};
 
 /// A parsed `.gitlab-ci.yml`: the lowered workflow (every job, as written) plus what GitLab
 /// decides before a pipeline is created — `workflow:rules` and each job's `rules`/`only`/
