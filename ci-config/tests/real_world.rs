@@ -76,3 +76,147 @@ fn a_workflow_whose_jobs_all_wait_names_the_cycle() {
         "{help}"
     );
 }
+
+mod gitlab_includes {
+    use ci_config::gitlab::{parse_pipeline, Includes, RemoteInclude, Unfetched};
+    use indexmap::IndexMap;
+
+    /// Remote files from a table; local files none; variables as given.
+    struct Table {
+        files: Vec<(&'static str, &'static str)>,
+        variables: Option<IndexMap<String, String>>,
+        strict: bool,
+    }
+
+    impl Includes for Table {
+        fn read(&self, path: &str) -> Result<String, String> {
+            Err(format!("no local file {path}"))
+        }
+        fn glob(&self, _pattern: &str) -> Result<Vec<String>, String> {
+            Ok(Vec::new())
+        }
+        fn variables(&self) -> Option<IndexMap<String, String>> {
+            self.variables.clone()
+        }
+        fn fetch(&self, include: &RemoteInclude<'_>) -> Result<String, Unfetched> {
+            let key = match include {
+                RemoteInclude::Url(u) => u.to_string(),
+                RemoteInclude::Template(t) => t.to_string(),
+                RemoteInclude::Project { file, .. } => file.to_string(),
+                RemoteInclude::Component(c) => c.to_string(),
+            };
+            self.files
+                .iter()
+                .find(|(k, _)| *k == key)
+                .map(|(_, v)| v.to_string())
+                .ok_or(Unfetched {
+                    message: format!("{include} is not in the cache"),
+                    unavailable: true,
+                })
+        }
+        fn strict(&self) -> bool {
+            self.strict
+        }
+    }
+
+    const COMPONENT: &str = "spec:\n  inputs:\n    name:\n    count:\n      type: number\n      default: 1\n    mode:\n      options: [fast, slow]\n      default: fast\n---\n\"greet-$[[ inputs.name ]]\":\n  parallel: $[[ inputs.count ]]\n  script: [\"echo $[[ inputs.name | truncate(0,3) ]] $[[ inputs.mode ]]\"]\n";
+
+    fn table(files: Vec<(&'static str, &'static str)>) -> Table {
+        Table {
+            files,
+            variables: None,
+            strict: false,
+        }
+    }
+
+    fn errors(src: &str, includes: &Table) -> Vec<String> {
+        parse_pipeline(".gitlab-ci.yml", src, includes)
+            .diagnostics
+            .iter()
+            .filter(|d| d.is_error())
+            .map(|d| d.message.clone())
+            .collect()
+    }
+
+    #[test]
+    fn component_inputs_are_interpolated_with_their_types() {
+        let includes = table(vec![("gitlab.com/g/c/greet@1", COMPONENT)]);
+        let src = "include:\n  - component: gitlab.com/g/c/greet@1\n    inputs:\n      name: world\n      count: 2\n";
+        let parsed = parse_pipeline(".gitlab-ci.yml", src, &includes);
+        assert!(!parsed.has_errors(), "{:?}", parsed.diagnostics);
+        let pipeline = parsed.value.expect("read");
+        let job = &pipeline.workflow.jobs["greet-world"];
+        let text = format!("{job:?}");
+        assert!(text.contains("echo wor fast"), "{text}");
+    }
+
+    #[test]
+    fn component_inputs_are_checked() {
+        let includes = table(vec![("gitlab.com/g/c/greet@1", COMPONENT)]);
+        let missing = errors(
+            "include:\n  - component: gitlab.com/g/c/greet@1\n",
+            &includes,
+        );
+        assert!(
+            missing
+                .iter()
+                .any(|e| e.contains("input 'name' is required")),
+            "{missing:?}"
+        );
+        let wrong = errors(
+            "include:\n  - component: gitlab.com/g/c/greet@1\n    inputs: {name: a, count: many, mode: medium, extra: 1}\n",
+            &includes,
+        );
+        for want in [
+            "'count' should be a number",
+            "not one of its options",
+            "unknown input 'extra'",
+        ] {
+            assert!(wrong.iter().any(|e| e.contains(want)), "{want}: {wrong:?}");
+        }
+    }
+
+    #[test]
+    fn include_rules_decide_with_the_pipelines_variables() {
+        let mut includes = table(vec![
+            ("https://x/a.yml", "a: {script: [a]}\n"),
+            ("https://x/b.yml", "b: {script: [b]}\n"),
+        ]);
+        let mut vars = IndexMap::new();
+        vars.insert("CI_COMMIT_BRANCH".to_owned(), "main".to_owned());
+        includes.variables = Some(vars);
+        let src = "include:\n  - remote: https://x/a.yml\n    rules:\n      - if: $CI_COMMIT_BRANCH == \"main\"\n  - remote: https://x/b.yml\n    rules:\n      - if: $CI_COMMIT_BRANCH == \"dev\"\nown: {script: [o]}\n";
+        let parsed = parse_pipeline(".gitlab-ci.yml", src, &includes);
+        let jobs: Vec<&String> = parsed
+            .value
+            .as_ref()
+            .expect("read")
+            .workflow
+            .jobs
+            .keys()
+            .collect();
+        assert_eq!(jobs, ["a", "own"]);
+    }
+
+    #[test]
+    fn what_an_unavailable_include_would_define_is_a_warning_in_lint_and_an_error_in_a_run() {
+        let src = "include:\n  - template: Missing.gitlab-ci.yml\njob:\n  extends: .from-template\n  needs: [template-job]\n  script: [x]\nbare:\n  extends: .from-template\n";
+        let lint = table(Vec::new());
+        let parsed = parse_pipeline(".gitlab-ci.yml", src, &lint);
+        let errors: Vec<_> = parsed.diagnostics.iter().filter(|d| d.is_error()).collect();
+        assert!(errors.is_empty(), "{errors:?}");
+        let codes: Vec<&str> = parsed.diagnostics.iter().map(|d| d.code).collect();
+        assert!(codes.contains(&"include-unavailable"), "{codes:?}");
+        // Two unknown parents, a job without script, a need on an unknown job.
+        assert_eq!(
+            codes.iter().filter(|c| **c == "include-unchecked").count(),
+            4,
+            "{codes:?}"
+        );
+        let run = Table {
+            strict: true,
+            ..table(Vec::new())
+        };
+        assert!(parse_pipeline(".gitlab-ci.yml", src, &run).has_errors());
+    }
+}

@@ -214,12 +214,18 @@ async fn run_action(
             })
         }
         ActionRuns::Node {
-            main, post, pre, ..
+            using,
+            main,
+            post,
+            pre,
         } => {
             if runner.in_container {
                 return Err(format!(
                     "action '{uses}': JavaScript actions run on the host executor only"
                 ));
+            }
+            if let Some(warning) = node_runtime(uses, using).await? {
+                runner.logs.annotate(index, "warning", &warning).await;
             }
             let mut env = env;
             env.extend(input_env(&inputs));
@@ -333,6 +339,41 @@ async fn run_action(
         _ => Err(format!(
             "action '{uses}': this kind of action is not supported"
         )),
+    }
+}
+
+/// The host's `node` major version, asked once per process.
+static NODE_MAJOR: tokio::sync::OnceCell<Result<u32, String>> = tokio::sync::OnceCell::const_new();
+
+/// Checks that `node` is here for an action that wants `using` (`node20`): an error when it
+/// is missing, a warning when it is older than the action asks for.
+async fn node_runtime(uses: &str, using: &str) -> Result<Option<String>, String> {
+    let found = NODE_MAJOR
+        .get_or_init(|| async {
+            let out = tokio::process::Command::new("node")
+                .arg("--version")
+                .output()
+                .await
+                .map_err(|e| format!("cannot run node: {e}"))?;
+            let text = String::from_utf8_lossy(&out.stdout);
+            text.trim()
+                .trim_start_matches('v')
+                .split('.')
+                .next()
+                .and_then(|m| m.parse().ok())
+                .ok_or_else(|| format!("node --version said '{}'", text.trim()))
+        })
+        .await;
+    let wanted: u32 = using.trim_start_matches("node").parse().unwrap_or(0);
+    match found {
+        Err(e) => Err(format!(
+            "action '{uses}' runs on {using}: {e}; install Node.js {wanted} or newer"
+        )),
+        Ok(have) if *have < wanted => Ok(Some(format!(
+            "action '{uses}' asks for {using}; the host's node is version {have}, so it may \
+             fail (install Node.js {wanted} or newer)"
+        ))),
+        Ok(_) => Ok(None),
     }
 }
 
