@@ -13,7 +13,7 @@ use crate::span::Span;
 use crate::yaml::{Node, Value};
 
 /// How deeply includes may nest (GitLab's limit).
-const MAX_DEPTH: usize = 150;
+const MAX_DEPTH: usize = 100;
 
 /// Where one included file's text comes from.
 enum Origin<'a> {
@@ -68,7 +68,11 @@ pub(super) fn with_includes(
     };
     let mut merged: Option<Node> = None;
     for entry in &entries {
-        let span = entry.span;
+        // Point at what names the file, not the whole entry.
+        let span = ["local", "project", "remote", "template", "component"]
+            .iter()
+            .find_map(|k| entry.entry(k))
+            .map_or(entry.span, |(k, v)| k.span.to(v.span));
         if let Some(rules) = entry.get("rules") {
             if !rules_allow(cx, rules, includes) {
                 continue;
