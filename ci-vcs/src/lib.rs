@@ -4,7 +4,9 @@
 //! job workspaces), turning forge events into the contexts a run sees (GitHub's `github`
 //! context, GitLab's `CI_*` variables), deciding whether an event passes a workflow's
 //! branch/tag/path filters, parsing and verifying webhook deliveries from GitHub, GitLab,
-//! Gitea and Forgejo, computing cron schedules, and publishing commit statuses.
+//! Gitea and Forgejo, computing cron schedules, publishing commit statuses, and fetching what
+//! CI files name from elsewhere — remote actions, reusable workflows, GitLab includes — into
+//! an on-disk cache that works offline ([`fetch`]; its [`fetch::loopback`] has an example).
 //!
 //! What it is not for: reading workflow files (`ci-config`) — filters take plain patterns and
 //! events are plain data, so forge integrators can embed this crate on its own.
