@@ -41,6 +41,33 @@ fn bench(c: &mut Criterion) {
             n + p.finish().len()
         })
     });
+    // Secrets as tokens look: random letters and digits (a fixed generator, so runs compare).
+    let mut state: u64 = 0x9e37_79b9_7f4a_7c15;
+    let mut next = move || {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        state
+    };
+    const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
+    let tokens: Vec<String> = (0..100)
+        .map(|i| {
+            let len = 12 + i % 30;
+            (0..len)
+                .map(|_| char::from(ALPHABET[(next() % ALPHABET.len() as u64) as usize]))
+                .collect()
+        })
+        .collect();
+    group.bench_function("pipeline_100_random_token_secrets_64MiB", |b| {
+        b.iter(|| {
+            let mut p = LogPipeline::new(&tokens);
+            let mut n = 0;
+            for chunk in &chunks {
+                n += p.push(chunk).len();
+            }
+            n + p.finish().len()
+        })
+    });
     group.finish();
 }
 

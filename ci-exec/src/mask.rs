@@ -1,7 +1,9 @@
 //! Secret masking: every secret and its variants (each line of a multi-line secret, base64,
 //! URL- and JSON-escaped forms) replaced by `***`, with one Aho–Corasick automaton.
 
-use aho_corasick::{AhoCorasick, AhoCorasickBuilder, AhoCorasickKind, MatchKind};
+use aho_corasick::{
+    AhoCorasick, AhoCorasickBuilder, AhoCorasickKind, Anchored, Input, MatchKind, StartKind,
+};
 use base64::Engine as _;
 
 /// What a secret is replaced by.
@@ -16,7 +18,67 @@ const MIN_LINE_VARIANT: usize = 4;
 pub struct Masker {
     patterns: Vec<Vec<u8>>,
     automaton: Option<AhoCorasick>,
+    skip: Option<Skip>,
     longest: usize,
+}
+
+/// A Wu–Manber skip table over 2-byte blocks: it says how far a window of the shortest
+/// pattern's length may move before a pattern could start in it, so most of a log is
+/// stepped over without being read byte by byte; positions it cannot rule out are checked
+/// with the automaton, anchored. Exact: it never skips a position where a pattern starts.
+#[derive(Clone)]
+struct Skip {
+    /// Window length: the shortest pattern's length (capped so shifts fit a byte).
+    window: usize,
+    /// Shift for each 2-byte block ending a window; 0: a pattern may start here.
+    shift: Box<[u8]>,
+}
+
+impl std::fmt::Debug for Skip {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Skip")
+            .field("window", &self.window)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Below this shortest-pattern length skipping gains nothing over the automaton alone.
+const MIN_SKIP_WINDOW: usize = 4;
+
+impl Skip {
+    fn new(patterns: &[Vec<u8>]) -> Option<Skip> {
+        let shortest = patterns.iter().map(Vec::len).min()?;
+        if shortest < MIN_SKIP_WINDOW {
+            return None;
+        }
+        let window = shortest.min(200);
+        let mut shift = vec![u8::try_from(window - 1).ok()?; 1 << 16].into_boxed_slice();
+        for p in patterns {
+            for q in 0..=window - 2 {
+                let block = usize::from(p[q]) << 8 | usize::from(p[q + 1]);
+                let s = u8::try_from(window - (q + 2)).ok()?;
+                if s < shift[block] {
+                    shift[block] = s;
+                }
+            }
+        }
+        Some(Skip { window, shift })
+    }
+
+    /// The first position at or after `from` where a pattern may start, or `None`.
+    #[inline]
+    fn next(&self, data: &[u8], from: usize) -> Option<usize> {
+        let mut start = from;
+        while start + self.window <= data.len() {
+            let end = start + self.window;
+            let block = usize::from(data[end - 2]) << 8 | usize::from(data[end - 1]);
+            match self.shift[block] {
+                0 => return Some(start),
+                s => start += usize::from(s),
+            }
+        }
+        None
+    }
 }
 
 impl Masker {
@@ -87,10 +149,12 @@ impl Masker {
             AhoCorasickBuilder::new()
                 .match_kind(MatchKind::LeftmostLongest)
                 .kind(Some(AhoCorasickKind::DFA))
+                .start_kind(StartKind::Both)
                 .prefilter(false)
                 .build(&self.patterns)
                 .ok()
         };
+        self.skip = Skip::new(&self.patterns);
     }
 
     /// Masks a complete buffer.
@@ -109,13 +173,37 @@ impl Masker {
         };
         let mut out = Vec::with_capacity(safe + 8);
         let mut cursor = 0;
-        for m in ac.find_iter(data) {
-            if m.start() >= safe {
-                break;
+        match &self.skip {
+            // Leftmost-longest, as the automaton alone: candidates come in increasing order
+            // and each takes the longest pattern starting there.
+            Some(skip) => {
+                let mut from = 0;
+                while let Some(at) = skip.next(data, from) {
+                    if at >= safe {
+                        break;
+                    }
+                    let input = Input::new(data).range(at..).anchored(Anchored::Yes);
+                    match ac.find(input) {
+                        Some(m) => {
+                            out.extend_from_slice(&data[cursor..m.start()]);
+                            out.extend_from_slice(MASK);
+                            cursor = m.end();
+                            from = m.end();
+                        }
+                        None => from = at + 1,
+                    }
+                }
             }
-            out.extend_from_slice(&data[cursor..m.start()]);
-            out.extend_from_slice(MASK);
-            cursor = m.end();
+            None => {
+                for m in ac.find_iter(data) {
+                    if m.start() >= safe {
+                        break;
+                    }
+                    out.extend_from_slice(&data[cursor..m.start()]);
+                    out.extend_from_slice(MASK);
+                    cursor = m.end();
+                }
+            }
         }
         let end = cursor.max(safe);
         out.extend_from_slice(&data[cursor..end]);
@@ -189,6 +277,69 @@ mod tests {
             String::from_utf8(m.mask(text.as_bytes())).unwrap(),
             "a *** b *** c *** d *** e } f"
         );
+    }
+
+    /// Leftmost-longest by brute force: at each position the longest pattern starting there.
+    fn reference(patterns: &[Vec<u8>], data: &[u8]) -> Vec<u8> {
+        let mut out = Vec::new();
+        let mut i = 0;
+        while i < data.len() {
+            let longest = patterns
+                .iter()
+                .filter(|p| data[i..].starts_with(p))
+                .map(Vec::len)
+                .max();
+            match longest {
+                Some(n) => {
+                    out.extend_from_slice(MASK);
+                    i += n;
+                }
+                None => {
+                    out.push(data[i]);
+                    i += 1;
+                }
+            }
+        }
+        out
+    }
+
+    proptest::proptest! {
+        // A small alphabet makes secrets overlap, share prefixes and sit inside each other.
+        #[test]
+        fn skipping_masks_exactly_as_leftmost_longest(
+            secrets in proptest::collection::vec("[ab%=]{1,9}", 1..8),
+            data in "[ab%=c\n]{0,300}",
+        ) {
+            let m = Masker::new(&secrets);
+            proptest::prop_assert_eq!(m.mask(data.as_bytes()), reference(&m.patterns, data.as_bytes()));
+        }
+
+        #[test]
+        fn skipping_handles_overlapping_secrets(
+            secrets in proptest::collection::vec("[ab]{4,9}", 1..8),
+            data in "[abc]{0,300}",
+        ) {
+            let m = Masker::new(&secrets);
+            proptest::prop_assert!(m.skip.is_some());
+            proptest::prop_assert_eq!(m.mask(data.as_bytes()), reference(&m.patterns, data.as_bytes()));
+        }
+
+        #[test]
+        fn long_secrets_are_found_wherever_they_are(
+            secrets in proptest::collection::vec("[a-f0-9]{4,40}", 1..30),
+            filler in "[a-z0-9 \n]{0,200}",
+            picks in proptest::collection::vec((0usize..30, 0usize..200), 0..10),
+        ) {
+            let mut data = filler.clone().into_bytes();
+            for (which, at) in picks {
+                let secret = secrets[which % secrets.len()].as_bytes();
+                let at = at.min(data.len());
+                data.splice(at..at, secret.iter().copied());
+            }
+            let m = Masker::new(&secrets);
+            proptest::prop_assert!(m.skip.is_some());
+            proptest::prop_assert_eq!(m.mask(&data), reference(&m.patterns, &data));
+        }
     }
 
     #[test]
