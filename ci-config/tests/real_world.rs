@@ -176,6 +176,40 @@ mod gitlab_includes {
         }
     }
 
+    /// Every remote include is the same file, which includes ten others: without GitLab's
+    /// limit of 150 included files this would read 10! files.
+    struct Fan;
+
+    impl Includes for Fan {
+        fn read(&self, path: &str) -> Result<String, String> {
+            Err(format!("no local file {path}"))
+        }
+        fn glob(&self, _pattern: &str) -> Result<Vec<String>, String> {
+            Ok(Vec::new())
+        }
+        fn fetch(&self, _include: &RemoteInclude<'_>) -> Result<String, Unfetched> {
+            Ok(fan_out())
+        }
+    }
+
+    fn fan_out() -> String {
+        let mut s = String::from("include:\n");
+        for i in 0..10 {
+            s.push_str(&format!("  - remote: https://x/{i}.yml\n"));
+        }
+        s.push_str("job: {script: [x]}\n");
+        s
+    }
+
+    #[test]
+    fn includes_are_limited_to_150_files() {
+        let parsed = parse_pipeline(".gitlab-ci.yml", &fan_out(), &Fan);
+        assert!(parsed
+            .diagnostics
+            .iter()
+            .any(|d| d.message.contains("Maximum of 150 nested includes")));
+    }
+
     #[test]
     fn include_rules_decide_with_the_pipelines_variables() {
         let mut includes = table(vec![

@@ -113,6 +113,8 @@ pub(super) struct Ctx<'a> {
     /// Some includes were left out (their paths name variables only a pipeline knows, or
     /// they could not be fetched): what they would define is unknown.
     pub(super) includes_unchecked: bool,
+    /// Files read by `include:` so far (GitLab allows 150 per pipeline).
+    pub(super) includes_read: usize,
 }
 
 impl Ctx<'_> {
@@ -265,6 +267,7 @@ pub(super) fn merged(
         path,
         diags: Vec::new(),
         includes_unchecked: false,
+        includes_read: 0,
     };
     match compose(&mut cx, src, includes) {
         Some(n) if !cx.diags.iter().any(Diagnostic::is_error) => Ok(n),
@@ -277,6 +280,7 @@ pub(super) fn parse(path: &str, src: &str, includes: &dyn Includes) -> Parsed<Pi
         path,
         diags: Vec::new(),
         includes_unchecked: false,
+        includes_read: 0,
     };
     let value = compose(&mut cx, src, includes).and_then(|root| pipeline(&mut cx, &root));
     let mut diagnostics = cx.diags;

@@ -15,6 +15,9 @@ use crate::yaml::{Node, Value};
 /// How deeply includes may nest (GitLab's limit).
 const MAX_DEPTH: usize = 100;
 
+/// How many files a pipeline may include in all (GitLab's limit).
+const MAX_INCLUDES: usize = 150;
+
 /// Where one included file's text comes from.
 enum Origin<'a> {
     /// A path in the repository.
@@ -92,6 +95,15 @@ pub(super) fn with_includes(
                 );
                 continue;
             }
+            cx.includes_read += 1;
+            if cx.includes_read > MAX_INCLUDES {
+                cx.error(
+                    span,
+                    "include",
+                    format!("Maximum of {MAX_INCLUDES} nested includes are allowed"),
+                );
+                return root_without_includes(root, merged);
+            }
             let text = match origin.text(includes) {
                 Ok(t) => t,
                 Err(u) if u.unavailable && !includes.strict() => {
@@ -125,6 +137,11 @@ pub(super) fn with_includes(
             });
         }
     }
+    root_without_includes(root, merged)
+}
+
+/// The file's own keys (without `include`) merged over what its includes gave.
+fn root_without_includes(root: Node, merged: Option<Node>) -> Node {
     let mut own = root;
     if let Value::Map(e) = &mut own.value {
         e.retain(|(k, _)| k.as_str() != Some("include"));
