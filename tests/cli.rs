@@ -307,12 +307,13 @@ fn help_describes_each_command_with_its_own_text() {
 }
 
 #[test]
-fn circleci_files_are_refused_with_what_does_run() {
+fn circleci_files_are_read_and_their_mistakes_located() {
     let dir = tempfile::tempdir().expect("temp dir");
+    // A 2.0-style file without workflows runs its `build` job; a typo in a step is located.
     let path = write(
         &dir,
         ".circleci/config.yml",
-        "version: 2.1\njobs:\n  a:\n    docker: [{image: x}]\n    steps: [checkout]\n",
+        "version: 2.1\njobs:\n  build:\n    docker: [{image: x}]\n    steps: [checkout, chekout]\n",
     );
     let out = gantry()
         .current_dir(dir.path())
@@ -323,9 +324,9 @@ fn circleci_files_are_refused_with_what_does_run() {
         .get_output()
         .stdout
         .clone();
+    let text = String::from_utf8_lossy(&out);
     assert!(
-        String::from_utf8_lossy(&out).contains("GitLab CI pipelines"),
-        "{}",
-        String::from_utf8_lossy(&out)
+        text.contains("'chekout' is not a step or a defined command") && text.contains(":5:"),
+        "{text}"
     );
 }

@@ -1,6 +1,7 @@
 //! Data-driven end-to-end tests, one harness for every dialect: each folder under
 //! `tests/<dialect>/` holds a CI file (`tests/gitlab/*/.gitlab-ci.yml`,
-//! `tests/github/*/.github/workflows/ci.yml`, plus any files it needs) and `expect.yml` — the
+//! `tests/github/*/.github/workflows/ci.yml`, `tests/circleci/*/.circleci/config.yml`, plus any
+//! files it needs) and `expect.yml` — the
 //! exit code, every job's status and outputs, key log lines, lines that must not appear,
 //! attempts, ordering, annotations, or the lint errors of an invalid file. Each folder becomes
 //! a real git repository and runs through the `gantry` binary (host executor; Docker for
@@ -23,6 +24,7 @@ const SKIPPED: &str = "skipped";
 fn ci_file(dialect: &str) -> &'static str {
     match dialect {
         "github" => ".github/workflows/ci.yml",
+        "circleci" => ".circleci/config.yml",
         _ => ".gitlab-ci.yml",
     }
 }
@@ -377,6 +379,11 @@ fn gitlab_fixtures() {
 #[test]
 fn github_fixtures() {
     run_fixtures("github", 4);
+}
+
+#[test]
+fn circleci_fixtures() {
+    run_fixtures("circleci", 10);
 }
 
 #[test]

@@ -48,6 +48,7 @@
 //! eprintln!("{}", d.render(bad, false)); // rustc-style, with the line and a caret
 //! ```
 
+pub mod circleci;
 pub mod cycle;
 pub mod diagnostic;
 pub mod expr;
@@ -184,6 +185,7 @@ pub fn lint_including(
                 dialect: Some(dialect),
                 includes,
                 workflows: Some(resolver),
+                circleci: None,
             };
             load(path, src, &options).diagnostics
         }

@@ -21,6 +21,9 @@ pub struct LoadOptions<'a> {
     /// Where called reusable workflows come from, to check calls against their inputs;
     /// `None`: calls are not checked while loading.
     pub workflows: Option<&'a dyn WorkflowResolver>,
+    /// The pipeline a CircleCI configuration is compiled for (its values decide `when`,
+    /// filters and `<< pipeline.… >>`); `None`: CircleCI's local defaults.
+    pub circleci: Option<&'a crate::circleci::Pipeline>,
 }
 
 impl std::fmt::Debug for LoadOptions<'_> {
@@ -37,6 +40,7 @@ impl Default for LoadOptions<'_> {
             dialect: None,
             includes: &NoIncludes,
             workflows: None,
+            circleci: None,
         }
     }
 }
@@ -120,6 +124,19 @@ pub fn load(path: &str, src: &str, options: &LoadOptions<'_>) -> Parsed<Loaded> 
                         rules: p.rules,
                         jobs: p.jobs,
                     },
+                }),
+                diagnostics: parsed.diagnostics,
+            }
+        }
+        Dialect::CircleCi => {
+            let default = crate::circleci::Pipeline::default();
+            let parsed =
+                crate::circleci::parse_config(path, src, options.circleci.unwrap_or(&default));
+            Parsed {
+                value: parsed.value.map(|workflows| Loaded {
+                    dialect,
+                    workflows,
+                    selection: Selection::All,
                 }),
                 diagnostics: parsed.diagnostics,
             }

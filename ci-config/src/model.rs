@@ -613,6 +613,9 @@ pub struct Cache {
     pub fallback_keys: Vec<String>,
     /// Also keep the files git does not track.
     pub untracked: bool,
+    /// The key and fallback keys match saved keys as prefixes, newest first (CircleCI's
+    /// `restore_cache`); otherwise exactly.
+    pub prefix_match: bool,
 }
 
 /// Files kept as a job's artifacts.

@@ -16,6 +16,9 @@ pub(crate) enum Table {
     /// Predefined `CI_*` variables; run variables are environment variables and override
     /// every definition.
     GitLab,
+    /// `CIRCLE_*` variables; otherwise as GitLab (no file or workflow commands; run
+    /// variables override).
+    CircleCi,
 }
 
 impl Table {
@@ -23,8 +26,15 @@ impl Table {
     pub fn of(dialect: Dialect) -> Table {
         match dialect {
             Dialect::GitLabCi => Table::GitLab,
+            Dialect::CircleCi => Table::CircleCi,
             _ => Table::GitHub,
         }
+    }
+
+    /// Whether steps see plain environment variables only (no GitHub file commands or
+    /// expression contexts), and the run's variables win over definitions.
+    pub fn shell_style(self) -> bool {
+        self != Table::GitHub
     }
 
     /// The predefined run-level variables of an event (GitHub's live in the contexts).
@@ -37,6 +47,7 @@ impl Table {
                 api_url: "https://gitlab.com/api/v4".into(),
                 ..ci_vcs::RunInfo::default()
             }),
+            Table::CircleCi => ci_vcs::jobenv::circleci_run_variables(event),
         }
     }
 }

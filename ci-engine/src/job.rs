@@ -210,9 +210,18 @@ impl JobRunner {
         // dropped, with a warning, when nothing here runs containers.
         let optional = job.container.as_ref().is_none_or(|c| c.optional)
             && job.services.values().all(|s| s.optional);
-        let image_ignored = containers.is_none()
+        let mut image_ignored = containers.is_none()
             && optional
             && (job.container.is_some() || !job.services.is_empty());
+        // CircleCI: a job image that is not here (nothing is pulled) runs on the host.
+        if let (Table::CircleCi, Some(c), Some(docker), true) =
+            (table, &job.container, &containers, optional)
+        {
+            let image = plain.render(&c.image).map_err(fail)?;
+            if !docker.has_image(&image).await {
+                image_ignored = true;
+            }
+        }
         let mut container = None;
         let mut services = Vec::new();
         if !image_ignored {
@@ -252,7 +261,7 @@ impl JobRunner {
         // The runner's variables of the job's own dialect (GitLab jobs get theirs per
         // script, with GitLab's precedence).
         let job_env = match table {
-            Table::GitLab => IndexMap::new(),
+            Table::GitLab | Table::CircleCi => IndexMap::new(),
             Table::GitHub => {
                 let info = ci_vcs::jobenv::JobInfo {
                     job: task.instance.job.clone(),
@@ -442,14 +451,16 @@ impl JobRunner {
                 .annotate(
                     0,
                     "warning",
-                    "Docker is not available: the job's image is ignored and the script runs on the host",
+                    "Docker or the job's image is not available here: the image is ignored and the script runs on the host",
                 )
                 .await;
         }
         if let Some(env) = &job.environment {
             let vars = self.env.clone();
             let name = match self.table {
-                Table::GitLab => crate::env::expand(&env.name.raw, &vars, &IndexMap::new()),
+                Table::GitLab | Table::CircleCi => {
+                    crate::env::expand(&env.name.raw, &vars, &IndexMap::new())
+                }
                 Table::GitHub => {
                     let contexts = self.contexts(&frame, &vars);
                     Scope::new(&contexts)
@@ -915,8 +926,8 @@ impl JobRunner {
     pub async fn exec(&mut self, index: usize, mut spec: StepSpec) -> Executed {
         self.scripts += 1;
         let n = self.scripts;
-        if self.table == Table::GitLab {
-            // GitLab has no file or workflow commands: the script's output is its log.
+        if self.table.shell_style() {
+            // GitLab and CircleCI have no file or workflow commands: the output is the log.
             let outcome = self.stream(index, &spec).await;
             self.logs.legacy.clear();
             return Executed {
@@ -1208,10 +1219,14 @@ fn job_env(
     let run = &task.scope.vars;
     // Predefined variables first: every definition in the file overrides them.
     let mut env = run.predefined.clone();
-    if table == Table::GitLab {
-        env.extend(ci_vcs::jobenv::gitlab_job_variables(&gitlab_job_info(
+    match table {
+        Table::GitLab => env.extend(ci_vcs::jobenv::gitlab_job_variables(&gitlab_job_info(
             task, job, workspace, timeout,
-        )));
+        ))),
+        Table::CircleCi => env.extend(ci_vcs::jobenv::circleci_job_variables(&gitlab_job_info(
+            task, job, workspace, timeout,
+        ))),
+        Table::GitHub => {}
     }
     for (i, block) in [&task.workflow.env, &job.env].into_iter().enumerate() {
         if i == 1 {

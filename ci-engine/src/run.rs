@@ -58,9 +58,11 @@ pub(crate) async fn prepare(
         includes = includes.project_dir(project.clone(), dir.clone());
     }
     let includes = crate::fetch::FetchingIncludes::new(includes, inner.fetcher.clone()).strict();
+    let pipeline = circleci_pipeline(&event, &options, &source.root);
     let load_options = ci_config::LoadOptions {
         dialect: source.dialect,
         includes: &includes,
+        circleci: Some(&pipeline),
         ..ci_config::LoadOptions::default()
     };
     let parsed = ci_config::load(&source.path, &source.text, &load_options);
@@ -79,6 +81,81 @@ pub(crate) async fn prepare(
     prepare_loaded(inner, loaded, source, event, options).await
 }
 
+/// The CircleCI pipeline of an event: its values as `circleci config process` makes them
+/// locally, and the run's inputs as pipeline parameters.
+fn circleci_pipeline(
+    event: &Event,
+    options: &RunOptions,
+    root: &std::path::Path,
+) -> ci_config::circleci::Pipeline {
+    let mut pipeline = ci_config::circleci::Pipeline::default();
+    let mut set = |k: &str, v: String| {
+        pipeline.values.insert(k.to_owned(), v);
+    };
+    match event.git_ref.strip_prefix("refs/tags/") {
+        Some(tag) => {
+            set("pipeline.git.tag", tag.to_owned());
+            set("pipeline.git.branch", String::new());
+        }
+        None => set(
+            "pipeline.git.branch",
+            event
+                .git_ref
+                .strip_prefix("refs/heads/")
+                .unwrap_or(&event.git_ref)
+                .to_owned(),
+        ),
+    }
+    set("pipeline.git.revision", event.sha.clone());
+    set(
+        "pipeline.git.base_revision",
+        event.before.clone().unwrap_or_default(),
+    );
+    set(
+        "pipeline.project.git_url",
+        event
+            .repository
+            .html_url
+            .clone()
+            .unwrap_or_else(|| root.display().to_string()),
+    );
+    if matches!(event.kind, ci_vcs::EventKind::Schedule { .. }) {
+        set("pipeline.trigger_source", "scheduled_pipeline".into());
+    }
+    pipeline.parameters = options.inputs.clone();
+    pipeline
+}
+
+/// Several workflows of one file (CircleCI runs every workflow that applies, side by side)
+/// as one run: jobs named `workflow/job`.
+fn merge_workflows(mut workflows: Vec<Workflow>) -> Option<Workflow> {
+    if workflows.len() <= 1 {
+        return workflows.pop();
+    }
+    let mut merged = workflows[0].clone();
+    merged.jobs.clear();
+    merged.name = Some(
+        workflows
+            .iter()
+            .filter_map(|w| w.name.clone())
+            .collect::<Vec<_>>()
+            .join(", "),
+    );
+    for w in workflows {
+        let prefix = w.name.clone().unwrap_or_default();
+        for (id, mut job) in w.jobs {
+            let id = format!("{prefix}/{id}");
+            job.id = id.clone();
+            job.name = ci_config::Template::literal(&id, job.span);
+            for need in &mut job.needs {
+                need.job = format!("{prefix}/{}", need.job);
+            }
+            merged.jobs.insert(id, job);
+        }
+    }
+    Some(merged)
+}
+
 /// Plans and records a loaded file (its rules decided with the event's facts).
 pub(crate) async fn prepare_loaded(
     inner: Arc<Inner>,
@@ -89,21 +166,25 @@ pub(crate) async fn prepare_loaded(
 ) -> Result<Prepared, EngineError> {
     let mut secrets = inner.secrets.clone();
     secrets.extend(options.secrets.clone());
-    if loaded.workflows.len() != 1 {
-        return Err(EngineError::Unsupported(format!(
-            "{}: running a file with {} workflows",
-            source.path,
-            loaded.workflows.len()
+    if loaded.workflows.is_empty() {
+        return Err(EngineError::NotCreated(format!(
+            "no workflow of {} runs for this pipeline (their when/unless and filters leave none)",
+            source.path
         )));
+    }
+    if loaded.workflows.len() > 1 {
+        let all = std::mem::take(&mut loaded.workflows);
+        loaded.workflows.extend(merge_workflows(all));
     }
     let table = crate::env::Table::of(loaded.dialect);
     let mut run_vars = crate::env::RunVars {
         predefined: table.run_variables(&event, &source.root),
         ..crate::env::RunVars::default()
     };
-    if table == crate::env::Table::GitLab {
+    if table.shell_style() {
         // The run's variables are pipeline variables there, and secrets masked CI/CD
-        // variables: both are environment variables that win over definitions.
+        // variables (CircleCI: project variables and contexts): both are environment
+        // variables that win over definitions.
         run_vars.overrides = options.vars.clone();
         for (k, v) in secrets.iter().chain(&inner.vars) {
             run_vars

@@ -218,7 +218,12 @@ pub(crate) async fn restore_caches(
                 .map(|k| expand(k, env, &IndexMap::new())),
         );
         let refs: Vec<&str> = keys.iter().map(String::as_str).collect();
-        let line = match store.lookup_exact(CACHE_SCOPE, CACHE_SCOPE, &refs).await {
+        let found = if c.prefix_match {
+            store.lookup(CACHE_SCOPE, CACHE_SCOPE, &key, &refs).await
+        } else {
+            store.lookup_exact(CACHE_SCOPE, CACHE_SCOPE, &refs).await
+        };
+        let line = match found {
             Ok(Some(hit)) => match store.restore(&hit, &local.path).await {
                 Ok(n) => format!("Successfully extracted cache {} ({n} file(s))", hit.key),
                 Err(e) => {

@@ -172,6 +172,10 @@ impl Executor for DockerExecutor {
         "docker"
     }
 
+    async fn has_image(&self, image: &str) -> bool {
+        self.docker.inspect_image(image).await.is_ok()
+    }
+
     async fn build_image(
         &self,
         context: &Path,

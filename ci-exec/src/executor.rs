@@ -96,6 +96,11 @@ pub trait Executor: Send + Sync {
     /// Prepares a job environment.
     async fn prepare(&self, job: &JobSpec) -> Result<Box<dyn JobEnvironment>, ExecError>;
 
+    /// Whether `image` is here without pulling it (executors without images: `true`).
+    async fn has_image(&self, _image: &str) -> bool {
+        true
+    }
+
     /// Builds the image `tag` from a directory holding a `Dockerfile` (GitHub's Dockerfile
     /// actions) and returns what its containers run: (`ENTRYPOINT`, `CMD`). Executors
     /// without images say so.

@@ -1,5 +1,5 @@
 //! The environment a forge's runner gives every job, per dialect: GitHub's `GITHUB_*`/
-//! `RUNNER_*` variables and GitLab's job-level `CI_*` variables. A job sees the table of its
+//! `RUNNER_*` variables, GitLab's job-level `CI_*` variables and CircleCI's `CIRCLE_*`. A job sees the table of its
 //! own dialect only (a GitLab job never sees `GITHUB_ACTIONS`), which is why both live here,
 //! next to [`Event::github_context`](crate::Event::github_context) and
 //! [`Event::gitlab_variables`](crate::Event::gitlab_variables), and not in an engine.
@@ -136,6 +136,55 @@ pub fn gitlab_job_variables(job: &JobInfo) -> IndexMap<String, String> {
         set("CI_NODE_INDEX", index.to_string());
         set("CI_NODE_TOTAL", total.to_string());
     }
+    vars
+}
+
+/// CircleCI's pipeline-level variables of an event (`CIRCLE_BRANCH` or `CIRCLE_TAG`,
+/// `CIRCLE_SHA1`, the project's names and URL, `CIRCLECI=true`).
+pub fn circleci_run_variables(event: &crate::Event) -> IndexMap<String, String> {
+    let mut vars = IndexMap::new();
+    let mut set = |k: &str, v: &str| {
+        vars.insert(k.to_owned(), v.to_owned());
+    };
+    set("CI", "true");
+    set("CIRCLECI", "true");
+    set("GANTRY", "true");
+    if let Some(tag) = event.git_ref.strip_prefix("refs/tags/") {
+        set("CIRCLE_TAG", tag);
+    } else {
+        set(
+            "CIRCLE_BRANCH",
+            event
+                .git_ref
+                .strip_prefix("refs/heads/")
+                .unwrap_or(&event.git_ref),
+        );
+    }
+    set("CIRCLE_SHA1", &event.sha);
+    set("CIRCLE_PROJECT_USERNAME", &event.repository.owner);
+    set("CIRCLE_PROJECT_REPONAME", &event.repository.name);
+    set("CIRCLE_USERNAME", &event.actor);
+    if let Some(url) = &event.repository.html_url {
+        set("CIRCLE_REPOSITORY_URL", url);
+    }
+    vars
+}
+
+/// CircleCI's job-level variables: `CIRCLE_JOB`, `CIRCLE_WORKFLOW_ID`, `CIRCLE_BUILD_NUM`,
+/// `CIRCLE_WORKING_DIRECTORY`, and `CIRCLE_NODE_INDEX` (0-based) / `CIRCLE_NODE_TOTAL`.
+pub fn circleci_job_variables(job: &JobInfo) -> IndexMap<String, String> {
+    let mut vars = IndexMap::new();
+    let mut set = |k: &str, v: String| {
+        vars.insert(k.to_owned(), v);
+    };
+    set("CIRCLE_JOB", job.base.clone());
+    set("CIRCLE_WORKFLOW_ID", job.pipeline_id.clone());
+    set("CIRCLE_WORKFLOW_JOB_ID", job.job_number.clone());
+    set("CIRCLE_BUILD_NUM", job.job_number.clone());
+    set("CIRCLE_WORKING_DIRECTORY", job.workspace.clone());
+    let (index, total) = job.node.unwrap_or((1, 1));
+    set("CIRCLE_NODE_INDEX", index.saturating_sub(1).to_string());
+    set("CIRCLE_NODE_TOTAL", total.to_string());
     vars
 }
 
