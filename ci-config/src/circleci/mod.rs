@@ -208,6 +208,10 @@ pub fn parse_config(path: &str, src: &str, pipeline: &Pipeline) -> Parsed<Vec<Wo
         };
     };
     let workflows = compile(&mut cx, &root, pipeline);
+    // A job run by several workflows is compiled for each: one report per mistake.
+    let mut seen = std::collections::HashSet::new();
+    cx.diags
+        .retain(|d| seen.insert((d.span.start, d.span.end, d.message.clone())));
     Parsed {
         value: workflows,
         diagnostics: cx.diags,
@@ -330,14 +334,16 @@ fn compile(cx: &mut Ctx<'_>, root: &Node, pipeline: &Pipeline) -> Option<Vec<Wor
             );
             return workflow(cx, "workflow", &wf, &defs, pipeline, &values).map(|w| vec![w]);
         }
-        cx.error(
+        cx.warning(
             root.span,
-            "missing-key",
-            "the configuration has no workflows",
+            "no-workflows",
+            "the configuration has no workflows: nothing runs",
         );
-        return None;
+        check_uninvoked(cx, &defs, &values, &[]);
+        return Some(Vec::new());
     };
     let mut out = Vec::new();
+    let mut invoked = Vec::new();
     for (k, v) in workflows.as_map().unwrap_or_default() {
         let Some(name) = k.scalar_text() else {
             continue;
@@ -345,11 +351,95 @@ fn compile(cx: &mut Ctx<'_>, root: &Node, pipeline: &Pipeline) -> Option<Vec<Wor
         if name == "version" {
             continue;
         }
+        for entry in v.get("jobs").and_then(Node::as_seq).unwrap_or_default() {
+            let job = match &entry.value {
+                Value::Map(m) => m.first().and_then(|(k, _)| k.scalar_text()),
+                _ => entry.scalar_text(),
+            };
+            invoked.extend(job);
+        }
         if let Some(w) = workflow(cx, &name, v, &defs, pipeline, &values) {
             out.push(w);
         }
     }
+    check_uninvoked(cx, &defs, &values, &invoked);
     Some(out)
+}
+
+/// Jobs no workflow runs are still checked (their parameters bound to placeholders), and
+/// reported as unused.
+fn check_uninvoked(
+    cx: &mut Ctx<'_>,
+    defs: &Defs,
+    values: &IndexMap<String, Node>,
+    invoked: &[String],
+) {
+    for (name, def) in &defs.jobs {
+        if invoked.contains(name) || name.contains('/') {
+            continue;
+        }
+        let inv = Invocation {
+            name: name.clone(),
+            alias: name.clone(),
+            job: name.clone(),
+            args: IndexMap::new(),
+            requires: Vec::new(),
+            approval: false,
+            pre: Vec::new(),
+            post: Vec::new(),
+            span: def.span,
+            matrix_keys: Vec::new(),
+            lenient: true,
+        };
+        compile_job(cx, &inv, def, defs, values, Vec::new());
+    }
+    let lenient = params::Binding {
+        undeclared_ok: &[],
+        placeholders: true,
+    };
+    // Every executor and command is checked once on its own too (what jobs use again is
+    // reported once: diagnostics are deduplicated).
+    for (name, def) in &defs.executors {
+        if name.contains('/') {
+            continue;
+        }
+        let declared = params::declared(cx, def.get("parameters"), false);
+        let bound = params::bind_with(cx, name, &declared, &IndexMap::new(), def.span, &lenient);
+        let mut def = def.clone();
+        Scope {
+            parameters: Some(&bound),
+            pipeline: Some(values),
+            ..Scope::default()
+        }
+        .apply(cx, &mut def);
+        executor_of(cx, &def, defs, values, "", 0);
+    }
+    for (name, def) in &defs.commands {
+        if name.contains('/') {
+            continue;
+        }
+        let declared = params::declared(cx, def.get("parameters"), false);
+        let bound = params::bind_with(cx, name, &declared, &IndexMap::new(), def.span, &lenient);
+        let scope = Scope {
+            parameters: Some(&bound),
+            pipeline: Some(values),
+            ..Scope::default()
+        };
+        let mut steps = def
+            .get("steps")
+            .cloned()
+            .unwrap_or_else(|| Node::new(Value::Seq(Vec::new()), def.span));
+        scope.apply(cx, &mut steps);
+        let mut lowering = Lowering {
+            defs,
+            values,
+            shell: None,
+            working_directory: None,
+            steps: Vec::new(),
+        };
+        let steps = steps.as_seq().unwrap_or_default().to_vec();
+        lowering.steps_of(cx, &steps, &scope, "", 1);
+    }
 }
 
 /// A pipeline parameter given as text, typed by its declaration.
@@ -386,6 +476,10 @@ struct Invocation {
     pre: Vec<Node>,
     post: Vec<Node>,
     span: Span,
+    /// Arguments that come from the matrix (they need not be declared).
+    matrix_keys: Vec<String>,
+    /// Checking a job no workflow runs: missing arguments are placeholders.
+    lenient: bool,
 }
 
 fn workflow(
@@ -400,6 +494,15 @@ fn workflow(
         node,
         &["jobs", "when", "unless", "triggers", "max_auto_reruns"],
     );
+    if let Some(m) = node.get("max_auto_reruns") {
+        if !matches!(m.value, Value::Int(1..=5)) {
+            cx.error(
+                m.span,
+                "invalid-value",
+                "max_auto_reruns is a number from 1 to 5",
+            );
+        }
+    }
     if let Some(w) = node.get("when") {
         if !params::logic(cx, w, 0) {
             return None;
@@ -529,6 +632,8 @@ fn workflow(
             pre: steps_of("pre-steps"),
             post: steps_of("post-steps"),
             span: entry.span,
+            matrix_keys: Vec::new(),
+            lenient: false,
         };
         match config.and_then(|c| c.get("matrix")) {
             Some(m) => invocations.extend(matrix(cx, m, base, given_name.is_some())),
@@ -565,10 +670,22 @@ fn workflow(
         let mut needs = Vec::new();
         let mut all_filtered = !inv.requires.is_empty();
         for (r, span) in &inv.requires {
+            let pattern = r.contains("<<").then(|| name_pattern(r)).flatten();
             match by_alias.get(r) {
                 Some(names) => {
                     all_filtered = false;
                     needs.extend(names.iter().map(|n| Need::new(n.clone(), *span)));
+                }
+                // `build-<< matrix.os >>` outside a matrix: every instance it can name.
+                None if pattern.is_some() => {
+                    all_filtered = false;
+                    let re = pattern.as_ref().expect("checked by the guard");
+                    needs.extend(
+                        invocations
+                            .iter()
+                            .filter(|i| re.is_match(&i.name) && i.name != inv.name)
+                            .map(|i| Need::new(i.name.clone(), *span)),
+                    );
                 }
                 None if filtered.contains(r) => {}
                 None => {
@@ -785,6 +902,8 @@ fn matrix(cx: &mut Ctx<'_>, node: &Node, base: Invocation, named: bool) -> Vec<I
             pre: base.pre.clone(),
             post: base.post.clone(),
             span: base.span,
+            matrix_keys: combo.keys().cloned().collect(),
+            lenient: false,
         });
     }
     out
@@ -944,6 +1063,18 @@ fn executor_of(
                         cx.error(item.span, "missing-key", "a docker image needs image:");
                         continue;
                     };
+                    if let Some((_, digest)) = image.split_once('@') {
+                        let ok = digest.strip_prefix("sha256:").is_some_and(|h| {
+                            h.len() == 64 && h.bytes().all(|b| b.is_ascii_hexdigit())
+                        });
+                        if !ok && !digest.contains("<<") {
+                            cx.error(
+                                item.get("image").map_or(item.span, |n| n.span),
+                                "invalid-value",
+                                format!("image digest '{digest}' is not sha256: and 64 hex digits"),
+                            );
+                        }
+                    }
                     let mut env = IndexMap::new();
                     env_vars(cx, item.get("environment"), &mut env);
                     let words = |key: &str| {
@@ -1030,8 +1161,9 @@ fn compile_job(
     values: &IndexMap<String, Node>,
     needs: Vec<Need>,
 ) -> Job {
-    cx.keys(
-        def,
+    let kind = def.get("type").and_then(Node::as_str).unwrap_or("build");
+    // Other job types take keys of their own (CircleCI accepts any).
+    let checked_keys: &[&str] = if matches!(kind, "build" | "approval") {
         &[
             "type",
             "docker",
@@ -1050,15 +1182,26 @@ fn compile_job(
             "retention",
             "circleci_ip_ranges",
             "description",
-        ],
-    );
+            "key",
+            "plan_name",
+        ]
+    } else {
+        &[]
+    };
+    if !checked_keys.is_empty() {
+        cx.keys(def, checked_keys);
+    }
     let declared = params::declared(cx, def.get("parameters"), false);
-    let bound = params::bind(
+    let bound = params::bind_with(
         cx,
         &format!("job '{}'", inv.job),
         &declared,
         &inv.args,
         inv.span,
+        &params::Binding {
+            undeclared_ok: &inv.matrix_keys,
+            placeholders: inv.lenient,
+        },
     );
     let scope = Scope {
         parameters: Some(&bound),
@@ -1106,7 +1249,11 @@ fn compile_job(
         steps: Vec::new(),
     };
     lowering.steps_of(cx, &inv.pre, &scope, "", 0);
+    if matches!(kind, "lock" | "unlock") && def.get("key").is_none() {
+        cx.error(def.span, "missing-key", format!("a {kind} job needs key:"));
+    }
     match def.get("steps").and_then(Node::as_seq) {
+        _ if kind != "build" => {}
         Some(steps) => lowering.steps_of(cx, steps, &scope, ns, 0),
         None => cx.error(
             def.span,
@@ -1116,6 +1263,15 @@ fn compile_job(
     }
     lowering.steps_of(cx, &inv.post, &scope, "", 0);
     job.steps = lowering.steps;
+    match kind {
+        "approval" => job.when = When::Manual,
+        "build" | "release" | "no-op" | "lock" | "unlock" => {}
+        other => cx.error(
+            def.get("type").map_or(def.span, |n| n.span),
+            "invalid-value",
+            format!("job type '{other}' is not build, release, no-op, approval, lock or unlock"),
+        ),
+    }
     job
 }
 
@@ -1182,6 +1338,18 @@ impl Lowering<'_> {
         match kind.as_str() {
             "run" => self.run(cx, args, span),
             "checkout" => {
+                if let Some(args) = args {
+                    cx.keys(args, &["path", "method", "name", "depth"]);
+                    if let Some(m) = args.get("method") {
+                        if !matches!(m.as_str(), Some("blobless" | "full" | "shallow")) {
+                            cx.error(
+                                m.span,
+                                "invalid-value",
+                                "checkout method is blobless, shallow or full",
+                            );
+                        }
+                    }
+                }
                 self.push("Checkout code", StepAction::Checkout, span);
             }
             "save_cache" => {
@@ -1378,6 +1546,26 @@ impl Lowering<'_> {
         let shell = get("shell")
             .and_then(Node::scalar_text)
             .or(self.shell.map(str::to_owned));
+        let background = get("background").and_then(as_bool).unwrap_or(false);
+        let reruns = auto_reruns(
+            cx,
+            get("max_auto_reruns"),
+            get("auto_rerun_delay"),
+            background,
+            span,
+        );
+        // A step rerun: the command again in a fresh shell, after the delay.
+        let command = match reruns {
+            Some((n, delay)) => format!(
+                "__gantry_step() {{ if [ -n \"$BASH_VERSION\" ]; then bash -eo pipefail -c \"$1\"; else sh -e -c \"$1\"; fi; }}\n\
+                 for __gantry_try in $(seq 0 {n}); do\n\
+                 if __gantry_step {script}; then exit 0; fi\n\
+                 if [ \"$__gantry_try\" -lt {n} ]; then echo \"step failed; rerun $((__gantry_try + 1)) of {n} in {delay}s\"; sleep {delay}; fi\n\
+                 done\nexit 1",
+                script = sh_quote(&command),
+            ),
+            None => command,
+        };
         let action = match shell {
             Some(sh) => StepAction::Run {
                 script: literal(&command, span),
@@ -1411,7 +1599,6 @@ impl Lowering<'_> {
                 "success()"
             }
         };
-        let background = get("background").and_then(as_bool).unwrap_or(false);
         let step = self.push(&name, action, span);
         step.condition = condition(effective, span);
         step.background = background;
@@ -1465,6 +1652,86 @@ impl Lowering<'_> {
         let steps = steps.as_seq().unwrap_or_default().to_vec();
         self.steps_of(cx, &steps, &scope, namespace(&full), depth + 1);
     }
+}
+
+/// `max_auto_reruns` (1–5) and `auto_rerun_delay` (`Ns` or `Nm`, above 0, at most 10
+/// minutes, only with `max_auto_reruns`; not on background steps): the reruns and the delay
+/// in seconds.
+fn auto_reruns(
+    cx: &mut Ctx<'_>,
+    max: Option<&Node>,
+    delay: Option<&Node>,
+    background: bool,
+    span: Span,
+) -> Option<(i64, u64)> {
+    let n = match max {
+        None => {
+            if let Some(d) = delay {
+                cx.error(
+                    d.span,
+                    "invalid-value",
+                    "auto_rerun_delay needs max_auto_reruns",
+                );
+            }
+            return None;
+        }
+        Some(m) => match m.value {
+            Value::Int(n) if (1..=5).contains(&n) => n,
+            _ => {
+                cx.error(
+                    m.span,
+                    "invalid-value",
+                    "max_auto_reruns is a number from 1 to 5",
+                );
+                return None;
+            }
+        },
+    };
+    if background {
+        cx.error(
+            span,
+            "invalid-value",
+            "a background step cannot have max_auto_reruns",
+        );
+        return None;
+    }
+    let secs = match delay {
+        None => 0,
+        Some(d) => {
+            let text = d.scalar_text().unwrap_or_default();
+            let parsed = text
+                .strip_suffix('m')
+                .and_then(|v| v.parse::<u64>().ok().map(|v| v * 60))
+                .or_else(|| text.strip_suffix('s').and_then(|v| v.parse::<u64>().ok()));
+            match parsed {
+                Some(s) if (1..=600).contains(&s) => s,
+                _ => {
+                    cx.error(
+                        d.span,
+                        "invalid-value",
+                        "auto_rerun_delay is a duration like 30s or 5m, above 0 and at most 10m",
+                    );
+                    return None;
+                }
+            }
+        }
+    };
+    Some((n, secs))
+}
+
+/// A name holding `<< … >>` parts as a pattern where each part stands for anything.
+fn name_pattern(name: &str) -> Option<regex::Regex> {
+    let mut re = String::from("^");
+    let mut rest = name;
+    while let Some(start) = rest.find("<<") {
+        re.push_str(&regex::escape(&rest[..start]));
+        let end = rest[start..].find(">>")?;
+        re.push_str(".+");
+        rest = &rest[start + end + 2..];
+    }
+    re.push_str(&regex::escape(rest));
+    re.push('$');
+    regex::Regex::new(&re).ok()
 }
 
 /// The namespace of a definition's name: `orb/` for `orb/name`, else none.

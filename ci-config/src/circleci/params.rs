@@ -74,9 +74,31 @@ pub(super) fn bind(
     given: &IndexMap<String, Node>,
     at: Span,
 ) -> IndexMap<String, Node> {
+    bind_with(cx, what, declared, given, at, &Binding::default())
+}
+
+/// How lenient [`bind_with`] is.
+#[derive(Debug, Default)]
+pub(super) struct Binding<'a> {
+    /// Arguments that may be undeclared (matrix values a job's name uses).
+    pub undeclared_ok: &'a [String],
+    /// Missing required arguments become `<< parameters.x >>` placeholders (checking a
+    /// definition nothing invokes).
+    pub placeholders: bool,
+}
+
+/// [`bind`], with the leniency of `binding`.
+pub(super) fn bind_with(
+    cx: &mut Ctx<'_>,
+    what: &str,
+    declared: &Declared,
+    given: &IndexMap<String, Node>,
+    at: Span,
+    binding: &Binding<'_>,
+) -> IndexMap<String, Node> {
     let mut out = IndexMap::new();
     for (name, value) in given {
-        if !declared.contains_key(name) {
+        if !declared.contains_key(name) && !binding.undeclared_ok.contains(name) {
             cx.error(
                 value.span,
                 "unknown-parameter",
@@ -88,6 +110,13 @@ pub(super) fn bind(
         let value = match (given.get(name), decl.get("default")) {
             (Some(v), _) => v.clone(),
             (None, Some(d)) => d.clone(),
+            (None, None) if binding.placeholders => {
+                out.insert(
+                    name.clone(),
+                    Node::new(Value::String(format!("<< parameters.{name} >>")), at),
+                );
+                continue;
+            }
             (None, None) => {
                 cx.error(
                     at,
@@ -111,8 +140,12 @@ pub(super) fn bind(
 }
 
 fn type_problem(kind: &str, decl: &Node, value: &Node) -> Option<String> {
+    if interpolated(value) && kind != "string" {
+        // Decided once the interpolation is.
+        return None;
+    }
     let fits = match kind {
-        "string" => value.is_scalar() || matches!(value.value, Value::Null),
+        "string" => matches!(value.value, Value::String(_)),
         "boolean" => as_bool(value).is_some(),
         "integer" => matches!(value.value, Value::Int(_)) || interpolated(value),
         "enum" => {
