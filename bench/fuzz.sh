@@ -16,7 +16,7 @@ seconds="${1:-600}"
 shift || true
 targets=("$@")
 if ((${#targets[@]} == 0)); then
-    targets=(load_workflow load_gitlab expressions rules_if webhooks env_files)
+    targets=(load_workflow load_gitlab load_circleci expressions rules_if webhooks env_files)
 fi
 conformance="${GANTRY_CONFORMANCE_DIR:-$root/../shared/conformance}"
 
@@ -39,6 +39,8 @@ seed_files load_workflow tests/github/*/.github/workflows/*.yml \
     "$conformance"/workflow-reader/*.yml "$conformance"/schema-tests/**/*github*/**/*.yml
 seed_files load_gitlab tests/gitlab/*/.gitlab-ci.yml tests/gitlab/*/**/*.yml \
     "$conformance"/schema-tests/**/*gitlab*/**/*.yml
+seed_files load_circleci tests/circleci/*/.circleci/config.yml "$conformance"/circleci-validate/*.yml \
+    "$conformance"/schema-tests/**/*circleci*/**/*.yml
 # Expressions and `rules:if` conditions: one seed per expression in the data.
 if [[ -d $conformance/expressions ]]; then
     python3 - "$conformance/expressions" fuzz/corpus/expressions <<'PY'
