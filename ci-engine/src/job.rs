@@ -1223,9 +1223,12 @@ fn job_env(
         Table::GitLab => env.extend(ci_vcs::jobenv::gitlab_job_variables(&gitlab_job_info(
             task, job, workspace, timeout,
         ))),
-        Table::CircleCi => env.extend(ci_vcs::jobenv::circleci_job_variables(&gitlab_job_info(
-            task, job, workspace, timeout,
-        ))),
+        Table::CircleCi => {
+            let mut info = gitlab_job_info(task, job, workspace, timeout);
+            // The job's name in its workflow (`build-linux`), not the run's `workflow/` id.
+            info.base = job.name.raw.clone();
+            env.extend(ci_vcs::jobenv::circleci_job_variables(&info));
+        }
         Table::GitHub => {}
     }
     for (i, block) in [&task.workflow.env, &job.env].into_iter().enumerate() {

@@ -145,8 +145,8 @@ fn merge_workflows(mut workflows: Vec<Workflow>) -> Option<Workflow> {
         let prefix = w.name.clone().unwrap_or_default();
         for (id, mut job) in w.jobs {
             let id = format!("{prefix}/{id}");
+            // The id is unique in the run; the name stays the workflow's (`CIRCLE_JOB`).
             job.id = id.clone();
-            job.name = ci_config::Template::literal(&id, job.span);
             for need in &mut job.needs {
                 need.job = format!("{prefix}/{}", need.job);
             }

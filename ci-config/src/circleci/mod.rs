@@ -101,7 +101,11 @@ const RESERVED: &[&str] = &[
     "post-steps",
     "serial-group",
     "override-with",
+    GROUP_KEY,
 ];
+
+/// The hidden key marking a job that came from a job group (its invocation's name).
+const GROUP_KEY: &str = "__gantry_group";
 
 /// Commands expand into commands at most this deep (a command calling itself).
 const MAX_COMMAND_DEPTH: usize = 50;
@@ -145,6 +149,8 @@ struct Defs {
     commands: IndexMap<String, Node>,
     executors: IndexMap<String, Node>,
     jobs: IndexMap<String, Node>,
+    /// `job-groups`: named lists of job invocations, invoked like a job.
+    job_groups: IndexMap<String, Node>,
     /// Aliases of registry orbs, which are not compiled: what they define is unknown.
     registry_orbs: IndexMap<String, String>,
 }
@@ -321,6 +327,15 @@ fn compile(cx: &mut Ctx<'_>, root: &Node, pipeline: &Pipeline) -> Option<Vec<Wor
         }
     }
     defs.add(cx, &root, "");
+    for (k, v) in root
+        .get("job-groups")
+        .and_then(Node::as_map)
+        .unwrap_or_default()
+    {
+        if let Some(name) = k.scalar_text() {
+            defs.job_groups.insert(name, v.clone());
+        }
+    }
     let Some(workflows) = root.get("workflows") else {
         // A 2.0 file may hold a single `build` job and no workflows.
         if defs.jobs.contains_key("build") {
@@ -390,6 +405,7 @@ fn check_uninvoked(
             span: def.span,
             matrix_keys: Vec::new(),
             lenient: true,
+            group: None,
         };
         compile_job(cx, &inv, def, defs, values, Vec::new());
     }
@@ -409,6 +425,7 @@ fn check_uninvoked(
         Scope {
             parameters: Some(&bound),
             pipeline: Some(values),
+            placeholders: true,
             ..Scope::default()
         }
         .apply(cx, &mut def);
@@ -423,6 +440,7 @@ fn check_uninvoked(
         let scope = Scope {
             parameters: Some(&bound),
             pipeline: Some(values),
+            placeholders: true,
             ..Scope::default()
         };
         let mut steps = def
@@ -480,6 +498,8 @@ struct Invocation {
     matrix_keys: Vec<String>,
     /// Checking a job no workflow runs: missing arguments are placeholders.
     lenient: bool,
+    /// The job group invocation this job came from.
+    group: Option<String>,
 }
 
 fn workflow(
@@ -527,9 +547,10 @@ fn workflow(
         );
         return None;
     };
+    let (entries, group_aliases) = expand_groups(cx, entries, defs);
     let mut invocations = Vec::new();
     let mut filtered: Vec<String> = Vec::new();
-    for entry in entries {
+    for entry in &entries {
         let (job, config) = match &entry.value {
             Value::String(s) => (s.clone(), None),
             Value::Map(m) if m.len() == 1 => match m[0].0.scalar_text() {
@@ -634,14 +655,17 @@ fn workflow(
             span: entry.span,
             matrix_keys: Vec::new(),
             lenient: false,
+            group: config
+                .and_then(|c| c.get(GROUP_KEY))
+                .and_then(Node::scalar_text),
         };
         match config.and_then(|c| c.get("matrix")) {
             Some(m) => invocations.extend(matrix(cx, m, base, given_name.is_some())),
             None => invocations.push(base),
         }
     }
-    // Names of instances by the name `requires` uses.
-    let mut by_alias: IndexMap<String, Vec<String>> = IndexMap::new();
+    // Names of instances by the name `requires` uses (a job group's: all its jobs).
+    let mut by_alias: IndexMap<String, Vec<String>> = group_aliases;
     for inv in &invocations {
         by_alias
             .entry(inv.alias.clone())
@@ -671,6 +695,22 @@ fn workflow(
         let mut all_filtered = !inv.requires.is_empty();
         for (r, span) in &inv.requires {
             let pattern = r.contains("<<").then(|| name_pattern(r)).flatten();
+            let member_of = invocations
+                .iter()
+                .find(|i| i.name == *r && i.group.is_some())
+                .and_then(|i| i.group.clone());
+            if member_of.is_some() && member_of != inv.group {
+                cx.error(
+                    *span,
+                    "unknown-need",
+                    format!(
+                        "job '{}' requires '{r}', a job inside job group '{}': require the group instead",
+                        inv.name,
+                        member_of.unwrap_or_default()
+                    ),
+                );
+                continue;
+            }
             match by_alias.get(r) {
                 Some(names) => {
                     all_filtered = false;
@@ -757,6 +797,175 @@ fn check_cycles(cx: &mut Ctx<'_>, jobs: &IndexMap<String, Job>) {
             ),
         );
     }
+}
+
+/// Job-group invocations replaced by the group's jobs: named `<name>-<job>` when the
+/// invocation has a `name:`, their internal `requires` kept, the invocation's `requires` added
+/// to the group's first jobs. Returns the entries and, for each group invocation's name, the
+/// jobs `requires` on it waits for.
+fn expand_groups(
+    cx: &mut Ctx<'_>,
+    entries: &[Node],
+    defs: &Defs,
+) -> (Vec<Node>, IndexMap<String, Vec<String>>) {
+    let mut out = Vec::new();
+    let mut aliases: IndexMap<String, Vec<String>> = IndexMap::new();
+    let text = |s: &str, span: Span| Node::new(Value::String(s.to_owned()), span);
+    // A group invoked more than once needs a name on every invocation.
+    let mut invoked: IndexMap<String, Vec<(Span, bool)>> = IndexMap::new();
+    for entry in entries {
+        let (group, named) = match &entry.value {
+            Value::String(s) => (s.clone(), false),
+            Value::Map(m) if m.len() == 1 => (
+                m[0].0.scalar_text().unwrap_or_default(),
+                m[0].1.get("name").is_some(),
+            ),
+            _ => continue,
+        };
+        if defs.job_groups.contains_key(&group) {
+            invoked.entry(group).or_default().push((entry.span, named));
+        }
+    }
+    for (group, uses) in &invoked {
+        if uses.len() > 1 {
+            for (span, named) in uses {
+                if !named {
+                    cx.error(
+                        *span,
+                        "duplicate-job",
+                        format!("job group '{group}' is invoked more than once: give each invocation a name:"),
+                    );
+                }
+            }
+        }
+    }
+    for entry in entries {
+        let (group, config) = match &entry.value {
+            Value::String(s) => (s.clone(), None),
+            Value::Map(m) if m.len() == 1 => match m[0].0.scalar_text() {
+                Some(k) => (k, Some(&m[0].1)),
+                None => {
+                    out.push(entry.clone());
+                    continue;
+                }
+            },
+            _ => {
+                out.push(entry.clone());
+                continue;
+            }
+        };
+        let Some(def) = defs.job_groups.get(&group) else {
+            out.push(entry.clone());
+            continue;
+        };
+        let config = config.filter(|c| !c.is_null());
+        for (k, _) in config.and_then(Node::as_map).unwrap_or_default() {
+            let key = k.scalar_text().unwrap_or_default();
+            if !matches!(key.as_str(), "name" | "requires" | "serial-group") {
+                cx.error(
+                    k.span,
+                    "invalid-value",
+                    format!("'{key}' is not allowed on the job group invocation '{group}' (only name, requires, serial-group)"),
+                );
+            }
+        }
+        let named = config
+            .and_then(|c| c.get("name"))
+            .and_then(Node::scalar_text);
+        let instance = named.clone().unwrap_or_else(|| group.clone());
+        let outer: Vec<Node> = config
+            .and_then(|c| c.get("requires"))
+            .and_then(Node::as_seq)
+            .map(<[Node]>::to_vec)
+            .unwrap_or_default();
+        let members = def.get("jobs").and_then(Node::as_seq).unwrap_or_default();
+        let member_names: Vec<String> = members
+            .iter()
+            .filter_map(|m| match &m.value {
+                Value::Map(e) => e.first().and_then(|(k, v)| {
+                    v.get("name")
+                        .and_then(Node::scalar_text)
+                        .or_else(|| k.scalar_text())
+                }),
+                _ => m.scalar_text(),
+            })
+            .collect();
+        let rename = |n: &str| match &named {
+            Some(prefix) if member_names.iter().any(|m| m == n) => format!("{prefix}-{n}"),
+            _ => n.to_owned(),
+        };
+        for member in members {
+            let (job, options) = match &member.value {
+                Value::Map(e) if e.len() == 1 => match e[0].0.scalar_text() {
+                    Some(k) => (
+                        k,
+                        e[0].1
+                            .as_map()
+                            .map(<[(Node, Node)]>::to_vec)
+                            .unwrap_or_default(),
+                    ),
+                    None => continue,
+                },
+                _ => match member.scalar_text() {
+                    Some(k) => (k, Vec::new()),
+                    None => continue,
+                },
+            };
+            let own_name = options
+                .iter()
+                .find(|(k, _)| k.as_str() == Some("name"))
+                .and_then(|(_, v)| v.scalar_text())
+                .unwrap_or_else(|| job.clone());
+            for (k, _) in &options {
+                if k.as_str() == Some("serial-group") {
+                    cx.error(
+                        k.span,
+                        "invalid-value",
+                        "serial-group is not allowed on a job inside a job group (put it on the group's invocation)",
+                    );
+                }
+            }
+            let mut options: Vec<(Node, Node)> = options
+                .into_iter()
+                .filter(|(k, _)| !matches!(k.as_str(), Some("name" | "requires")))
+                .collect();
+            options.push((text(GROUP_KEY, member.span), text(&instance, member.span)));
+            let inner: Vec<Node> = member
+                .as_map()
+                .and_then(|e| e.first())
+                .and_then(|(_, v)| v.get("requires"))
+                .and_then(Node::as_seq)
+                .unwrap_or_default()
+                .iter()
+                .map(|r| text(&rename(&r.scalar_text().unwrap_or_default()), r.span))
+                .collect();
+            let requires = if inner.is_empty() {
+                outer.clone()
+            } else {
+                inner
+            };
+            let full = rename(&own_name);
+            aliases
+                .entry(instance.clone())
+                .or_default()
+                .push(full.clone());
+            options.push((text("name", member.span), text(&full, member.span)));
+            if !requires.is_empty() {
+                options.push((
+                    text("requires", member.span),
+                    Node::new(Value::Seq(requires), member.span),
+                ));
+            }
+            out.push(Node::new(
+                Value::Map(vec![(
+                    text(&job, member.span),
+                    Node::new(Value::Map(options), member.span),
+                )]),
+                member.span,
+            ));
+        }
+    }
+    (out, aliases)
 }
 
 /// `filters:` of a job invocation: branches and tags, `only` then `ignore`, strings or
@@ -904,6 +1113,7 @@ fn matrix(cx: &mut Ctx<'_>, node: &Node, base: Invocation, named: bool) -> Vec<I
             span: base.span,
             matrix_keys: combo.keys().cloned().collect(),
             lenient: false,
+            group: base.group.clone(),
         });
     }
     out
@@ -1206,6 +1416,7 @@ fn compile_job(
     let scope = Scope {
         parameters: Some(&bound),
         pipeline: Some(values),
+        placeholders: inv.lenient,
         ..Scope::default()
     };
     let mut def = def.clone();

@@ -207,12 +207,17 @@ pub(super) struct Scope<'a> {
     pub parameters: Option<&'a IndexMap<String, Node>>,
     pub pipeline: Option<&'a IndexMap<String, Node>>,
     pub matrix: Option<&'a IndexMap<String, Node>>,
+    /// Checking a definition on its own: parameters it does not declare stay as written.
+    pub placeholders: bool,
 }
 
 impl Scope<'_> {
     fn lookup(&self, name: &str) -> Option<Node> {
         if let Some(p) = name.strip_prefix("parameters.") {
-            return self.parameters?.get(p).cloned();
+            return self.parameters?.get(p).cloned().or_else(|| {
+                self.placeholders
+                    .then(|| Node::new(Value::String(format!("<< {name} >>")), Span::default()))
+            });
         }
         if let Some(m) = name.strip_prefix("matrix.") {
             return self.matrix?.get(m).cloned();
