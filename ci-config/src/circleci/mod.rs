@@ -233,26 +233,35 @@ fn compile(cx: &mut Ctx<'_>, root: &Node, pipeline: &Pipeline) -> Option<Vec<Wor
         );
         return None;
     }
-    cx.keys(
-        root,
-        &[
-            "version",
-            "setup",
-            "orbs",
-            "commands",
-            "parameters",
-            "executors",
-            "jobs",
-            "workflows",
-            "job-groups",
-            "experimental",
-            "display",
-            "examples",
-            "references",
-            "aliases",
-            "defaults",
-        ],
-    );
+    // Other top-level keys are often anchors' holders; CircleCI ignores them.
+    const TOP: &[&str] = &[
+        "version",
+        "setup",
+        "orbs",
+        "commands",
+        "parameters",
+        "executors",
+        "jobs",
+        "workflows",
+        "job-groups",
+        "experimental",
+        "display",
+        "examples",
+        "description",
+        "references",
+        "aliases",
+        "defaults",
+    ];
+    for (k, _) in root.as_map().unwrap_or_default() {
+        let key = k.scalar_text().unwrap_or_default();
+        if !TOP.contains(&key.as_str()) {
+            cx.warning(
+                k.span,
+                "unknown-key",
+                format!("top-level key '{key}' is not CircleCI's; it is ignored"),
+            );
+        }
+    }
     let version = root.get("version").and_then(Node::scalar_text);
     match version.as_deref() {
         Some("2" | "2.0" | "2.1") => {}
