@@ -1,8 +1,9 @@
 //! `ci-config` reads CI configuration files into one dialect-neutral [`Workflow`] model, with
 //! precise, located [`Diagnostic`]s.
 //!
-//! What it is for: turning the bytes of a GitHub Actions workflow (and `action.yml` metadata)
-//! or a `.gitlab-ci.yml` into a typed model that a planner can expand and an engine can run,
+//! What it is for: turning the bytes of a GitHub Actions workflow (and `action.yml` metadata),
+//! a `.gitlab-ci.yml` or a `.circleci/config.yml` into a typed model that a planner can expand
+//! and an engine can run,
 //! and telling the user exactly where a file is wrong (`path:line:col`, with a rustc-style
 //! snippet). It is synchronous: give it a path (for messages and dialect detection) and the
 //! text; the only files it reads are GitLab `include:`s, through an [`gitlab::Includes`] you
@@ -11,8 +12,8 @@
 //! What it is not for: planning (matrix expansion, the job graph: `ci-graph`) or running anything.
 //!
 //! Layers, bottom up: [`yaml`] (a spanned YAML 1.2 tree with anchors, aliases, merge keys and an
-//! alias-bomb limit), [`Template`] (strings with `${{ }}` parts), the [`github`] and
-//! [`gitlab`] frontends, and the [`model`]; [`expr`] is the one expression engine (GitLab
+//! alias-bomb limit), [`Template`] (strings with `${{ }}` parts), the [`github`], [`gitlab`]
+//! and [`circleci`] frontends, and the [`model`]; [`expr`] is the one expression engine (GitLab
 //! `rules:if` compiles into its tree).
 //!
 //! Every dialect lowers into the same model: a GitLab job's `script:` is a step of

@@ -1301,6 +1301,7 @@ fn executor_of(
                             Value::Seq(w) => w
                                 .iter()
                                 .filter_map(Node::scalar_text)
+                                .map(|word| sh_quote(&word))
                                 .collect::<Vec<_>>()
                                 .join(" "),
                             _ => n.scalar_text().unwrap_or_default(),
