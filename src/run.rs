@@ -52,8 +52,9 @@ pub struct RunArgs {
     /// GitLab: use a local directory for `include: project:`, GROUP/PROJECT=PATH.
     #[arg(long = "include-dir", value_name = "PROJECT=PATH", value_parser = crate::plan::key_value)]
     pub include_dirs: Vec<(String, String)>,
-    /// GitLab: start this manual job (`when: manual`); repeatable.
-    #[arg(long = "manual", value_name = "JOB")]
+    /// Start this manual job (GitLab `when: manual`) or approve this approval job (CircleCI
+    /// `type: approval`, also `--approve`); repeatable.
+    #[arg(long = "manual", visible_alias = "approve", value_name = "JOB")]
     pub manual: Vec<String>,
     /// GitLab: with --job, also run the jobs it needs.
     #[arg(long, conflicts_with = "only_needs")]
