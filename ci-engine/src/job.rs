@@ -185,7 +185,7 @@ impl JobRunner {
             Some(n) => minutes(&plain, n).map_err(|e| fail(format!("timeout-minutes: {e}")))?,
             None => DEFAULT_JOB_TIMEOUT,
         };
-        let env = job_env(task, job, table, &base, &workspace, timeout).map_err(fail)?;
+        let mut env = job_env(task, job, table, &base, &workspace, timeout).map_err(fail)?;
         let labels: Vec<String> = job
             .runs_on
             .labels
@@ -257,6 +257,16 @@ impl JobRunner {
             }
         }
         let in_container = executor.capabilities().runs_in_image;
+        if table == Table::CircleCi {
+            // The `circleci` command jobs call (`circleci tests split`), first on PATH.
+            let bin = temp.join("bin");
+            let system = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+            let path = match (in_container, std::env::var("PATH")) {
+                (false, Ok(host)) => host,
+                _ => system.to_owned(),
+            };
+            env.insert("PATH".into(), format!("{}:{path}", bin.display()));
+        }
         let has_cleanup = job.steps.iter().any(|s| s.cleanup);
         // The runner's variables of the job's own dialect (GitLab jobs get theirs per
         // script, with GitLab's precedence).
@@ -312,6 +322,12 @@ impl JobRunner {
             if let Err(e) = copied {
                 let _ = environment.teardown().await;
                 return Err(fail(format!("GITHUB_EVENT_PATH: {e}")));
+            }
+        }
+        if table == Table::CircleCi {
+            if let Err(e) = install_circleci_cli(environment.as_ref(), &temp).await {
+                let _ = environment.teardown().await;
+                return Err(fail(format!("installing the circleci command: {e}")));
             }
         }
         let mut secrets = task.scope.secrets.clone();
@@ -1201,6 +1217,30 @@ impl JobRunner {
             }
         });
     }
+}
+
+/// Puts the `circleci` stand-in at `temp/bin/circleci`, executable, where the job sees it.
+async fn install_circleci_cli(
+    environment: &dyn ci_exec::JobEnvironment,
+    temp: &Path,
+) -> Result<(), String> {
+    let mut builder = tar::Builder::new(Vec::new());
+    let mut header = tar::Header::new_gnu();
+    header.set_size(ci_vcs::jobenv::CIRCLECI_CLI.len() as u64);
+    header.set_mode(0o755);
+    header.set_cksum();
+    builder
+        .append_data(
+            &mut header,
+            "bin/circleci",
+            ci_vcs::jobenv::CIRCLECI_CLI.as_bytes(),
+        )
+        .map_err(|e| e.to_string())?;
+    let archive = builder.into_inner().map_err(|e| e.to_string())?;
+    environment
+        .write_tar(temp, tokio_util::bytes::Bytes::from(archive))
+        .await
+        .map_err(|e| e.to_string())
 }
 
 /// The job's environment, layered: the run's predefined variables and the runner table's job

@@ -188,6 +188,39 @@ pub fn circleci_job_variables(job: &JobInfo) -> IndexMap<String, String> {
     vars
 }
 
+/// A stand-in for the `circleci` command inside CircleCI jobs (POSIX sh): `tests glob`
+/// (`*` and `**` both match across directories), `tests split` (this node's share of the
+/// names, round robin over their sorted order, by `CIRCLE_NODE_INDEX`/`CIRCLE_NODE_TOTAL`;
+/// `--split-by` is accepted and splits by name) and `tests run --command=…` (the share fed to
+/// the command's standard input).
+pub const CIRCLECI_CLI: &str = r#"#!/bin/sh
+# Gantry's stand-in for the circleci CLI inside jobs: tests glob, split and run.
+set -e
+die() { echo "circleci: $*" >&2; exit 2; }
+index=${CIRCLE_NODE_INDEX:-0}
+total=${CIRCLE_NODE_TOTAL:-1}
+share() { sort | awk -v i="$index" -v n="$total" 'NF { if ((c++ % n) == i) print }'; }
+case "$1 $2" in
+  "tests glob")
+    shift 2
+    for p in "$@"; do
+      find . -type f -path "./$(printf '%s' "$p" | sed 's#^\./##; s#\*\*/#*#g')" | sed 's#^\./##'
+    done | sort -u ;;
+  "tests split")
+    shift 2
+    file=""
+    for a in "$@"; do case "$a" in -*) ;; *) file=$a ;; esac; done
+    if [ -n "$file" ]; then share < "$file"; else share; fi ;;
+  "tests run")
+    shift 2
+    cmd=""
+    for a in "$@"; do case "$a" in --command=*) cmd=${a#--command=} ;; esac; done
+    [ -n "$cmd" ] || die "tests run needs --command"
+    share | sh -c "$cmd" ;;
+  *) die "only 'tests glob', 'tests split' and 'tests run' work locally (asked: $*)" ;;
+esac
+"#;
+
 /// GitLab's environment variables of a job that deploys to `name` (variables already
 /// expanded): `CI_ENVIRONMENT_NAME`, `_SLUG` (lower case, `-` for anything else, at most 24
 /// characters), `_URL`, `_ACTION` (default `start`) and `_TIER` (given, else guessed from the
