@@ -87,6 +87,18 @@ enum Command {
         #[arg(long, value_name = "DIR")]
         state_dir: Option<std::path::PathBuf>,
     },
+    /// Print the test results (JUnit reports) of a recorded run's jobs (RUN may be `last`):
+    /// counts, failed tests with their messages, the slowest tests.
+    /// Exit status: 0 no test failed, 1 some did, 2 usage error.
+    Tests {
+        /// The run id (from `gantry runs`), or `last`.
+        run: String,
+        /// Only this job (its id as shown in the run).
+        job: Option<String>,
+        /// The state directory (default: .gantry in the repository).
+        #[arg(long, value_name = "DIR")]
+        state_dir: Option<std::path::PathBuf>,
+    },
     /// Evaluate a GitHub Actions expression (with or without `${{ }}`).
     ///
     /// Prints {"kind": …, "value": …} and exits 0, or {"error": {"kind", "message"}} and exits 1.
@@ -210,6 +222,11 @@ fn main() -> ExitCode {
             job,
             state_dir,
         } => run::logs(state_dir.as_deref(), &run, job.as_deref()),
+        Command::Tests {
+            run,
+            job,
+            state_dir,
+        } => run::tests(state_dir.as_deref(), &run, job.as_deref()),
         Command::List { paths, facts } => plan::list(&paths, &facts.facts(), dialect),
         Command::Graph {
             paths,

@@ -52,6 +52,10 @@ pub struct RunArgs {
     /// GitLab: use a local directory for `include: project:`, GROUP/PROJECT=PATH.
     #[arg(long = "include-dir", value_name = "PROJECT=PATH", value_parser = crate::plan::key_value)]
     pub include_dirs: Vec<(String, String)>,
+    /// JUnit reports every job keeps as its test results (a glob in the workspace, e.g.
+    /// `target/**/junit.xml`; repeatable); see `gantry tests`.
+    #[arg(long = "junit", value_name = "GLOB")]
+    pub junit: Vec<String>,
     /// Start this manual job (GitLab `when: manual`) or approve this approval job (CircleCI
     /// `type: approval`, also `--approve`); repeatable.
     #[arg(long = "manual", visible_alias = "approve", value_name = "JOB")]
@@ -181,6 +185,7 @@ async fn run_async(args: RunArgs, source: Source, quiet: bool) -> Result<ExitCod
     let mut options = RunOptions::new();
     options.jobs = args.jobs.clone();
     options.manual = args.manual.clone();
+    options.junit = args.junit.clone();
     let gitlab = source
         .dialect
         .unwrap_or_else(|| ci_config::detect_dialect(&source.path, &source.text))
@@ -554,19 +559,79 @@ pub fn runs(state: Option<&Path>, limit: u32, json: bool) -> Result<ExitCode> {
 }
 
 /// `gantry logs RUN [JOB]`.
+/// The id `run` names (`last`: the newest run).
+async fn run_id(runs: &Arc<dyn RunStore>, run: &str) -> Result<String> {
+    if run == "last" {
+        runs.list_runs(&RunFilter::default(), 1, None)
+            .await?
+            .runs
+            .first()
+            .map(|r| r.run.id.clone())
+            .context("no runs recorded yet")
+    } else {
+        Ok(run.to_owned())
+    }
+}
+
+/// `gantry tests`.
+pub fn tests(state: Option<&Path>, run: &str, job: Option<&str>) -> Result<ExitCode> {
+    runtime()?.block_on(async {
+        let (runs, blobs) = open_state(&state_dir(state, &here())).await?;
+        let id = run_id(&runs, run).await?;
+        let details = runs
+            .get_run(&id)
+            .await?
+            .with_context(|| format!("no run '{id}' (see `gantry runs`)"))?;
+        let mut any = false;
+        let mut failed = false;
+        let mut all = ci_engine::store::junit::TestResults::default();
+        for (record, _) in &details.jobs {
+            if job.is_some_and(|want| record.job_id != want && record.name != want) {
+                continue;
+            }
+            let Some(results) = ci_engine::job_test_results(&blobs, &id, &record.job_id).await?
+            else {
+                continue;
+            };
+            any = true;
+            failed |= results.failed() > 0;
+            anstream::println!("{}: {}", record.job_id, results.summary());
+            for case in results.cases.iter().filter(|c| {
+                matches!(
+                    c.outcome,
+                    ci_engine::store::junit::Outcome::Failed
+                        | ci_engine::store::junit::Outcome::Error
+                )
+            }) {
+                anstream::println!(
+                    "  {} {} {}: {}",
+                    styled(Status::Failure, "✗"),
+                    case.class,
+                    case.name,
+                    case.message.as_deref().unwrap_or("")
+                );
+            }
+            all.extend(results);
+        }
+        if !any {
+            bail!("run {id} kept no test results (JUnit reports)");
+        }
+        anstream::println!("slowest:");
+        for case in all.slowest(5) {
+            anstream::println!("  {:>8.3}s  {} {}", case.time, case.class, case.name);
+        }
+        Ok(if failed {
+            ExitCode::from(1)
+        } else {
+            ExitCode::SUCCESS
+        })
+    })
+}
+
 pub fn logs(state: Option<&Path>, run: &str, job: Option<&str>) -> Result<ExitCode> {
     runtime()?.block_on(async {
         let (runs, blobs) = open_state(&state_dir(state, &here())).await?;
-        let id = if run == "last" {
-            runs.list_runs(&RunFilter::default(), 1, None)
-                .await?
-                .runs
-                .first()
-                .map(|r| r.run.id.clone())
-                .context("no runs recorded yet")?
-        } else {
-            run.to_owned()
-        };
+        let id = run_id(&runs, run).await?;
         let details = runs
             .get_run(&id)
             .await?

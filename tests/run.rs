@@ -701,3 +701,29 @@ fn runs_are_listed_as_json() {
     assert_eq!(line["status"], "failure");
     assert_eq!(line["workflow"], WF);
 }
+
+#[test]
+fn gantry_tests_shows_the_test_results_a_run_kept() {
+    let repo = Repo::new(&[(
+        WF,
+        "on: push\njobs:\n  unit:\n    runs-on: ubuntu-latest\n    steps:\n      - run: |\n          echo '<testsuite name=\"s\"><testcase classname=\"math\" name=\"slow\" time=\"3.5\"/><testcase classname=\"math\" name=\"wrong\" time=\"0.1\"><failure message=\"1 != 2\"/></testcase></testsuite>' > junit.xml\n  lint:\n    runs-on: ubuntu-latest\n    steps:\n      - run: echo no-reports\n",
+    )]);
+    let run = repo.run(WF, &["--junit", "junit.xml"]);
+    assert_eq!(run.code, 0, "{}", run.debug());
+    let out = common::gantry()
+        .current_dir(repo.path())
+        .args(["tests", "last", "--state-dir"])
+        .arg(repo.state())
+        .output()
+        .expect("gantry tests runs");
+    let text = String::from_utf8_lossy(&out.stdout);
+    // A failed test makes `gantry tests` exit 1, naming it; the slowest test is listed.
+    assert_eq!(out.status.code(), Some(1), "{text}");
+    assert!(
+        text.contains("unit: 2 tests: 1 passed, 1 failed, 0 skipped"),
+        "{text}"
+    );
+    assert!(text.contains("math wrong: 1 != 2"), "{text}");
+    assert!(text.contains("3.500s  math slow"), "{text}");
+    assert!(!text.contains("lint:"), "{text}");
+}

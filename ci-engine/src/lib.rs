@@ -83,6 +83,15 @@ pub fn job_log(
     ci_store::logs::LogReader::new(blobs.clone(), run_id, JOB_LOGS, log_key)
 }
 
+/// The test results (JUnit reports) a recorded job kept, by the job's id in the run.
+pub async fn job_test_results(
+    blobs: &ci_store::BlobStore,
+    run_id: &str,
+    job_id: &str,
+) -> Result<Option<ci_store::junit::TestResults>, ci_store::StoreError> {
+    ci_store::junit::load(blobs, run_id, &runner::storage_key(job_id)).await
+}
+
 pub use engine::{Engine, EngineBuilder, RunHandle};
 pub use error::EngineError;
 pub use fetch::FetchingIncludes;

@@ -25,6 +25,9 @@ pub struct RunOptions {
     pub manual: Vec<String>,
     /// What `jobs` brings along.
     pub needs: NeedsMode,
+    /// JUnit reports (globs in the workspace) every job keeps as test results when it ends,
+    /// whatever the dialect (GitHub has no report keyword of its own).
+    pub junit: Vec<String>,
     /// Instances named in `jobs` (`test 1/2`, `build (linux)`), by job: only they run.
     pub(crate) instances: Vec<(String, String)>,
 }
@@ -55,6 +58,7 @@ impl Default for RunOptions {
             log_events: true,
             manual: Vec::new(),
             needs: NeedsMode::default(),
+            junit: Vec::new(),
             instances: Vec::new(),
         }
     }

@@ -126,6 +126,37 @@ fn circleci_pipeline(
     pipeline
 }
 
+/// `RunOptions::junit`: every job with steps ends with a step that reads these reports,
+/// whatever happened before.
+fn add_test_reports(workflow: &mut Workflow, globs: &[String]) {
+    for job in workflow.jobs.values_mut().filter(|j| !j.steps.is_empty()) {
+        let span = job.span;
+        job.steps.push(ci_config::Step {
+            id: "__gantry_test_results".into(),
+            generated_id: true,
+            name: Some(ci_config::Template::literal("Test results", span)),
+            condition: ci_config::model::Condition {
+                source: String::new(),
+                effective: "always()".into(),
+                span,
+            },
+            action: ci_config::StepAction::ArtifactUpload(Box::new(
+                ci_config::model::ArtifactUpload {
+                    name: Some("test-results".into()),
+                    junit: globs.to_vec(),
+                    ..ci_config::model::ArtifactUpload::default()
+                },
+            )),
+            env: Env::Empty,
+            continue_on_error: None,
+            timeout_minutes: None,
+            background: false,
+            cleanup: false,
+            span,
+        });
+    }
+}
+
 /// Several workflows of one file (CircleCI runs every workflow that applies, side by side)
 /// as one run: jobs named `workflow/job`.
 fn merge_workflows(mut workflows: Vec<Workflow>) -> Option<Workflow> {
@@ -202,6 +233,9 @@ pub(crate) async fn prepare_loaded(
         .pop()
         .expect("exactly one workflow, checked above");
     let mut options = options;
+    if !options.junit.is_empty() {
+        add_test_reports(&mut workflow, &options.junit);
+    }
     instance_selection(&workflow, &mut options);
     select_jobs(&mut workflow, &options)?;
     if workflow.jobs.is_empty() && loaded.has_rules() {

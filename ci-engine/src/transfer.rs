@@ -509,6 +509,123 @@ pub(crate) async fn attach_workspace(
     Ok(done(Status::Success))
 }
 
+/// JUnit reports (globs) read into the job's test results: kept in the store, summed up in
+/// the log with the failed tests named. A missing or malformed report is a warning.
+async fn test_results(
+    runner: &mut JobRunner,
+    patterns: &[String],
+    env: &IndexMap<String, String>,
+    dir: &Path,
+    index: usize,
+) {
+    let mut results = ci_store::junit::TestResults::default();
+    let mut read = 0;
+    for pattern in patterns {
+        let pattern = expand(pattern, env, &IndexMap::new());
+        let files = matching_files(dir, pattern.trim_start_matches("./"));
+        if files.is_empty() {
+            // As GitLab's runner says it: in the log, not as an annotation.
+            runner
+                .logs
+                .line(index, &format!("JUnit report {pattern}: no matching files"))
+                .await;
+        }
+        for file in files {
+            let shown = file
+                .strip_prefix(dir)
+                .unwrap_or(&file)
+                .display()
+                .to_string();
+            let parsed = std::fs::read_to_string(&file)
+                .map_err(|e| e.to_string())
+                .and_then(|xml| ci_store::junit::parse(&xml));
+            match parsed {
+                Ok(r) => {
+                    read += 1;
+                    results.extend(r);
+                }
+                Err(e) => {
+                    runner
+                        .logs
+                        .annotate(index, "warning", &format!("JUnit report {shown}: {e}"))
+                        .await
+                }
+            }
+        }
+    }
+    if read == 0 {
+        return;
+    }
+    let key = crate::runner::storage_key(&runner.id);
+    if let Err(e) =
+        ci_store::junit::save(&runner.ctx.inner.blobs, &runner.ctx.run_id, &key, &results).await
+    {
+        runner
+            .logs
+            .annotate(index, "warning", &format!("test results: {e}"))
+            .await;
+    }
+    runner
+        .logs
+        .line(index, &format!("Test results: {}", results.summary()))
+        .await;
+    for case in results
+        .cases
+        .iter()
+        .filter(|c| {
+            matches!(
+                c.outcome,
+                ci_store::junit::Outcome::Failed | ci_store::junit::Outcome::Error
+            )
+        })
+        .take(20)
+    {
+        let message = case.message.as_deref().unwrap_or("");
+        runner
+            .logs
+            .line(
+                index,
+                &format!("  failed: {} {} {message}", case.class, case.name),
+            )
+            .await;
+    }
+}
+
+/// Files under `dir` whose relative paths match a glob (`**` across directories).
+fn matching_files(dir: &Path, pattern: &str) -> Vec<std::path::PathBuf> {
+    let Ok(glob) = globset::GlobBuilder::new(pattern)
+        .literal_separator(true)
+        .build()
+        .map(|g| g.compile_matcher())
+    else {
+        return Vec::new();
+    };
+    let mut out = Vec::new();
+    let mut pending = vec![dir.to_path_buf()];
+    while let Some(d) = pending.pop() {
+        let Ok(entries) = std::fs::read_dir(&d) else {
+            continue;
+        };
+        for entry in entries.flatten() {
+            let path = entry.path();
+            if entry.file_name() == ".git" {
+                continue;
+            }
+            match entry.file_type() {
+                Ok(t) if t.is_dir() => pending.push(path),
+                Ok(_) => {
+                    if path.strip_prefix(dir).is_ok_and(|r| glob.is_match(r)) {
+                        out.push(path);
+                    }
+                }
+                Err(_) => {}
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
 /// A path as the project directory's relative path: absolute paths inside the project
 /// (`$CI_PROJECT_DIR/dist/`) are fine, as on GitLab; outside it they are refused.
 fn in_project(workspace: &Path, pattern: &str) -> Result<String, String> {
@@ -608,13 +725,8 @@ async fn upload_from(
             }
         }
     }
-    for file in &a.junit {
-        if dir.join(file.trim_start_matches("./")).exists() {
-            runner
-                .logs
-                .line(index, &format!("JUnit report {file} saved"))
-                .await;
-        }
+    if !a.junit.is_empty() {
+        test_results(runner, &a.junit, env, dir, index).await;
     }
     if patterns.is_empty() {
         return Ok(StepResult {

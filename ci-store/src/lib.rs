@@ -31,6 +31,7 @@ pub mod artifacts;
 mod blob;
 pub mod caches;
 pub mod conformance;
+pub mod junit;
 pub mod logs;
 pub mod runs;
 
