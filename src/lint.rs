@@ -75,16 +75,34 @@ pub fn run(
     })
 }
 
-/// `gantry lint --show-merged`: GitLab's merged configuration of each GitLab file.
+/// `gantry lint --show-merged`: GitLab's merged configuration of each GitLab file, CircleCI's
+/// compiled configuration of each CircleCI file.
 pub fn show_merged(paths: &[PathBuf], dialect: Option<ci_config::Dialect>) -> Result<ExitCode> {
     let mut failed = false;
     for file in files(paths)? {
         let display = file.display().to_string();
         let src =
             std::fs::read_to_string(&file).with_context(|| format!("cannot read {display}"))?;
-        if dialect.unwrap_or_else(|| ci_config::detect_dialect(&display, &src))
-            != ci_config::Dialect::GitLabCi
-        {
+        let file_dialect = dialect.unwrap_or_else(|| ci_config::detect_dialect(&display, &src));
+        if file_dialect == ci_config::Dialect::CircleCi {
+            let parsed = ci_config::circleci::parse_config(
+                &display,
+                &src,
+                &ci_config::circleci::Pipeline::default(),
+            );
+            let has_errors = parsed.has_errors();
+            match parsed.value.filter(|_| !has_errors) {
+                Some(workflows) => print!("{}", ci_config::circleci::to_yaml(&workflows)),
+                None => {
+                    failed = true;
+                    for d in parsed.diagnostics.iter().filter(|d| d.is_error()) {
+                        anstream::eprintln!("{}", d.render(&src, true));
+                    }
+                }
+            }
+            continue;
+        }
+        if file_dialect != ci_config::Dialect::GitLabCi {
             continue;
         }
         let includes = crate::fetch::includes(&repository_root(&file));

@@ -140,9 +140,12 @@ enum Command {
     Lint {
         /// Files or directories to check.
         paths: Vec<std::path::PathBuf>,
-        /// GitLab: print the merged configuration (includes, extends, !reference, defaults
-        /// applied) instead of checking it, like GitLab's "full configuration" view.
-        #[arg(long)]
+        /// Print the configuration as the forge builds it instead of checking it: GitLab's
+        /// merged configuration (includes, extends, !reference, defaults applied; its "full
+        /// configuration" view) or CircleCI's compiled one (`circleci config process`:
+        /// parameters, commands, executors, orbs and matrices resolved; also
+        /// --show-compiled).
+        #[arg(long, visible_alias = "show-compiled")]
         show_merged: bool,
         /// Output format.
         #[arg(long, value_enum, default_value_t = Format::Human)]

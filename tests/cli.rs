@@ -330,3 +330,31 @@ fn circleci_files_are_read_and_their_mistakes_located() {
         "{text}"
     );
 }
+
+#[test]
+fn show_compiled_prints_circleci_config_that_compiles_to_the_same_jobs() {
+    let fixture = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/circleci/matrix-names-exclude-and-alias");
+    let out = gantry()
+        .current_dir(&fixture)
+        .args(["lint", "--show-compiled", ".circleci/config.yml"])
+        .assert()
+        .success()
+        .get_output()
+        .stdout
+        .clone();
+    let text = String::from_utf8_lossy(&out).into_owned();
+    assert!(text.starts_with("version: 2\n"), "{text}");
+    assert!(!text.contains("<<"), "parameters resolved:\n{text}");
+    // The processed file is itself a configuration with the same jobs and requirements.
+    let pipeline = ci_config::circleci::Pipeline::default();
+    let again = ci_config::circleci::parse_config("processed.yml", &text, &pipeline);
+    assert!(!again.has_errors(), "{:?}\n{text}", again.diagnostics);
+    let workflows = again.value.expect("compiled");
+    let jobs: Vec<&String> = workflows[0].jobs.keys().collect();
+    assert_eq!(
+        jobs,
+        ["build-linux-1", "build-linux-2", "build-mac-1", "report"]
+    );
+    assert_eq!(workflows[0].jobs["report"].needs.len(), 3);
+}

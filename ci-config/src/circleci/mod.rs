@@ -33,7 +33,10 @@
 //! assert_eq!(workflows[0].jobs["build"].steps.len(), 2);
 //! ```
 
+mod emit;
 mod params;
+
+pub use emit::to_yaml;
 
 use indexmap::IndexMap;
 
