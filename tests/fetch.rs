@@ -26,6 +26,15 @@ fn text(out: &std::process::Output) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr)
 }
 
+/// The run succeeded and its output holds every line of `wants`.
+fn assert_ran(out: &std::process::Output, wants: &[&str]) {
+    let t = text(out);
+    assert_eq!(out.status.code(), Some(0), "{t}");
+    for want in wants {
+        assert!(t.contains(want), "missing '{want}':\n{t}");
+    }
+}
+
 fn repository(dir: &Path, files: &[(&str, &str)]) {
     commit_repository(dir, files, &[]).expect("a git repository");
 }
@@ -124,21 +133,16 @@ fn remote_actions_are_fetched_then_run_from_the_cache_with_the_server_gone() {
         "--state-dir",
         ".state",
     ];
-    let check = |out: &std::process::Output| {
-        let t = text(out);
-        assert_eq!(out.status.code(), Some(0), "{t}");
-        for want in [
-            "composite-ran composite-input",
-            "inner-ran",
-            "node-ran node-input",
-            "node said hello-node-input",
-        ] {
-            assert!(t.contains(want), "missing '{want}':\n{t}");
-        }
-        if docker {
-            assert!(t.contains("docker-action-ran docker-input"), "{t}");
-        }
-    };
+    let mut wants = vec![
+        "composite-ran composite-input",
+        "inner-ran",
+        "node-ran node-input",
+        "node said hello-node-input",
+    ];
+    if docker {
+        wants.push("docker-action-ran docker-input");
+    }
+    let check = |out: &std::process::Output| assert_ran(out, &wants);
     check(&gantry(&work, &cache, &args));
     drop(daemon);
     // The server is gone: offline, everything comes from the cache.
@@ -215,16 +219,15 @@ fn gitlab_includes_are_fetched_then_read_from_the_cache_and_lint_warns_offline()
         ".state",
     ];
     let check = |out: &std::process::Output| {
-        let t = text(out);
-        assert_eq!(out.status.code(), Some(0), "{t}");
-        for want in [
-            "from-remote hi",
-            "from-template",
-            "from-project",
-            "component says world x2",
-        ] {
-            assert!(t.contains(want), "missing '{want}':\n{t}");
-        }
+        assert_ran(
+            out,
+            &[
+                "from-remote hi",
+                "from-template",
+                "from-project",
+                "component says world x2",
+            ],
+        )
     };
     check(&gantry(&work, &cache, &run_args));
     drop(server);

@@ -514,6 +514,37 @@ pub struct Step {
     pub span: Span,
 }
 
+impl Step {
+    /// A step a frontend or the engine makes (not written as a step in the file): `id`
+    /// generated, shown as `name`, run when `condition` (an effective expression such as
+    /// `success()` or `always()`) holds.
+    pub fn generated(
+        id: impl Into<String>,
+        name: &str,
+        condition: &str,
+        action: StepAction,
+        span: Span,
+    ) -> Step {
+        Step {
+            id: id.into(),
+            generated_id: true,
+            name: Some(Template::literal(name, span)),
+            condition: Condition {
+                source: String::new(),
+                effective: condition.to_owned(),
+                span,
+            },
+            action,
+            env: Env::Empty,
+            continue_on_error: None,
+            timeout_minutes: None,
+            background: false,
+            cleanup: false,
+            span,
+        }
+    }
+}
+
 /// The work of a step.
 #[derive(Debug, Clone, PartialEq)]
 pub enum StepAction {

@@ -131,29 +131,17 @@ fn circleci_pipeline(
 fn add_test_reports(workflow: &mut Workflow, globs: &[String]) {
     for job in workflow.jobs.values_mut().filter(|j| !j.steps.is_empty()) {
         let span = job.span;
-        job.steps.push(ci_config::Step {
-            id: "__gantry_test_results".into(),
-            generated_id: true,
-            name: Some(ci_config::Template::literal("Test results", span)),
-            condition: ci_config::model::Condition {
-                source: String::new(),
-                effective: "always()".into(),
-                span,
-            },
-            action: ci_config::StepAction::ArtifactUpload(Box::new(
-                ci_config::model::ArtifactUpload {
-                    name: Some("test-results".into()),
-                    junit: globs.to_vec(),
-                    ..ci_config::model::ArtifactUpload::default()
-                },
-            )),
-            env: Env::Empty,
-            continue_on_error: None,
-            timeout_minutes: None,
-            background: false,
-            cleanup: false,
+        job.steps.push(ci_config::Step::generated(
+            "__gantry_test_results",
+            "Test results",
+            "always()",
+            ci_config::StepAction::ArtifactUpload(Box::new(ci_config::model::ArtifactUpload {
+                name: Some("test-results".into()),
+                junit: globs.to_vec(),
+                ..ci_config::model::ArtifactUpload::default()
+            })),
             span,
-        });
+        ));
     }
 }
 

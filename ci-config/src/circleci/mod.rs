@@ -1511,19 +1511,8 @@ struct Lowering<'a> {
 impl Lowering<'_> {
     fn push(&mut self, name: &str, action: StepAction, span: Span) -> &mut Step {
         let id = format!("step-{}", self.steps.len() + 1);
-        self.steps.push(Step {
-            id,
-            generated_id: true,
-            name: Some(literal(name, span)),
-            condition: condition("success()", span),
-            action,
-            env: Env::Empty,
-            continue_on_error: None,
-            timeout_minutes: None,
-            background: false,
-            cleanup: false,
-            span,
-        });
+        self.steps
+            .push(Step::generated(id, name, "success()", action, span));
         self.steps.last_mut().expect("a step was just pushed")
     }
 

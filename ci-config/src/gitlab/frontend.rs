@@ -208,14 +208,7 @@ pub(super) fn load_all(path: &str, src: &str, diags: &mut Vec<Diagnostic>) -> Ve
 
 /// Loads a file's YAML as GitLab does (last duplicate key wins, tags kept).
 fn load(path: &str, src: &str, diags: &mut Vec<Diagnostic>) -> Option<Node> {
-    let options = LoadOptions {
-        duplicate_keys: DuplicateKeys::LastWins,
-        tags: TagPolicy::Keep,
-        ..LoadOptions::default()
-    };
-    let (docs, mut d) = yaml::load(path, src, &options);
-    diags.append(&mut d);
-    docs.into_iter().next()
+    load_all(path, src, diags).into_iter().next()
 }
 
 /// The composed configuration (includes, extends, references), or why it cannot be made.
@@ -1508,18 +1501,8 @@ fn lower(id: &str, span: Span, gl: GitLabJob, read: Lowered) -> (Job, JobRules) 
         effective: effective.to_owned(),
         span,
     };
-    let step = |id: &str, action: StepAction, effective: &str| Step {
-        id: id.to_owned(),
-        generated_id: true,
-        name: Some(literal(id, span)),
-        condition: condition(effective),
-        action,
-        env: Env::Empty,
-        continue_on_error: None,
-        timeout_minutes: None,
-        background: false,
-        cleanup: false,
-        span,
+    let step = |id: &str, action: StepAction, effective: &str| {
+        Step::generated(id, id, effective, action, span)
     };
     let on = |when: When| match when {
         When::Always => "always()",
