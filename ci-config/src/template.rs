@@ -207,6 +207,35 @@ pub(crate) fn unclosed_span(raw: &str, offset: usize, span: Span, source: &Sourc
     locate(source, span, count, 3)
 }
 
+/// Replaces every `open … close` part of `text` by what `f` makes of its inside (the text
+/// between the delimiters), or keeps it as written when `f` gives `None`. An `open` without
+/// its `close` and what follows stay as they are. GitLab's `$[[ … ]]`, CircleCI's `<< … >>`
+/// and cache keys' `{{ … }}` are read with it.
+pub(crate) fn replace_delimited(
+    text: &str,
+    open: &str,
+    close: &str,
+    mut f: impl FnMut(&str) -> Option<String>,
+) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(start) = rest.find(open) {
+        out.push_str(&rest[..start]);
+        let Some(len) = rest[start + open.len()..].find(close) else {
+            out.push_str(&rest[start..]);
+            return out;
+        };
+        let end = start + open.len() + len + close.len();
+        match f(&rest[start + open.len()..start + open.len() + len]) {
+            Some(v) => out.push_str(&v),
+            None => out.push_str(&rest[start..end]),
+        }
+        rest = &rest[end..];
+    }
+    out.push_str(rest);
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -1970,42 +1970,30 @@ fn strings(node: Option<&Node>) -> Vec<String> {
 /// `key_files`.
 fn cache_key(template: &str, values: &IndexMap<String, Node>) -> Cache {
     let value = |k: &str| values.get(k).map(params::render).unwrap_or_default();
-    let mut key = String::new();
     let mut files = Vec::new();
-    let mut rest = template;
-    while let Some(start) = rest.find("{{") {
-        key.push_str(&rest[..start]);
-        let Some(end) = rest[start..].find("}}") else {
-            key.push_str(&rest[start..]);
-            rest = "";
-            break;
-        };
-        let inner = rest[start + 2..start + end].trim();
-        match inner {
-            ".Branch" => key.push_str(&value("pipeline.git.branch")),
-            ".Revision" => key.push_str(&value("pipeline.git.revision")),
-            ".BuildNum" => key.push_str(&value("pipeline.number")),
-            "epoch" => key.push_str(
-                &std::time::SystemTime::now()
-                    .duration_since(std::time::UNIX_EPOCH)
-                    .map(|d| d.as_secs())
-                    .unwrap_or_default()
-                    .to_string(),
-            ),
-            "arch" => key.push_str(&format!("arch1-linux-{}", std::env::consts::ARCH)),
+    let key = crate::template::replace_delimited(template, "{{", "}}", |inner| {
+        Some(match inner.trim() {
+            ".Branch" => value("pipeline.git.branch"),
+            ".Revision" => value("pipeline.git.revision"),
+            ".BuildNum" => value("pipeline.number"),
+            "epoch" => std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_secs())
+                .unwrap_or_default()
+                .to_string(),
+            "arch" => format!("arch1-linux-{}", std::env::consts::ARCH),
             other => {
                 if let Some(var) = other.strip_prefix(".Environment.") {
-                    key.push_str(&format!("${{{var}}}"));
+                    format!("${{{var}}}")
                 } else if let Some(file) = other.strip_prefix("checksum") {
                     files.push(file.trim().trim_matches('"').to_owned());
+                    String::new()
                 } else {
-                    key.push_str(&rest[start..start + end + 2]);
+                    return None;
                 }
             }
-        }
-        rest = &rest[start + end + 2..];
-    }
-    key.push_str(rest);
+        })
+    });
     if files.is_empty() {
         Cache {
             key,

@@ -295,35 +295,27 @@ impl Scope<'_> {
     }
 
     fn text(&self, cx: &mut Ctx<'_>, text: &str, span: Span) -> String {
-        let mut out = String::with_capacity(text.len());
-        let mut rest = text;
-        while let Some(start) = rest.find("<<") {
-            out.push_str(&rest[..start]);
-            let Some(end) = rest[start..].find(">>") else {
-                out.push_str(&rest[start..]);
-                return out;
-            };
-            let inner = rest[start + 2..start + end].trim();
-            let whole = &rest[start..start + end + 2];
+        crate::template::replace_delimited(text, "<<", ">>", |inner| {
+            let inner = inner.trim();
             if self.resolves(inner) {
                 match self.lookup(inner) {
-                    Some(v) => out.push_str(&render(&v)),
-                    None => self.unknown(cx, inner, span),
+                    Some(v) => Some(render(&v)),
+                    None => {
+                        self.unknown(cx, inner, span);
+                        Some(String::new())
+                    }
                 }
-            } else if is_name(inner) {
-                out.push_str(whole);
             } else {
-                cx.error(
-                    span,
-                    "unsupported",
-                    format!("the expression {whole} is not supported yet (only names)"),
-                );
-                out.push_str(whole);
+                if !is_name(inner) {
+                    cx.error(
+                        span,
+                        "unsupported",
+                        format!("the expression << {inner} >> is not supported yet (only names)"),
+                    );
+                }
+                None
             }
-            rest = &rest[start + end + 2..];
-        }
-        out.push_str(rest);
-        out
+        })
     }
 }
 

@@ -163,14 +163,7 @@ const PULL_REQUEST_TYPES: &[&str] = &[
 /// Filter keys each event accepts besides `types`.
 fn filter_keys(event: &str) -> &'static [&'static str] {
     match event {
-        "push" => &[
-            "branches",
-            "branches-ignore",
-            "tags",
-            "tags-ignore",
-            "paths",
-            "paths-ignore",
-        ],
+        "push" => IGNORED_FILTERS,
         "pull_request" | "pull_request_target" => {
             &["branches", "branches-ignore", "paths", "paths-ignore"]
         }

@@ -550,23 +550,7 @@ impl Interpolation<'_> {
     }
 
     fn text(&mut self, text: &str) -> String {
-        let mut out = String::with_capacity(text.len());
-        let mut rest = text;
-        while let Some(start) = rest.find("$[[") {
-            out.push_str(&rest[..start]);
-            let Some(end) = rest[start..].find("]]") else {
-                out.push_str(&rest[start..]);
-                return out;
-            };
-            let inner = &rest[start + 3..start + end];
-            match self.evaluate(inner) {
-                Some(v) => out.push_str(&v),
-                None => out.push_str(&rest[start..start + end + 2]),
-            }
-            rest = &rest[start + end + 2..];
-        }
-        out.push_str(rest);
-        out
+        crate::template::replace_delimited(text, "$[[", "]]", |inner| self.evaluate(inner))
     }
 
     /// `inputs.x | fn | fn`, or `None` (left as written) when it names no input.
