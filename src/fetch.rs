@@ -25,9 +25,37 @@ pub struct FetchArgs {
     /// GANTRY_GITLAB_URL, else CI_SERVER_URL.
     #[arg(long, global = true, value_name = "URL")]
     gitlab_url: Option<String>,
+    /// CircleCI: a registry orb's source from a local file or directory (holding orb.yml),
+    /// e.g. `circleci/node@5.1.0=vendor/node-orb`; repeatable.
+    #[arg(long = "orb-dir", global = true, value_name = "ORB=PATH", value_parser = crate::plan::key_value)]
+    orb_dirs: Vec<(String, String)>,
 }
 
 static FETCHER: OnceLock<Fetcher> = OnceLock::new();
+static ORB_DIRS: OnceLock<Vec<(String, String)>> = OnceLock::new();
+
+/// The CircleCI orb sources named with `--orb-dir`: reference → YAML text.
+pub fn orbs() -> anyhow::Result<indexmap::IndexMap<String, String>> {
+    let mut out = indexmap::IndexMap::new();
+    for (orb, path) in ORB_DIRS.get().into_iter().flatten() {
+        let path = Path::new(path);
+        let file = if path.is_dir() {
+            ["orb.yml", "@orb.yml", "orb.yaml"]
+                .iter()
+                .map(|f| path.join(f))
+                .find(|f| f.is_file())
+                .ok_or_else(|| {
+                    anyhow::anyhow!("--orb-dir {orb}={}: no orb.yml in it", path.display())
+                })?
+        } else {
+            path.to_path_buf()
+        };
+        let text = std::fs::read_to_string(&file)
+            .map_err(|e| anyhow::anyhow!("--orb-dir {orb}={}: {e}", file.display()))?;
+        out.insert(orb.clone(), text);
+    }
+    Ok(out)
+}
 
 /// Sets the process's fetch layer from the environment and the flags.
 pub fn configure(args: &FetchArgs) {
@@ -44,6 +72,7 @@ pub fn configure(args: &FetchArgs) {
         config.gitlab_url = u.clone();
     }
     let _ = FETCHER.set(Fetcher::new(config));
+    let _ = ORB_DIRS.set(args.orb_dirs.clone());
 }
 
 /// The process's fetch layer.

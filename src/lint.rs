@@ -34,7 +34,18 @@ pub fn run(
             root: repository_root(file),
         };
         let includes = crate::fetch::includes(&repository_root(file));
-        let diagnostics = ci_config::lint_including(&display, &src, &resolver, &includes, dialect);
+        let file_dialect = dialect.unwrap_or_else(|| ci_config::detect_dialect(&display, &src));
+        let diagnostics = if file_dialect == ci_config::Dialect::CircleCi {
+            let pipeline = circleci_pipeline()?;
+            let options = ci_config::LoadOptions {
+                dialect: Some(file_dialect),
+                circleci: Some(&pipeline),
+                ..ci_config::LoadOptions::default()
+            };
+            ci_config::load(&display, &src, &options).diagnostics
+        } else {
+            ci_config::lint_including(&display, &src, &resolver, &includes, dialect)
+        };
         for d in &diagnostics {
             if d.is_error() {
                 errors += 1;
@@ -85,11 +96,7 @@ pub fn show_merged(paths: &[PathBuf], dialect: Option<ci_config::Dialect>) -> Re
             std::fs::read_to_string(&file).with_context(|| format!("cannot read {display}"))?;
         let file_dialect = dialect.unwrap_or_else(|| ci_config::detect_dialect(&display, &src));
         if file_dialect == ci_config::Dialect::CircleCi {
-            let parsed = ci_config::circleci::parse_config(
-                &display,
-                &src,
-                &ci_config::circleci::Pipeline::default(),
-            );
+            let parsed = ci_config::circleci::parse_config(&display, &src, &circleci_pipeline()?);
             let has_errors = parsed.has_errors();
             match parsed.value.filter(|_| !has_errors) {
                 Some(workflows) => print!("{}", ci_config::circleci::to_yaml(&workflows)),
@@ -120,6 +127,15 @@ pub fn show_merged(paths: &[PathBuf], dialect: Option<ci_config::Dialect>) -> Re
         ExitCode::from(1)
     } else {
         ExitCode::SUCCESS
+    })
+}
+
+/// The pipeline CircleCI files are checked for: CircleCI's local defaults, with the orb
+/// sources of `--orb-dir`.
+fn circleci_pipeline() -> Result<ci_config::circleci::Pipeline> {
+    Ok(ci_config::circleci::Pipeline {
+        orbs: crate::fetch::orbs()?,
+        ..ci_config::circleci::Pipeline::default()
     })
 }
 

@@ -186,6 +186,7 @@ async fn run_async(args: RunArgs, source: Source, quiet: bool) -> Result<ExitCod
     options.jobs = args.jobs.clone();
     options.manual = args.manual.clone();
     options.junit = args.junit.clone();
+    options.orbs = crate::fetch::orbs()?;
     let gitlab = source
         .dialect
         .unwrap_or_else(|| ci_config::detect_dialect(&source.path, &source.text))

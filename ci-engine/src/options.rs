@@ -28,6 +28,8 @@ pub struct RunOptions {
     /// JUnit reports (globs in the workspace) every job keeps as test results when it ends,
     /// whatever the dialect (GitHub has no report keyword of its own).
     pub junit: Vec<String>,
+    /// CircleCI registry orbs' sources: reference (`ns/name@1.2.3` or `ns/name`) → YAML.
+    pub orbs: IndexMap<String, String>,
     /// Instances named in `jobs` (`test 1/2`, `build (linux)`), by job: only they run.
     pub(crate) instances: Vec<(String, String)>,
 }
@@ -59,6 +61,7 @@ impl Default for RunOptions {
             manual: Vec::new(),
             needs: NeedsMode::default(),
             junit: Vec::new(),
+            orbs: IndexMap::new(),
             instances: Vec::new(),
         }
     }

@@ -66,6 +66,20 @@ pub(crate) async fn prepare(
         ..ci_config::LoadOptions::default()
     };
     let parsed = ci_config::load(&source.path, &source.text, &load_options);
+    // What a registry orb without a source would define cannot run (lint only warns).
+    if let Some(d) = parsed
+        .diagnostics
+        .iter()
+        .find(|d| d.code == "orb-not-fetched")
+    {
+        return Err(EngineError::Unsupported(format!(
+            "{}:{}: {}; give the orb's source with --orb-dir NS/NAME@VERSION=PATH \
+             (EngineBuilder: RunOptions::orbs)",
+            source.path,
+            d.line(),
+            d.message
+        )));
+    }
     let loaded = match parsed.value {
         Some(loaded) if !parsed.has_errors() => loaded,
         _ => {
@@ -123,6 +137,7 @@ fn circleci_pipeline(
         set("pipeline.trigger_source", "scheduled_pipeline".into());
     }
     pipeline.parameters = options.inputs.clone();
+    pipeline.orbs = options.orbs.clone();
     pipeline
 }
 

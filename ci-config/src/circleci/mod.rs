@@ -60,6 +60,9 @@ pub struct Pipeline {
     pub values: IndexMap<String, String>,
     /// Pipeline parameter name → value (as text; typed by its declaration).
     pub parameters: IndexMap<String, String>,
+    /// Sources of registry orbs: reference (`ns/name@1.2.3`, or `ns/name` for any version)
+    /// → the orb's YAML, as the orb registry would give it.
+    pub orbs: IndexMap<String, String>,
 }
 
 impl Default for Pipeline {
@@ -82,6 +85,7 @@ impl Default for Pipeline {
         Pipeline {
             values,
             parameters: IndexMap::new(),
+            orbs: IndexMap::new(),
         }
     }
 }
@@ -322,6 +326,10 @@ fn compile(cx: &mut Ctx<'_>, root: &Node, pipeline: &Pipeline) -> Option<Vec<Wor
                 continue;
             };
             match &v.value {
+                Value::String(reference)
+                    if registry_orb(cx, pipeline, reference, v.span)
+                        .map(|orb| defs.add(cx, &orb, &format!("{alias}/")))
+                        .is_some() => {}
                 Value::String(reference) => {
                     cx.warning(
                         v.span,
@@ -470,6 +478,31 @@ fn check_uninvoked(
         let steps = steps.as_seq().unwrap_or_default().to_vec();
         lowering.steps_of(cx, &steps, &scope, "", 1);
     }
+}
+
+/// A registry orb's definitions from the pipeline's orb sources (by full reference, else by
+/// name without the version); `None` when it has none for it.
+fn registry_orb(
+    cx: &mut Ctx<'_>,
+    pipeline: &Pipeline,
+    reference: &str,
+    span: Span,
+) -> Option<Node> {
+    let name = reference.split('@').next().unwrap_or(reference);
+    let text = pipeline
+        .orbs
+        .get(reference)
+        .or_else(|| pipeline.orbs.get(name))?;
+    let (docs, diags) = yaml::load(reference, text, &LoadOptions::default());
+    for d in diags.iter().filter(|d| d.is_error()) {
+        cx.error(span, "orb", format!("orb {reference}: {}", d.message));
+    }
+    let orb = docs.into_iter().next()?;
+    if orb.as_map().is_none() {
+        cx.error(span, "orb", format!("orb {reference} is not a mapping"));
+        return None;
+    }
+    Some(orb)
 }
 
 /// A pipeline parameter given as text, typed by its declaration.
