@@ -25,6 +25,10 @@ pub struct FetchArgs {
     /// GANTRY_GITLAB_URL, else CI_SERVER_URL.
     #[arg(long, global = true, value_name = "URL")]
     gitlab_url: Option<String>,
+    /// CircleCI URL registry orbs are fetched from (its GraphQL API). Also
+    /// GANTRY_CIRCLECI_URL; default https://circleci.com.
+    #[arg(long, global = true, value_name = "URL")]
+    circleci_url: Option<String>,
     /// CircleCI: a registry orb's source from a local file or directory (holding orb.yml),
     /// e.g. `circleci/node@5.1.0=vendor/node-orb`; repeatable.
     #[arg(long = "orb-dir", global = true, value_name = "ORB=PATH", value_parser = crate::plan::key_value)]
@@ -70,6 +74,9 @@ pub fn configure(args: &FetchArgs) {
     }
     if let Some(u) = &args.gitlab_url {
         config.gitlab_url = u.clone();
+    }
+    if let Some(u) = &args.circleci_url {
+        config.circleci_url = u.clone();
     }
     let _ = FETCHER.set(Fetcher::new(config));
     let _ = ORB_DIRS.set(args.orb_dirs.clone());

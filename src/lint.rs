@@ -36,7 +36,7 @@ pub fn run(
         let includes = crate::fetch::includes(&repository_root(file));
         let file_dialect = dialect.unwrap_or_else(|| ci_config::detect_dialect(&display, &src));
         let diagnostics = if file_dialect == ci_config::Dialect::CircleCi {
-            let pipeline = circleci_pipeline()?;
+            let pipeline = circleci_pipeline(&src)?;
             let options = ci_config::LoadOptions {
                 dialect: Some(file_dialect),
                 circleci: Some(&pipeline),
@@ -96,7 +96,8 @@ pub fn show_merged(paths: &[PathBuf], dialect: Option<ci_config::Dialect>) -> Re
             std::fs::read_to_string(&file).with_context(|| format!("cannot read {display}"))?;
         let file_dialect = dialect.unwrap_or_else(|| ci_config::detect_dialect(&display, &src));
         if file_dialect == ci_config::Dialect::CircleCi {
-            let parsed = ci_config::circleci::parse_config(&display, &src, &circleci_pipeline()?);
+            let parsed =
+                ci_config::circleci::parse_config(&display, &src, &circleci_pipeline(&src)?);
             let has_errors = parsed.has_errors();
             match parsed.value.filter(|_| !has_errors) {
                 Some(workflows) => print!("{}", ci_config::circleci::to_yaml(&workflows)),
@@ -130,11 +131,23 @@ pub fn show_merged(paths: &[PathBuf], dialect: Option<ci_config::Dialect>) -> Re
     })
 }
 
-/// The pipeline CircleCI files are checked for: CircleCI's local defaults, with the orb
-/// sources of `--orb-dir`.
-fn circleci_pipeline() -> Result<ci_config::circleci::Pipeline> {
+/// The pipeline a CircleCI file is checked for: CircleCI's local defaults, with the orb
+/// sources of `--orb-dir` and the registry orbs it imports, fetched (or from the cache; what
+/// cannot be had stays a warning).
+fn circleci_pipeline(src: &str) -> Result<ci_config::circleci::Pipeline> {
+    let mut orbs = crate::fetch::orbs()?;
+    let fetcher = crate::fetch::fetcher();
+    for reference in ci_config::circleci::registry_orbs(src) {
+        let name = reference.split('@').next().unwrap_or(&reference).to_owned();
+        if orbs.contains_key(&reference) || orbs.contains_key(&name) {
+            continue;
+        }
+        if let Ok(source) = fetcher.circleci_orb(&reference) {
+            orbs.insert(reference, source);
+        }
+    }
     Ok(ci_config::circleci::Pipeline {
-        orbs: crate::fetch::orbs()?,
+        orbs,
         ..ci_config::circleci::Pipeline::default()
     })
 }

@@ -261,3 +261,53 @@ fn gitlab_includes_are_fetched_then_read_from_the_cache_and_lint_warns_offline()
         .expect("git status");
     assert!(status.stdout.is_empty());
 }
+
+#[test]
+fn circleci_registry_orbs_are_fetched_then_read_from_the_cache() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let www = tmp.path().join("www");
+    std::fs::create_dir_all(&www).expect("mkdir");
+    let orb = "version: 2.1\nexecutors:\n  default:\n    machine: true\njobs:\n  greet:\n    executor: default\n    parameters:\n      to: {type: string}\n    steps:\n      - run: echo \"fetched orb greets << parameters.to >>\"\n";
+    std::fs::write(
+        www.join("graphql-unstable"),
+        serde_json::json!({"data": {"orbVersion": {"source": orb}}}).to_string(),
+    )
+    .expect("write");
+    let server = FileServer::start(&www).expect("http server");
+    let url = server.url().to_owned();
+    let work = tmp.path().join("work");
+    repository(
+        &work,
+        &[(
+            ".circleci/config.yml",
+            "version: 2.1\norbs:\n  greeter: acme/greeter@1.0.0\nworkflows:\n  main:\n    jobs:\n      - greeter/greet: {to: you}\n",
+        )],
+    );
+    let cache = tmp.path().join("cache");
+    let args = [
+        "run",
+        ".circleci/config.yml",
+        "--circleci-url",
+        url.as_str(),
+        "--state-dir",
+        ".state",
+    ];
+    assert_ran(&gantry(&work, &cache, &args), &["fetched orb greets you"]);
+    let lint = gantry(
+        &work,
+        &cache,
+        &["lint", "--circleci-url", &url, ".circleci/config.yml"],
+    );
+    assert!(
+        text(&lint).contains("0 errors, 0 warnings"),
+        "{}",
+        text(&lint)
+    );
+    drop(server);
+    let mut offline = args.to_vec();
+    offline.push("--offline");
+    assert_ran(
+        &gantry(&work, &cache, &offline),
+        &["fetched orb greets you"],
+    );
+}

@@ -145,3 +145,33 @@ pub(crate) async fn remote_dir(inner: &Inner, uses: &str) -> Result<PathBuf, Str
         })?;
     Ok(dir.join(&sub))
 }
+
+/// Sources of the registry orbs a CircleCI configuration imports that `known` does not hold,
+/// fetched from the orb registry (and its cache); what cannot be had is left out, with why.
+pub(crate) async fn circleci_orbs(
+    inner: &Inner,
+    src: &str,
+    known: &IndexMap<String, String>,
+) -> (IndexMap<String, String>, Vec<String>) {
+    let mut found = IndexMap::new();
+    let mut problems = Vec::new();
+    let Some(fetcher) = inner.fetcher.clone() else {
+        return (found, problems);
+    };
+    for reference in ci_config::circleci::registry_orbs(src) {
+        let name = reference.split('@').next().unwrap_or(&reference).to_owned();
+        if known.contains_key(&reference) || known.contains_key(&name) {
+            continue;
+        }
+        let f = fetcher.clone();
+        let r = reference.clone();
+        match tokio::task::spawn_blocking(move || f.circleci_orb(&r)).await {
+            Ok(Ok(source)) => {
+                found.insert(reference, source);
+            }
+            Ok(Err(e)) => problems.push(e.to_string()),
+            Err(e) => problems.push(format!("fetching orb {reference}: {e}")),
+        }
+    }
+    (found, problems)
+}

@@ -58,6 +58,14 @@ pub(crate) async fn prepare(
         includes = includes.project_dir(project.clone(), dir.clone());
     }
     let includes = crate::fetch::FetchingIncludes::new(includes, inner.fetcher.clone()).strict();
+    let mut options = options;
+    let mut orb_problems = Vec::new();
+    if dialect == ci_config::Dialect::CircleCi {
+        let (found, problems) =
+            crate::fetch::circleci_orbs(&inner, &source.text, &options.orbs).await;
+        options.orbs.extend(found);
+        orb_problems = problems;
+    }
     let pipeline = circleci_pipeline(&event, &options, &source.root);
     let load_options = ci_config::LoadOptions {
         dialect: source.dialect,
@@ -72,8 +80,13 @@ pub(crate) async fn prepare(
         .iter()
         .find(|d| d.code == "orb-not-fetched")
     {
+        let why = if orb_problems.is_empty() {
+            String::new()
+        } else {
+            format!(" ({})", orb_problems.join("; "))
+        };
         return Err(EngineError::Unsupported(format!(
-            "{}:{}: {}; give the orb's source with --orb-dir NS/NAME@VERSION=PATH \
+            "{}:{}: {}{why}; give the orb's source with --orb-dir NS/NAME@VERSION=PATH \
              (EngineBuilder: RunOptions::orbs)",
             source.path,
             d.line(),

@@ -56,8 +56,13 @@ pub struct FetchConfig {
     /// Where `include: template:` files are read from (default: GitLab's own repository's
     /// `lib/gitlab/ci/templates` on `gitlab_url`).
     pub template_url: Option<String>,
+    /// CircleCI's URL (`https://circleci.com`, or a CircleCI server): registry orbs come from
+    /// its GraphQL API.
+    pub circleci_url: String,
     /// Sent to the GitHub URL only.
     pub github_token: Option<String>,
+    /// Sent to the CircleCI URL only (`Circle-Token`), for private orbs.
+    pub circleci_token: Option<String>,
     /// Sent to the GitLab URL only: (header, token) — `PRIVATE-TOKEN` or `JOB-TOKEN`.
     pub gitlab_token: Option<(&'static str, String)>,
     /// How long one request may take.
@@ -72,7 +77,12 @@ impl std::fmt::Debug for FetchConfig {
             .field("github_url", &self.github_url)
             .field("gitlab_url", &self.gitlab_url)
             .field("template_url", &self.template_url)
+            .field("circleci_url", &self.circleci_url)
             .field("github_token", &self.github_token.as_ref().map(|_| "***"))
+            .field(
+                "circleci_token",
+                &self.circleci_token.as_ref().map(|_| "***"),
+            )
             .field("gitlab_token", &self.gitlab_token.as_ref().map(|(h, _)| h))
             .finish()
     }
@@ -82,8 +92,8 @@ impl FetchConfig {
     /// The configuration a user's environment gives: `GANTRY_CACHE_DIR` (else
     /// `$XDG_CACHE_HOME/gantry`, else `~/.cache/gantry`), `GANTRY_OFFLINE=1`,
     /// `GANTRY_GITHUB_URL`, `GANTRY_GITLAB_URL` (else `CI_SERVER_URL`),
-    /// `GANTRY_GITLAB_TEMPLATE_URL`, and the tokens `GITHUB_TOKEN`, `GITLAB_TOKEN`,
-    /// `CI_JOB_TOKEN`.
+    /// `GANTRY_GITLAB_TEMPLATE_URL`, `GANTRY_CIRCLECI_URL`, and the tokens `GITHUB_TOKEN`,
+    /// `GITLAB_TOKEN`, `CI_JOB_TOKEN`, `CIRCLECI_TOKEN`.
     pub fn from_env() -> FetchConfig {
         let var = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
         let cache_dir = var("GANTRY_CACHE_DIR")
@@ -104,7 +114,10 @@ impl FetchConfig {
                 .or_else(|| var("CI_SERVER_URL"))
                 .unwrap_or_else(|| "https://gitlab.com".into()),
             template_url: var("GANTRY_GITLAB_TEMPLATE_URL"),
+            circleci_url: var("GANTRY_CIRCLECI_URL")
+                .unwrap_or_else(|| "https://circleci.com".into()),
             github_token: var("GITHUB_TOKEN"),
+            circleci_token: var("CIRCLECI_TOKEN").or_else(|| var("CIRCLE_TOKEN")),
             gitlab_token: var("GITLAB_TOKEN")
                 .map(|t| ("PRIVATE-TOKEN", t))
                 .or_else(|| var("CI_JOB_TOKEN").map(|t| ("JOB-TOKEN", t))),
@@ -233,7 +246,21 @@ impl Fetcher {
     }
 
     fn http_with(&self, url: &str, headers: &[(&str, &str)]) -> Result<Vec<u8>, FetchError> {
-        let index = self.config.cache_dir.join("http").join(digest(url));
+        self.request(url, headers, None)
+    }
+
+    /// A GET, or a POST of `body`, cached by content under the URL (and body).
+    fn request(
+        &self,
+        url: &str,
+        headers: &[(&str, &str)],
+        body: Option<&str>,
+    ) -> Result<Vec<u8>, FetchError> {
+        let cache_key = match body {
+            Some(b) => format!("{url}\n{b}"),
+            None => url.to_owned(),
+        };
+        let index = self.config.cache_dir.join("http").join(digest(&cache_key));
         let cached = || -> Option<Vec<u8>> {
             let object = std::fs::read_to_string(&index).ok()?;
             let object = object.trim();
@@ -248,7 +275,7 @@ impl Fetcher {
             });
         }
         let _lock = self.lock(url)?;
-        match self.get(url, headers) {
+        match self.send(url, headers, body) {
             Ok(body) => {
                 let object = hex::encode(Sha256::digest(&body));
                 write_atomic(&self.config.cache_dir.join("objects").join(&object), &body)?;
@@ -262,20 +289,37 @@ impl Fetcher {
         }
     }
 
-    fn get(&self, url: &str, headers: &[(&str, &str)]) -> Result<Vec<u8>, FetchError> {
+    fn send(
+        &self,
+        url: &str,
+        headers: &[(&str, &str)],
+        body: Option<&str>,
+    ) -> Result<Vec<u8>, FetchError> {
         let agent: ureq::Agent = ureq::Agent::config_builder()
             .timeout_global(Some(self.config.timeout))
             .http_status_as_error(false)
             .build()
             .into();
-        let mut request = agent.get(url);
-        for (k, v) in headers {
-            request = request.header(*k, *v);
-        }
-        let mut response = request.call().map_err(|e| FetchError::Unavailable {
+        let unavailable = |e: ureq::Error| FetchError::Unavailable {
             url: url.to_owned(),
             why: e.to_string(),
-        })?;
+        };
+        let mut response = match body {
+            None => {
+                let mut request = agent.get(url);
+                for (k, v) in headers {
+                    request = request.header(*k, *v);
+                }
+                request.call().map_err(unavailable)?
+            }
+            Some(b) => {
+                let mut request = agent.post(url).header("Content-Type", "application/json");
+                for (k, v) in headers {
+                    request = request.header(*k, *v);
+                }
+                request.send(b).map_err(unavailable)?
+            }
+        };
         let status = response.status().as_u16();
         if !(200..300).contains(&status) {
             let hint = match status {
@@ -548,6 +592,42 @@ impl Fetcher {
             url: url.to_owned(),
             message: "not UTF-8 text".into(),
         })
+    }
+
+    /// A CircleCI registry orb's source (`ns/name@1.2.3`), from the orb registry's GraphQL
+    /// API on the CircleCI URL.
+    pub fn circleci_orb(&self, reference: &str) -> Result<String, FetchError> {
+        let url = format!(
+            "{}/graphql-unstable",
+            self.config.circleci_url.trim_end_matches('/')
+        );
+        let body = serde_json::json!({
+            "query": "query($orbVersionRef: String!) { orbVersion(orbVersionRef: $orbVersionRef) { source } }",
+            "variables": {"orbVersionRef": reference},
+        })
+        .to_string();
+        let headers: Vec<(&str, &str)> = self
+            .config
+            .circleci_token
+            .iter()
+            .map(|t| ("Circle-Token", t.as_str()))
+            .collect();
+        let bytes = self.request(&url, &headers, Some(&body))?;
+        let shown = format!("{url} (orb {reference})");
+        let reply: serde_json::Value =
+            serde_json::from_slice(&bytes).map_err(|e| FetchError::Refused {
+                url: shown.clone(),
+                message: format!("not a GraphQL answer: {e}"),
+            })?;
+        match reply["data"]["orbVersion"]["source"].as_str() {
+            Some(source) => Ok(source.to_owned()),
+            None => Err(FetchError::Refused {
+                url: shown,
+                message: format!(
+                    "the orb registry has no {reference} (or it is private: set CIRCLECI_TOKEN)"
+                ),
+            }),
+        }
     }
 
     /// `include: remote:` — the file at a URL.

@@ -13,7 +13,9 @@ fn fetcher(cache: &std::path::Path, github: &str, gitlab: &str, mode: FetchMode)
         github_url: github.to_owned(),
         gitlab_url: gitlab.to_owned(),
         template_url: None,
+        circleci_url: "http://127.0.0.1:1".into(),
         github_token: None,
+        circleci_token: None,
         gitlab_token: None,
         timeout: std::time::Duration::from_secs(10),
     })
@@ -145,7 +147,9 @@ fn gitlab_files_come_over_http_and_stay_in_the_cache() {
         github_url: "git://127.0.0.1:1".into(),
         gitlab_url: server.url().to_owned(),
         template_url: None,
+        circleci_url: "http://127.0.0.1:1".into(),
         github_token: None,
+        circleci_token: None,
         gitlab_token: Some(("PRIVATE-TOKEN", "glpat-test-token".into())),
         timeout: std::time::Duration::from_secs(10),
     };
@@ -191,4 +195,43 @@ fn gitlab_files_come_over_http_and_stay_in_the_cache() {
     // Online with the server down falls back to the cache too.
     assert!(online.remote_file(&url).unwrap().contains("echo remote"));
     assert!(served >= 4);
+}
+
+#[test]
+fn circleci_orbs_come_from_the_registry_api_and_stay_in_the_cache() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let root = tmp.path().join("www");
+    std::fs::create_dir_all(&root).unwrap();
+    let source = "version: 2.1\ncommands:\n  hi:\n    steps: [{run: echo hi}]\n";
+    std::fs::write(
+        root.join("graphql-unstable"),
+        serde_json::json!({"data": {"orbVersion": {"source": source}}}).to_string(),
+    )
+    .unwrap();
+    let server = FileServer::start(&root).expect("http server");
+    let mut config = FetchConfig::from_env();
+    config.cache_dir = tmp.path().join("cache");
+    config.mode = FetchMode::Online;
+    config.circleci_url = server.url().to_owned();
+    config.circleci_token = Some("circle-secret".into());
+    let fetcher = Fetcher::new(config.clone());
+    assert_eq!(fetcher.circleci_orb("acme/tools@1.2.3").unwrap(), source);
+    let requests = server.requests();
+    assert_eq!(requests[0].method, "POST");
+    assert!(
+        requests[0].body.contains("acme/tools@1.2.3"),
+        "{:?}",
+        requests[0]
+    );
+    assert!(requests[0]
+        .headers
+        .contains(&("circle-token".into(), "circle-secret".into())));
+    drop(server);
+    config.mode = FetchMode::Offline;
+    let offline = Fetcher::new(config);
+    assert_eq!(offline.circleci_orb("acme/tools@1.2.3").unwrap(), source);
+    assert!(offline
+        .circleci_orb("acme/other@1.0.0")
+        .unwrap_err()
+        .is_unavailable());
 }

@@ -206,6 +206,21 @@ impl Defs {
     }
 }
 
+/// The registry orbs a configuration imports (`ns/name@version` under `orbs:`, without
+/// `<< >>` parts), for a caller that fetches their sources into [`Pipeline::orbs`].
+pub fn registry_orbs(src: &str) -> Vec<String> {
+    let (docs, _) = yaml::load("config.yml", src, &LoadOptions::default());
+    docs.first()
+        .and_then(|root| root.get("orbs"))
+        .and_then(Node::as_map)
+        .unwrap_or_default()
+        .iter()
+        .filter_map(|(_, v)| v.as_str())
+        .filter(|r| r.contains('/') && !r.contains("<<"))
+        .map(str::to_owned)
+        .collect()
+}
+
 /// Compiles a CircleCI configuration for a pipeline: the workflows that run, lowered.
 pub fn parse_config(path: &str, src: &str, pipeline: &Pipeline) -> Parsed<Vec<Workflow>> {
     let mut cx = Ctx {

@@ -30,10 +30,14 @@ pub struct Request {
     pub target: String,
     /// Headers, names lowercased.
     pub headers: Vec<(String, String)>,
+    /// The method (`GET`, `POST`).
+    pub method: String,
+    /// The request body (of a POST).
+    pub body: String,
 }
 
-/// An HTTP server on 127.0.0.1 answering `GET /path` with the file at `root/path` (the query
-/// ignored; `..` refused), 404 otherwise.
+/// An HTTP server on 127.0.0.1 answering `GET /path` (and `POST /path`, whatever its body)
+/// with the file at `root/path` (the query ignored; `..` refused), 404 otherwise.
 #[derive(Debug)]
 pub struct FileServer {
     url: String,
@@ -98,6 +102,7 @@ fn answer(stream: TcpStream, root: &Path, requests: &Mutex<Vec<Request>>) -> std
     let mut reader = BufReader::new(stream.try_clone()?);
     let mut line = String::new();
     reader.read_line(&mut line)?;
+    let method = line.split_whitespace().next().unwrap_or("GET").to_owned();
     let target = line.split_whitespace().nth(1).unwrap_or("/").to_owned();
     let mut headers = Vec::new();
     loop {
@@ -109,10 +114,20 @@ fn answer(stream: TcpStream, root: &Path, requests: &Mutex<Vec<Request>>) -> std
             headers.push((k.trim().to_ascii_lowercase(), v.trim().to_owned()));
         }
     }
+    let length = headers
+        .iter()
+        .find(|(k, _)| k == "content-length")
+        .and_then(|(_, v)| v.parse::<usize>().ok())
+        .unwrap_or(0)
+        .min(1 << 20);
+    let mut body = vec![0; length];
+    reader.read_exact(&mut body)?;
     if let Ok(mut r) = requests.lock() {
         r.push(Request {
             target: target.clone(),
             headers,
+            method,
+            body: String::from_utf8_lossy(&body).into_owned(),
         });
     }
     let path = target.split('?').next().unwrap_or("/");
