@@ -52,6 +52,10 @@ pub struct RunArgs {
     /// GitLab: use a local directory for `include: project:`, GROUP/PROJECT=PATH.
     #[arg(long = "include-dir", value_name = "PROJECT=PATH", value_parser = crate::plan::key_value)]
     pub include_dirs: Vec<(String, String)>,
+    /// CircleCI: the variables of a context, from a dotenv file (`KEY=value` lines); jobs
+    /// that name the context get them, masked in logs; repeatable.
+    #[arg(long = "context", value_name = "NAME=FILE", value_parser = crate::plan::key_value)]
+    pub contexts: Vec<(String, String)>,
     /// JUnit reports every job keeps as its test results (a glob in the workspace, e.g.
     /// `target/**/junit.xml`; repeatable); see `gantry tests`.
     #[arg(long = "junit", value_name = "GLOB")]
@@ -187,6 +191,17 @@ async fn run_async(args: RunArgs, source: Source, quiet: bool) -> Result<ExitCod
     options.manual = args.manual.clone();
     options.junit = args.junit.clone();
     options.orbs = crate::fetch::orbs()?;
+    for (name, file) in &args.contexts {
+        let text =
+            std::fs::read_to_string(file).with_context(|| format!("--context {name}={file}"))?;
+        let vars = ci_exec::envfile::parse_env_file(&text)
+            .map_err(|e| anyhow::anyhow!("--context {name}={file}: {e}"))?;
+        options
+            .contexts
+            .entry(name.clone())
+            .or_default()
+            .extend(vars);
+    }
     let gitlab = source
         .dialect
         .unwrap_or_else(|| ci_config::detect_dialect(&source.path, &source.text))

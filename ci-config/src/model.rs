@@ -296,6 +296,8 @@ pub struct Job {
     pub log_outputs: Vec<LogOutput>,
     /// Time limit of the job's cleanup steps ([`Step::cleanup`]), in seconds.
     pub cleanup_timeout: u64,
+    /// Named sets of secret variables the job gets from the run (CircleCI `context`).
+    pub contexts: Vec<String>,
 }
 
 /// A job this one waits for.

@@ -401,6 +401,7 @@ impl JobRunner {
             exit_code: None,
             step_outputs: IndexMap::new(),
             image_ignored,
+            task_secret_sets: Arc::clone(&task.scope.secret_sets),
             needs: task.needs.clone(),
             needed: task.needed.clone(),
             stagings: 0,
@@ -462,6 +463,17 @@ impl JobRunner {
 
     async fn run(&mut self, job: &Job) -> Outcome {
         let mut frame = Frame::default();
+        for name in &job.contexts {
+            if !self.task_secret_sets.contains_key(name) {
+                self.logs
+                    .annotate(
+                        0,
+                        "warning",
+                        &format!("context '{name}' is not given here: its variables are unset (--context {name}=FILE)"),
+                    )
+                    .await;
+            }
+        }
         if self.image_ignored {
             self.logs
                 .annotate(
@@ -1315,6 +1327,11 @@ fn job_env(
                     env.insert(k.clone(), ci_config::expr::render(v));
                 }
             }
+        }
+    }
+    for name in &job.contexts {
+        if let Some(set) = task.scope.secret_sets.get(name) {
+            env.extend(set.iter().map(|(k, v)| (k.clone(), v.clone())));
         }
     }
     env.extend(run.overrides.clone());

@@ -30,6 +30,9 @@ pub struct RunOptions {
     pub junit: Vec<String>,
     /// CircleCI registry orbs' sources: reference (`ns/name@1.2.3` or `ns/name`) → YAML.
     pub orbs: IndexMap<String, String>,
+    /// Named sets of secret variables (CircleCI contexts): a job naming one gets its
+    /// variables, masked in logs.
+    pub contexts: IndexMap<String, IndexMap<String, String>>,
     /// Instances named in `jobs` (`test 1/2`, `build (linux)`), by job: only they run.
     pub(crate) instances: Vec<(String, String)>,
 }
@@ -62,6 +65,7 @@ impl Default for RunOptions {
             needs: NeedsMode::default(),
             junit: Vec::new(),
             orbs: IndexMap::new(),
+            contexts: IndexMap::new(),
             instances: Vec::new(),
         }
     }

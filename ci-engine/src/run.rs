@@ -321,11 +321,13 @@ pub(crate) async fn prepare_loaded(
         contexts,
         secrets: secrets
             .values()
+            .chain(options.contexts.values().flat_map(IndexMap::values))
             .filter(|s| !s.is_empty())
             .cloned()
             .collect(),
         depth: 0,
         vars: run_vars,
+        secret_sets: Arc::new(options.contexts.clone()),
     };
     Ok(Prepared {
         run_id,
@@ -1330,6 +1332,7 @@ async fn call_workflow(
         secrets: masked,
         depth: task.scope.depth + 1,
         vars: crate::env::RunVars::default(),
+        secret_sets: Arc::clone(&task.scope.secret_sets),
     };
     let result = run_workflow(
         Arc::clone(&task.ctx),

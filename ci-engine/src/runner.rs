@@ -262,6 +262,8 @@ pub(crate) struct JobRunner {
     pub step_outputs: IndexMap<String, String>,
     /// The job's container was dropped: nothing here runs containers.
     pub image_ignored: bool,
+    /// The run's named secret sets (to tell which a job names and the run lacks).
+    pub task_secret_sets: Arc<IndexMap<String, IndexMap<String, String>>>,
     /// The `needs` context: the jobs this one waited for, with their results and outputs.
     pub needs: Value,
     /// The instances this one waited for, as (job, instance id).

@@ -129,6 +129,8 @@ pub(crate) struct WorkflowScope {
     pub depth: u32,
     /// Variables of the run beside the jobs' own.
     pub vars: crate::env::RunVars,
+    /// Named sets of secret variables jobs may name (CircleCI contexts).
+    pub secret_sets: Arc<IndexMap<String, IndexMap<String, String>>>,
 }
 
 /// What a finished workflow reports to its caller.

@@ -441,6 +441,7 @@ fn check_uninvoked(
             matrix_keys: Vec::new(),
             lenient: true,
             group: None,
+            contexts: Vec::new(),
         };
         compile_job(cx, &inv, def, defs, values, Vec::new());
     }
@@ -560,6 +561,8 @@ struct Invocation {
     lenient: bool,
     /// The job group invocation this job came from.
     group: Option<String>,
+    /// `context:` names.
+    contexts: Vec<String>,
 }
 
 fn workflow(
@@ -718,6 +721,7 @@ fn workflow(
             group: config
                 .and_then(|c| c.get(GROUP_KEY))
                 .and_then(Node::scalar_text),
+            contexts: strings(config.and_then(|c| c.get("context"))),
         };
         match config.and_then(|c| c.get("matrix")) {
             Some(m) => invocations.extend(matrix(cx, m, base, given_name.is_some())),
@@ -1174,6 +1178,7 @@ fn matrix(cx: &mut Ctx<'_>, node: &Node, base: Invocation, named: bool) -> Vec<I
             matrix_keys: combo.keys().cloned().collect(),
             lenient: false,
             group: base.group.clone(),
+            contexts: base.contexts.clone(),
         });
     }
     out
@@ -1222,6 +1227,7 @@ fn empty_job(id: &str, span: Span, needs: Vec<Need>) -> Job {
         start_in: None,
         log_outputs: Vec::new(),
         cleanup_timeout: 300,
+        contexts: Vec::new(),
     }
 }
 
@@ -1491,6 +1497,7 @@ fn compile_job(
     let ns = namespace(&inv.job);
     let ex = executor_of(cx, &def, defs, values, ns, 0);
     let mut job = empty_job(&inv.name, inv.span, needs);
+    job.contexts = inv.contexts.clone();
     job.container = ex.container.map(Box::new);
     job.services = ex.services;
     if let Some(class) = &ex.resource_class {

@@ -358,6 +358,7 @@ fn job(r: &mut Reader<'_>, id: &str, key: &Node, node: &Node) -> Option<Job> {
         start_in: None,
         log_outputs: Vec::new(),
         cleanup_timeout: 0,
+        contexts: Vec::new(),
     })
 }
 

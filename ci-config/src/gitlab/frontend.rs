@@ -1664,6 +1664,7 @@ fn lower(id: &str, span: Span, gl: GitLabJob, read: Lowered) -> (Job, JobRules) 
             })
             .collect(),
         cleanup_timeout: AFTER_SCRIPT_TIMEOUT_SECS,
+        contexts: Vec::new(),
     };
     let selection = JobRules {
         rules: gl.rules,
