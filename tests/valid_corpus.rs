@@ -50,3 +50,18 @@ fn realistic_actions_lint_clean() {
         ci_config::github::parse_action(name, src).diagnostics
     });
 }
+
+#[test]
+fn realistic_circleci_configs_lint_clean() {
+    let files = files("circleci");
+    assert!(files.len() >= 6, "the corpus shrank");
+    assert_clean(&files, |name, src| {
+        let options = ci_config::LoadOptions {
+            dialect: Some(ci_config::Dialect::CircleCi),
+            ..ci_config::LoadOptions::default()
+        };
+        let parsed = ci_config::load(name, src, &options);
+        assert!(parsed.value.is_some(), "{name}: no model");
+        parsed.diagnostics
+    });
+}
