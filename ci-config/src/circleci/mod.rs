@@ -114,6 +114,16 @@ const RESERVED: &[&str] = &[
 /// The hidden key marking a job that came from a job group (its invocation's name).
 const GROUP_KEY: &str = "__gantry_group";
 
+/// The outcomes `requires` may wait for.
+const REQUIRE_STATUSES: &[&str] = &[
+    "success",
+    "failed",
+    "canceled",
+    "unauthorized",
+    "not_run",
+    "terminal",
+];
+
 /// Commands expand into commands at most this deep (a command calling itself).
 const MAX_COMMAND_DEPTH: usize = 50;
 
@@ -442,6 +452,7 @@ fn check_uninvoked(
             lenient: true,
             group: None,
             contexts: Vec::new(),
+            when: When::OnSuccess,
         };
         compile_job(cx, &inv, def, defs, values, Vec::new());
     }
@@ -563,6 +574,8 @@ struct Invocation {
     group: Option<String>,
     /// `context:` names.
     contexts: Vec<String>,
+    /// After which outcomes of what it requires the job runs.
+    when: When,
 }
 
 fn workflow(
@@ -664,17 +677,36 @@ fn workflow(
             filtered.push(job.clone());
             continue;
         }
+        // `requires: [a: failed]` / `[a: [success, failed]]` / `[a: terminal]`: the job runs
+        // after those outcomes of `a` (success only, by default).
+        let mut statuses: Vec<String> = Vec::new();
         let requires: Vec<(String, Span)> = config
             .and_then(|c| c.get("requires"))
             .map(|r| match &r.value {
                 Value::Seq(items) => items
                     .iter()
                     .filter_map(|i| match &i.value {
-                        Value::Map(m) => m
-                            .first()
-                            .and_then(|(k, _)| k.scalar_text())
-                            .map(|k| (k, i.span)),
-                        _ => i.scalar_text().map(|s| (s, i.span)),
+                        Value::Map(m) => {
+                            let (k, v) = m.first()?;
+                            for st in strings(Some(v)) {
+                                if !REQUIRE_STATUSES.contains(&st.as_str()) {
+                                    cx.error(
+                                        v.span,
+                                        "invalid-value",
+                                        format!(
+                                            "requires status '{st}' is not one of {}",
+                                            REQUIRE_STATUSES.join(", ")
+                                        ),
+                                    );
+                                }
+                                statuses.push(st);
+                            }
+                            k.scalar_text().map(|k| (k, i.span))
+                        }
+                        _ => {
+                            statuses.push("success".into());
+                            i.scalar_text().map(|s| (s, i.span))
+                        }
                     })
                     .collect(),
                 _ => {
@@ -706,6 +738,13 @@ fn workflow(
         let given_name = config
             .and_then(|c| c.get("name"))
             .and_then(Node::scalar_text);
+        let success = statuses.iter().any(|s| s == "success" || s == "terminal");
+        let other = statuses.iter().any(|s| s != "success");
+        let when = match (success, other) {
+            (true, true) => When::Always,
+            (false, true) => When::OnFailure,
+            _ => When::OnSuccess,
+        };
         let base = Invocation {
             name: given_name.clone().unwrap_or_else(|| job.clone()),
             alias: job.clone(),
@@ -722,6 +761,7 @@ fn workflow(
                 .and_then(|c| c.get(GROUP_KEY))
                 .and_then(Node::scalar_text),
             contexts: strings(config.and_then(|c| c.get("context"))),
+            when,
         };
         match config.and_then(|c| c.get("matrix")) {
             Some(m) => invocations.extend(matrix(cx, m, base, given_name.is_some())),
@@ -1179,6 +1219,7 @@ fn matrix(cx: &mut Ctx<'_>, node: &Node, base: Invocation, named: bool) -> Vec<I
             lenient: false,
             group: base.group.clone(),
             contexts: base.contexts.clone(),
+            when: base.when,
         });
     }
     out
@@ -1498,6 +1539,7 @@ fn compile_job(
     let ex = executor_of(cx, &def, defs, values, ns, 0);
     let mut job = empty_job(&inv.name, inv.span, needs);
     job.contexts = inv.contexts.clone();
+    job.when = inv.when;
     job.container = ex.container.map(Box::new);
     job.services = ex.services;
     if let Some(class) = &ex.resource_class {
