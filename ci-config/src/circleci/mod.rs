@@ -34,6 +34,7 @@
 //! ```
 
 mod emit;
+mod expr;
 mod params;
 
 pub use emit::to_yaml;
@@ -599,13 +600,23 @@ fn workflow(
             );
         }
     }
+    let holds = |cx: &mut Ctx<'_>, n: &Node| match n.as_str() {
+        // A bare expression (`pipeline.git.branch == "main"`), not a literal.
+        Some(text) if is_expression(text) => Scope {
+            pipeline: Some(values),
+            ..Scope::default()
+        }
+        .expression(cx, text, n.span)
+        .is_some_and(|v| v.truthy()),
+        _ => params::logic(cx, n, 0),
+    };
     if let Some(w) = node.get("when") {
-        if !params::logic(cx, w, 0) {
+        if !holds(cx, w) {
             return None;
         }
     }
     if let Some(u) = node.get("unless") {
-        if params::logic(cx, u, 0) {
+        if holds(cx, u) {
             return None;
         }
     }
@@ -663,7 +674,7 @@ fn workflow(
             continue;
         }
         if let Some(f) = config.and_then(|c| c.get("filters")) {
-            if !filters_pass(cx, f, pipeline) {
+            if !filters_pass(cx, f, pipeline, values) {
                 filtered.push(
                     config
                         .and_then(|c| c.get("name"))
@@ -1074,7 +1085,21 @@ fn expand_groups(
 
 /// `filters:` of a job invocation: branches and tags, `only` then `ignore`, strings or
 /// `/regex/` matching the whole name.
-fn filters_pass(cx: &mut Ctx<'_>, filters: &Node, pipeline: &Pipeline) -> bool {
+fn filters_pass(
+    cx: &mut Ctx<'_>,
+    filters: &Node,
+    pipeline: &Pipeline,
+    values: &IndexMap<String, Node>,
+) -> bool {
+    if let Some(text) = filters.as_str() {
+        // An expression filter: `pipeline.git.branch == "main" or …`.
+        return Scope {
+            pipeline: Some(values),
+            ..Scope::default()
+        }
+        .expression(cx, text, filters.span)
+        .is_some_and(|v| v.truthy());
+    }
     cx.keys(filters, &["branches", "tags"]);
     let tag = pipeline.value("pipeline.git.tag");
     let (what, value) = if tag.is_empty() {
@@ -2027,6 +2052,16 @@ fn auto_reruns(
         }
     };
     Some((n, secs))
+}
+
+/// Whether a bare `when`/`filters` string is an expression rather than a literal.
+fn is_expression(text: &str) -> bool {
+    !matches!(text.trim(), "true" | "false" | "")
+        && (text.contains("==")
+            || text.contains("!=")
+            || [" and ", " or ", "not ", " starts-with ", " matches "]
+                .iter()
+                .any(|w| text.contains(w)))
 }
 
 /// A name holding `<< … >>` parts as a pattern where each part stands for anything.

@@ -231,6 +231,10 @@ impl Scope<'_> {
     /// Whether `name` belongs to a namespace this scope resolves (others are left for a
     /// later pass: a job's `<< parameters.x >>` inside a workflow-level matrix name).
     fn resolves(&self, name: &str) -> bool {
+        is_name(name) && self.namespace_known(name)
+    }
+
+    fn namespace_known(&self, name: &str) -> bool {
         (name.starts_with("parameters.") && self.parameters.is_some())
             || (name.starts_with("matrix.") && self.matrix.is_some())
             || (name.starts_with("pipeline.") && self.pipeline.is_some())
@@ -258,6 +262,12 @@ impl Scope<'_> {
                             None => self.unknown(cx, name, node.span),
                         }
                         return;
+                    }
+                    if !is_name(name) {
+                        if let Some(v) = self.expression(cx, name, node.span) {
+                            *node = v.into_node(node.span);
+                            return;
+                        }
                     }
                 }
                 let text = s.clone();
@@ -305,17 +315,42 @@ impl Scope<'_> {
                         Some(String::new())
                     }
                 }
+            } else if !is_name(inner) {
+                self.expression(cx, inner, span).map(|v| v.text())
             } else {
-                if !is_name(inner) {
-                    cx.error(
-                        span,
-                        "unsupported",
-                        format!("the expression << {inner} >> is not supported yet (only names)"),
-                    );
-                }
                 None
             }
         })
+    }
+}
+
+impl Scope<'_> {
+    /// An expression inside `<< >>`; `None` (left as written) when it names something this
+    /// scope does not resolve yet (a job's parameters while the pipeline's are resolved), or
+    /// (with an error) when it is wrong.
+    pub(super) fn expression(
+        &self,
+        cx: &mut Ctx<'_>,
+        text: &str,
+        span: Span,
+    ) -> Option<super::expr::Val> {
+        let deferred = std::cell::Cell::new(false);
+        let lookup = |name: &str| {
+            if self.resolves(name) {
+                self.lookup(name)
+            } else {
+                deferred.set(true);
+                None
+            }
+        };
+        match super::expr::evaluate(text, &lookup) {
+            Ok(v) => Some(v),
+            Err(_) if deferred.get() => None,
+            Err(e) => {
+                cx.error(span, "invalid-expression", format!("<< {text} >>: {e}"));
+                None
+            }
+        }
     }
 }
 
