@@ -125,6 +125,13 @@ const REQUIRE_STATUSES: &[&str] = &[
     "terminal",
 ];
 
+/// How many jobs one matrix may make.
+const MAX_MATRIX: usize = 1000;
+
+/// How many commands one job may expand in all (a command calling others several times at
+/// every level multiplies).
+const MAX_EXPANSIONS: usize = 10_000;
+
 /// Commands expand into commands at most this deep (a command calling itself).
 const MAX_COMMAND_DEPTH: usize = 50;
 
@@ -502,6 +509,8 @@ fn check_uninvoked(
             shell: None,
             working_directory: None,
             steps: Vec::new(),
+            expanding: Vec::new(),
+            expansions: 0,
         };
         let steps = steps.as_seq().unwrap_or_default().to_vec();
         lowering.steps_of(cx, &steps, &scope, "", 1);
@@ -1164,6 +1173,18 @@ fn matrix(cx: &mut Ctx<'_>, node: &Node, base: Invocation, named: bool) -> Vec<I
         })
         .collect();
     axes.sort_by(|a, b| a.0.cmp(&b.0));
+    let size = axes
+        .iter()
+        .try_fold(1usize, |n, (_, v)| n.checked_mul(v.len()))
+        .unwrap_or(usize::MAX);
+    if size > MAX_MATRIX {
+        cx.error(
+            node.span,
+            "invalid-value",
+            format!("matrix makes {size} jobs; at most {MAX_MATRIX} are allowed"),
+        );
+        return Vec::new();
+    }
     let mut combos: Vec<IndexMap<String, Node>> = vec![IndexMap::new()];
     for (k, values) in &axes {
         combos = combos
@@ -1593,6 +1614,8 @@ fn compile_job(
         shell: shell.as_deref(),
         working_directory: working_directory.as_deref(),
         steps: Vec::new(),
+        expanding: Vec::new(),
+        expansions: 0,
     };
     lowering.steps_of(cx, &inv.pre, &scope, "", 0);
     if matches!(kind, "lock" | "unlock") && def.get("key").is_none() {
@@ -1628,6 +1651,10 @@ struct Lowering<'a> {
     shell: Option<&'a str>,
     working_directory: Option<&'a str>,
     steps: Vec<Step>,
+    /// Commands being expanded (a command may not call itself).
+    expanding: Vec<String>,
+    /// Commands expanded so far (commands calling others several times multiply).
+    expansions: usize,
 }
 
 impl Lowering<'_> {
@@ -1962,6 +1989,28 @@ impl Lowering<'_> {
             }
             return;
         };
+        if self.expanding.contains(&full) {
+            cx.error(
+                span,
+                "command-cycle",
+                format!(
+                    "command '{full}' calls itself: {} → {full}",
+                    self.expanding.join(" → ")
+                ),
+            );
+            return;
+        }
+        self.expansions += 1;
+        if self.expansions == MAX_EXPANSIONS + 1 {
+            cx.error(
+                span,
+                "invalid-value",
+                format!("a job expands more than {MAX_EXPANSIONS} commands"),
+            );
+        }
+        if self.expansions > MAX_EXPANSIONS {
+            return;
+        }
         if depth >= MAX_COMMAND_DEPTH {
             cx.error(span, "invalid-value", format!("command '{name}' expands more than {MAX_COMMAND_DEPTH} levels deep (does it call itself?)"));
             return;
@@ -1985,7 +2034,9 @@ impl Lowering<'_> {
             .unwrap_or_else(|| Node::new(Value::Seq(Vec::new()), span));
         scope.apply(cx, &mut steps);
         let steps = steps.as_seq().unwrap_or_default().to_vec();
+        self.expanding.push(full.clone());
         self.steps_of(cx, &steps, &scope, namespace(&full), depth + 1);
+        self.expanding.pop();
     }
 }
 
