@@ -80,9 +80,15 @@ fn plans(
         }
         // Rules are not decided here: every job of the file is shown.
         let loaded = parsed.value.context("no workflow")?;
+        let several = loaded.workflows.len() > 1;
         for workflow in &loaded.workflows {
+            // A file with several workflows (CircleCI) shows each under its name.
+            let shown = match (&workflow.name, several) {
+                (Some(name), true) => format!("{display} ({name})"),
+                _ => display.clone(),
+            };
             match Plan::new(workflow, &run_facts) {
-                Ok(plan) => out.push((display.clone(), plan)),
+                Ok(plan) => out.push((shown, plan)),
                 Err(diagnostics) => {
                     for d in &diagnostics {
                         anstream::eprintln!("{}", d.render(&src, true));

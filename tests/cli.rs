@@ -358,3 +358,25 @@ fn show_compiled_prints_circleci_config_that_compiles_to_the_same_jobs() {
     );
     assert_eq!(workflows[0].jobs["report"].needs.len(), 3);
 }
+
+#[test]
+fn list_names_each_circleci_workflow() {
+    let fixture =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/circleci/several-workflows");
+    let out = gantry()
+        .current_dir(&fixture)
+        .args(["list", ".circleci/config.yml"])
+        .assert()
+        .success()
+        .get_output()
+        .stdout
+        .clone();
+    let text = String::from_utf8_lossy(&out);
+    assert!(
+        text.contains(".circleci/config.yml (ci)\n  build")
+            && text.contains(".circleci/config.yml (checks)\n  lint"),
+        "{text}"
+    );
+    // A workflow that does not run for this pipeline is not listed.
+    assert!(!text.contains("nightly-only"), "{text}");
+}
