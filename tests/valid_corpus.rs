@@ -54,7 +54,7 @@ fn realistic_actions_lint_clean() {
 #[test]
 fn realistic_circleci_configs_lint_clean() {
     let files = files("circleci");
-    assert!(files.len() >= 6, "the corpus shrank");
+    assert!(files.len() >= 12, "the corpus shrank");
     assert_clean(&files, |name, src| {
         let options = ci_config::LoadOptions {
             dialect: Some(ci_config::Dialect::CircleCi),
@@ -62,6 +62,12 @@ fn realistic_circleci_configs_lint_clean() {
         };
         let parsed = ci_config::load(name, src, &options);
         assert!(parsed.value.is_some(), "{name}: no model");
-        parsed.diagnostics
+        // Notes on what runs differently here (macOS on the host, no remote Docker) are not
+        // mistakes in the file.
+        parsed
+            .diagnostics
+            .into_iter()
+            .filter(|d| d.code != "unsupported")
+            .collect()
     });
 }
