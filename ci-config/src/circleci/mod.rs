@@ -1768,12 +1768,11 @@ impl Lowering<'_> {
             }
             "persist_to_workspace" => {
                 let root = text("root").unwrap_or_else(|| ".".into());
-                let root = root.trim_start_matches("~/project").trim_start_matches('/');
-                let root = if root.is_empty() { "." } else { root };
+                let root = self.project_path(cx, &root, span);
                 self.push(
                     "Persisting to workspace",
                     StepAction::WorkspacePersist {
-                        root: root.to_owned(),
+                        root,
                         paths: strings(get("paths")),
                     },
                     span,
@@ -1781,16 +1780,10 @@ impl Lowering<'_> {
             }
             "attach_workspace" => {
                 let at = text("at").unwrap_or_else(|| ".".into());
-                let at = at.trim_start_matches("~/project").trim_start_matches('/');
+                let at = self.project_path(cx, &at, span);
                 self.push(
                     "Attaching workspace",
-                    StepAction::WorkspaceAttach {
-                        at: if at.is_empty() {
-                            ".".into()
-                        } else {
-                            at.to_owned()
-                        },
-                    },
+                    StepAction::WorkspaceAttach { at },
                     span,
                 );
             }
@@ -1858,6 +1851,39 @@ impl Lowering<'_> {
                 );
             }
             name => self.command(cx, name, args, span, ns, depth),
+        }
+    }
+
+    /// A path of a workspace step as a path of the project: `~/project/x` is `x`, a relative
+    /// path is taken from the job's working directory; a path outside the project is read as
+    /// if it were inside it, with a warning (workspaces live in the project here).
+    fn project_path(&self, cx: &mut Ctx<'_>, path: &str, span: Span) -> String {
+        let rel = if path == "~/project" {
+            ".".to_owned()
+        } else if let Some(rest) = path.strip_prefix("~/project/") {
+            rest.to_owned()
+        } else if path.starts_with('/') || path.starts_with('~') {
+            let inside = path.trim_start_matches('~').trim_start_matches('/');
+            cx.warning(
+                span,
+                "unsupported",
+                format!(
+                    "workspace path {path} is outside the project; Gantry keeps workspaces in \
+                     the project and reads it as {inside}"
+                ),
+            );
+            inside.to_owned()
+        } else {
+            match self.working_directory {
+                Some(wd) if path == "." => wd.to_owned(),
+                Some(wd) => format!("{wd}/{path}"),
+                None => path.to_owned(),
+            }
+        };
+        if rel.is_empty() {
+            ".".into()
+        } else {
+            rel
         }
     }
 
