@@ -383,7 +383,7 @@ fn github_fixtures() {
 
 #[test]
 fn circleci_fixtures() {
-    run_fixtures("circleci", 40);
+    run_fixtures("circleci", 55);
 }
 
 #[test]
