@@ -1,17 +1,9 @@
 //! End-to-end tests of the `gantry` binary: output shapes and exit codes of the CLI contract.
 
-use assert_cmd::Command;
 use serde_json::Value;
 
-fn gantry() -> Command {
-    let mut cmd = Command::cargo_bin("gantry").expect("the gantry binary is built for tests");
-    // Never on the network; a fetch cache of this process's own.
-    cmd.env("GANTRY_OFFLINE", "1").env(
-        "GANTRY_CACHE_DIR",
-        std::env::temp_dir().join(format!("gantry-test-cache-{}", std::process::id())),
-    );
-    cmd
-}
+mod common;
+use common::{gantry, stdout_in, test_dir};
 
 fn write(dir: &tempfile::TempDir, name: &str, text: &str) -> std::path::PathBuf {
     let path = dir.path().join(name);
@@ -333,17 +325,10 @@ fn circleci_files_are_read_and_their_mistakes_located() {
 
 #[test]
 fn show_compiled_prints_circleci_config_that_compiles_to_the_same_jobs() {
-    let fixture = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/circleci/matrix-names-exclude-and-alias");
-    let out = gantry()
-        .current_dir(&fixture)
-        .args(["lint", "--show-compiled", ".circleci/config.yml"])
-        .assert()
-        .success()
-        .get_output()
-        .stdout
-        .clone();
-    let text = String::from_utf8_lossy(&out).into_owned();
+    let text = stdout_in(
+        &test_dir("tests/circleci/matrix-names-exclude-and-alias"),
+        &["lint", "--show-compiled", ".circleci/config.yml"],
+    );
     assert!(text.starts_with("version: 2\n"), "{text}");
     assert!(!text.contains("<<"), "parameters resolved:\n{text}");
     // The processed file is itself a configuration with the same jobs and requirements.
@@ -361,17 +346,10 @@ fn show_compiled_prints_circleci_config_that_compiles_to_the_same_jobs() {
 
 #[test]
 fn list_names_each_circleci_workflow() {
-    let fixture =
-        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/circleci/several-workflows");
-    let out = gantry()
-        .current_dir(&fixture)
-        .args(["list", ".circleci/config.yml"])
-        .assert()
-        .success()
-        .get_output()
-        .stdout
-        .clone();
-    let text = String::from_utf8_lossy(&out);
+    let text = stdout_in(
+        &test_dir("tests/circleci/several-workflows"),
+        &["list", ".circleci/config.yml"],
+    );
     assert!(
         text.contains(".circleci/config.yml (ci)\n  build")
             && text.contains(".circleci/config.yml (checks)\n  lint"),

@@ -388,17 +388,10 @@ fn circleci_fixtures() {
 
 #[test]
 fn show_merged_prints_the_full_configuration() {
-    let fixture =
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/gitlab/extends-several-parents");
-    let out = common::gantry()
-        .current_dir(&fixture)
-        .args(["lint", "--show-merged", ".gitlab-ci.yml"])
-        .assert()
-        .success()
-        .get_output()
-        .stdout
-        .clone();
-    let text = String::from_utf8_lossy(&out);
+    let text = common::stdout_in(
+        &common::test_dir("tests/gitlab/extends-several-parents"),
+        &["lint", "--show-merged", ".gitlab-ci.yml"],
+    );
     // The job got its parents' keys, the later parent winning.
     let job = text.split("\njob:\n").nth(1).expect("the job is shown");
     assert!(
@@ -410,16 +403,10 @@ fn show_merged_prints_the_full_configuration() {
 
 #[test]
 fn list_shows_stages() {
-    let fixture = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/gitlab/stages-default");
-    let out = common::gantry()
-        .current_dir(&fixture)
-        .args(["list", ".gitlab-ci.yml"])
-        .assert()
-        .success()
-        .get_output()
-        .stdout
-        .clone();
-    let text = String::from_utf8_lossy(&out);
+    let text = common::stdout_in(
+        &common::test_dir("tests/gitlab/stages-default"),
+        &["list", ".gitlab-ci.yml"],
+    );
     assert!(
         text.contains("stage: build") && text.contains("stage: deploy"),
         "{text}"

@@ -6,6 +6,7 @@ use std::process::Command;
 
 /// Whether the real dockerd with the locally imported test image is here. Absent: skips
 /// loudly, and fails when CI=true.
+#[allow(dead_code)]
 pub fn docker_ready() -> bool {
     let ok = Command::new("docker")
         .args(["image", "inspect", "gantry-busybox:test"])
@@ -39,4 +40,24 @@ pub fn gantry() -> assert_cmd::Command {
 #[allow(dead_code)]
 pub fn test_cache_dir() -> std::path::PathBuf {
     std::env::temp_dir().join(format!("gantry-test-cache-{}", std::process::id()))
+}
+
+/// What `gantry ARGS` in `dir` prints on stdout; it must succeed.
+#[allow(dead_code)]
+pub fn stdout_in(dir: &std::path::Path, args: &[&str]) -> String {
+    let out = gantry()
+        .current_dir(dir)
+        .args(args)
+        .assert()
+        .success()
+        .get_output()
+        .stdout
+        .clone();
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// A folder of the workspace's tests (`tests/circleci/several-workflows`).
+#[allow(dead_code)]
+pub fn test_dir(rel: &str) -> std::path::PathBuf {
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(rel)
 }
