@@ -1,4 +1,4 @@
-//! The public conformance suite of the [`RunStore`] seam, the way `object_store`'s
+//! The public conformance suites of the [`RunStore`] and [`JobQueue`] seams, the way `object_store`'s
 //! integration module works: one async function per behaviour, each panicking with a message
 //! when the store under test misbehaves. Every backend calls [`run_all`] (or the functions
 //! one by one) from its own tests; an embedder's own `RunStore` can too.
@@ -12,6 +12,10 @@
 
 use indexmap::IndexMap;
 
+use crate::queue::{
+    Completion, Expired, Heartbeat, JobQueue, Lease, NewJob, Outcome, QueueState, Scope, Waiting,
+    Worker,
+};
 use crate::runs::{JobRecord, NewRun, RunFilter, RunStore, Status, StepRecord};
 
 /// Every behaviour, in order.
@@ -247,4 +251,522 @@ pub async fn list_newest_first_with_filters(store: &dyn RunStore) {
         .await
         .expect("the store answers");
     assert_eq!(done.runs.len(), 1);
+}
+
+/// The [`JobQueue`] suite: every behaviour, in order. Each test uses its own labels and
+/// projects and a clock starting at the real time, so that a database shared with other
+/// processes (or left over from earlier runs) does not disturb it.
+pub async fn queue_all(queue: &dyn JobQueue) {
+    queue_labels_priority_and_duplicates(queue).await;
+    queue_completion_is_idempotent(queue).await;
+    queue_lost_leases_are_retried_within_budget(queue).await;
+    queue_capacity_gates_and_reasons(queue).await;
+    queue_fair_between_projects(queue).await;
+    queue_cancel(queue).await;
+    queue_concurrent_leases(queue).await;
+}
+
+fn clock() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
+}
+
+const LEASE: i64 = 60_000;
+
+async fn lease_id(queue: &dyn JobQueue, worker: &Worker, now: i64) -> Option<Lease> {
+    queue
+        .lease(worker, now, LEASE)
+        .await
+        .expect("the queue answers")
+}
+
+async fn enqueue(queue: &dyn JobQueue, job: NewJob, now: i64) {
+    assert!(
+        queue.enqueue(&job, now).await.expect("the queue answers"),
+        "a new id is enqueued"
+    );
+}
+
+/// A worker gets only jobs whose every label it has, highest priority first, then oldest;
+/// enqueueing an id twice changes nothing.
+pub async fn queue_labels_priority_and_duplicates(queue: &dyn JobQueue) {
+    let t = clock();
+    let l = unique("linux");
+    let gpu = unique("gpu");
+    let project = unique("octo/app");
+    let id = |n: &str| format!("{l}-{n}");
+    enqueue(queue, NewJob::new(id("a"), &project, "A").label(&l), t).await;
+    enqueue(
+        queue,
+        NewJob::new(id("b"), &project, "B").label(&l).priority(5),
+        t + 1,
+    )
+    .await;
+    enqueue(
+        queue,
+        NewJob::new(id("c"), &project, "C").label(&l).label(&gpu),
+        t + 2,
+    )
+    .await;
+    assert!(
+        !queue
+            .enqueue(&NewJob::new(id("a"), &project, "again"), t + 3)
+            .await
+            .expect("the queue answers"),
+        "a duplicate id is refused"
+    );
+    let plain = Worker::new(unique("w"), [l.clone()]);
+    let first = lease_id(queue, &plain, t + 10)
+        .await
+        .expect("a job for the worker");
+    assert_eq!(
+        (first.job_id.as_str(), first.payload.as_str()),
+        (id("b").as_str(), "B")
+    );
+    assert_eq!(first.attempt, 1);
+    assert_eq!(first.deadline, t + 10 + LEASE);
+    let second = lease_id(queue, &plain, t + 11)
+        .await
+        .expect("a job for the worker");
+    assert_eq!(
+        second.job_id,
+        id("a"),
+        "then the oldest; the payload is the first one"
+    );
+    assert_eq!(second.payload, "A");
+    assert!(
+        lease_id(queue, &plain, t + 12).await.is_none(),
+        "the gpu job needs a worker with both labels"
+    );
+    let both = Worker::new(unique("w"), [gpu.clone(), l.clone(), "docker".into()]);
+    let third = lease_id(queue, &both, t + 13)
+        .await
+        .expect("a job for the worker");
+    assert_eq!(third.job_id, id("c"));
+    let got = queue
+        .get(&id("c"))
+        .await
+        .expect("the queue answers")
+        .expect("the job exists");
+    assert_eq!(got.state, QueueState::Leased);
+    assert_eq!(got.worker.as_deref(), Some(both.id.as_str()));
+    assert_eq!(got.labels, [l.clone(), gpu.clone()]);
+    for lease in [first, second, third] {
+        queue
+            .complete(&lease.job_id, &lease.token, Outcome::Success, t + 20)
+            .await
+            .expect("the queue answers");
+    }
+}
+
+/// Completing twice with the same lease answers the first outcome; another token is stale;
+/// a finished job is never leased again.
+pub async fn queue_completion_is_idempotent(queue: &dyn JobQueue) {
+    let t = clock();
+    let l = unique("linux");
+    let worker = Worker::new(unique("w"), [l.clone()]);
+    enqueue(
+        queue,
+        NewJob::new(unique("job"), unique("p"), "x").label(&l),
+        t,
+    )
+    .await;
+    let lease = lease_id(queue, &worker, t + 1)
+        .await
+        .expect("a job for the worker");
+    let complete = |token: String, outcome| {
+        let id = lease.job_id.clone();
+        async move {
+            queue
+                .complete(&id, &token, outcome, t + 5)
+                .await
+                .expect("the queue answers")
+        }
+    };
+    assert_eq!(
+        complete(lease.token.clone(), Outcome::Failure).await,
+        Completion::Recorded
+    );
+    assert_eq!(
+        complete(lease.token.clone(), Outcome::Success).await,
+        Completion::AlreadyDone(Outcome::Failure),
+        "a repeated completion keeps the first outcome"
+    );
+    assert_eq!(
+        complete("1.forged".into(), Outcome::Success).await,
+        Completion::Stale
+    );
+    assert!(
+        lease_id(queue, &worker, t + 6).await.is_none(),
+        "a finished job is not leased again"
+    );
+    assert_eq!(
+        queue
+            .heartbeat(&lease.job_id, &lease.token, t + 7, LEASE)
+            .await
+            .expect("the queue answers"),
+        Heartbeat::Gone
+    );
+    let job = queue
+        .get(&lease.job_id)
+        .await
+        .expect("the queue answers")
+        .expect("the job exists");
+    assert_eq!(
+        (job.state, job.outcome, job.finished_at),
+        (QueueState::Done, Some(Outcome::Failure), Some(t + 5))
+    );
+    assert!(queue
+        .complete("no-such-job", "t", Outcome::Success, t)
+        .await
+        .is_err());
+}
+
+/// A lease not extended in time is lost: queued again within the budget (the old lease is
+/// stale from then on), then ended as lost. Heartbeats keep a lease.
+pub async fn queue_lost_leases_are_retried_within_budget(queue: &dyn JobQueue) {
+    let t = clock();
+    let l = unique("linux");
+    let id = unique("job");
+    let worker = Worker::new(unique("w"), [l.clone()]);
+    enqueue(queue, NewJob::new(&id, unique("p"), "x").label(&l), t).await;
+    let ours = |expired: Vec<Expired>| -> Vec<Expired> {
+        expired.into_iter().filter(|e| e.job_id == id).collect()
+    };
+    let first = queue
+        .lease(&worker, t, 100)
+        .await
+        .expect("the queue answers")
+        .expect("a job");
+    assert_eq!(
+        queue
+            .heartbeat(&id, &first.token, t + 90, 100)
+            .await
+            .expect("the queue answers"),
+        Heartbeat::Extended { cancel: false }
+    );
+    assert!(
+        ours(queue.expire(t + 150).await.expect("the queue answers")).is_empty(),
+        "the heartbeat moved the deadline to t+190"
+    );
+    let expired = ours(queue.expire(t + 200).await.expect("the queue answers"));
+    assert_eq!(expired.len(), 1);
+    assert!(expired[0].retried, "one retry by default");
+    assert_eq!(expired[0].worker, worker.id);
+    let job = queue
+        .get(&id)
+        .await
+        .expect("the queue answers")
+        .expect("the job exists");
+    assert_eq!((job.state, job.lost), (QueueState::Queued, 1));
+    assert!(
+        job.note.as_deref().unwrap_or_default().contains("expired"),
+        "{:?}",
+        job.note
+    );
+    let second = queue
+        .lease(&worker, t + 210, 100)
+        .await
+        .expect("the queue answers")
+        .expect("the retry");
+    assert_eq!(second.attempt, 2);
+    assert_ne!(second.token, first.token);
+    assert_eq!(
+        queue
+            .complete(&id, &first.token, Outcome::Success, t + 220)
+            .await
+            .expect("the queue answers"),
+        Completion::Stale,
+        "the lost worker's late completion is refused"
+    );
+    assert_eq!(
+        queue
+            .heartbeat(&id, &first.token, t + 220, 100)
+            .await
+            .expect("the queue answers"),
+        Heartbeat::Gone
+    );
+    let expired = ours(queue.expire(t + 400).await.expect("the queue answers"));
+    assert_eq!(expired.len(), 1);
+    assert!(!expired[0].retried, "the budget is spent");
+    let job = queue
+        .get(&id)
+        .await
+        .expect("the queue answers")
+        .expect("the job exists");
+    assert_eq!(
+        (job.state, job.outcome, job.lost),
+        (QueueState::Done, Some(Outcome::Lost), 2)
+    );
+    assert!(queue
+        .lease(&worker, t + 500, 100)
+        .await
+        .expect("the queue answers")
+        .is_none());
+}
+
+/// Capacity per label and per project: a full gate holds jobs back, with the reason shown;
+/// a freed slot lets the next one go.
+pub async fn queue_capacity_gates_and_reasons(queue: &dyn JobQueue) {
+    let t = clock();
+    let large = unique("linux-large");
+    let project = unique("octo/busy");
+    let worker = Worker::new(unique("w"), [large.clone()]);
+    queue
+        .set_capacity(&Scope::Label(large.clone()), Some(1))
+        .await
+        .expect("the queue answers");
+    let a = unique("job");
+    let b = unique("job");
+    enqueue(queue, NewJob::new(&a, &project, "a").label(&large), t).await;
+    enqueue(queue, NewJob::new(&b, &project, "b").label(&large), t + 1).await;
+    let reason = |waiting: Vec<Waiting>, id: &str| {
+        waiting
+            .into_iter()
+            .find(|w| w.job.id == id)
+            .map(|w| w.reason)
+            .expect("the job waits")
+    };
+    let before = reason(queue.waiting(t + 2).await.expect("the queue answers"), &a);
+    assert!(before.contains("no worker with the labels"), "{before}");
+    let first = lease_id(queue, &worker, t + 3).await.expect("a job");
+    assert_eq!(first.job_id, a);
+    assert!(
+        lease_id(queue, &worker, t + 4).await.is_none(),
+        "the label's one slot is busy"
+    );
+    let why = reason(queue.waiting(t + 5).await.expect("the queue answers"), &b);
+    assert_eq!(why, format!("waiting for a '{large}' slot: 1/1 busy"));
+    queue
+        .complete(&a, &first.token, Outcome::Success, t + 6)
+        .await
+        .expect("the queue answers");
+    let next = lease_id(queue, &worker, t + 7)
+        .await
+        .expect("the freed slot");
+    assert_eq!(next.job_id, b);
+    queue
+        .complete(&b, &next.token, Outcome::Success, t + 8)
+        .await
+        .expect("the queue answers");
+    queue
+        .set_capacity(&Scope::Label(large.clone()), None)
+        .await
+        .expect("the queue answers");
+
+    // Per project, and the gates read back.
+    let l = unique("linux");
+    let worker = Worker::new(unique("w"), [l.clone()]);
+    let project = unique("octo/plan");
+    queue
+        .set_capacity(&Scope::Project(project.clone()), Some(2))
+        .await
+        .expect("the queue answers");
+    assert_eq!(
+        queue
+            .capacities()
+            .await
+            .expect("the queue answers")
+            .get(&Scope::Project(project.clone())),
+        Some(&2)
+    );
+    let ids: Vec<String> = (0..3).map(|_| unique("job")).collect();
+    for (i, id) in ids.iter().enumerate() {
+        enqueue(
+            queue,
+            NewJob::new(id, &project, "x").label(&l),
+            t + i as i64,
+        )
+        .await;
+    }
+    let leases = [
+        lease_id(queue, &worker, t + 10).await.expect("slot 1"),
+        lease_id(queue, &worker, t + 11).await.expect("slot 2"),
+    ];
+    assert!(
+        lease_id(queue, &worker, t + 12).await.is_none(),
+        "the project's 2 slots are busy"
+    );
+    let why = reason(
+        queue.waiting(t + 13).await.expect("the queue answers"),
+        &ids[2],
+    );
+    assert_eq!(
+        why,
+        format!("waiting for a slot of project '{project}': 2/2 busy")
+    );
+    let leased = queue.leased().await.expect("the queue answers");
+    assert_eq!(leased.iter().filter(|j| j.project == project).count(), 2);
+    for lease in &leases {
+        queue
+            .complete(&lease.job_id, &lease.token, Outcome::Success, t + 14)
+            .await
+            .expect("the queue answers");
+    }
+    let last = lease_id(queue, &worker, t + 15)
+        .await
+        .expect("a freed slot");
+    assert_eq!(last.job_id, ids[2]);
+    queue
+        .complete(&last.job_id, &last.token, Outcome::Success, t + 16)
+        .await
+        .expect("the queue answers");
+    queue
+        .set_capacity(&Scope::Project(project), None)
+        .await
+        .expect("the queue answers");
+}
+
+/// A project that enqueued many jobs does not starve one that enqueued later: of equal
+/// priority, the project with fewer jobs leased goes first.
+pub async fn queue_fair_between_projects(queue: &dyn JobQueue) {
+    let t = clock();
+    let l = unique("linux");
+    let worker = Worker::new(unique("w"), [l.clone()]);
+    let (big, small) = (unique("octo/big"), unique("octo/small"));
+    for i in 0..3 {
+        enqueue(
+            queue,
+            NewJob::new(format!("{big}-{i}"), &big, "x").label(&l),
+            t + i,
+        )
+        .await;
+    }
+    enqueue(
+        queue,
+        NewJob::new(format!("{small}-0"), &small, "x").label(&l),
+        t + 10,
+    )
+    .await;
+    let mut order = Vec::new();
+    let mut leases = Vec::new();
+    while let Some(lease) = lease_id(queue, &worker, t + 20).await {
+        order.push(lease.project.clone());
+        leases.push(lease);
+    }
+    assert_eq!(
+        order,
+        [big.clone(), small.clone(), big.clone(), big.clone()]
+    );
+    let waiting = queue.waiting(t + 21).await.expect("the queue answers");
+    assert!(!waiting
+        .iter()
+        .any(|w| w.job.project == big || w.job.project == small));
+    for lease in leases {
+        queue
+            .complete(&lease.job_id, &lease.token, Outcome::Success, t + 30)
+            .await
+            .expect("the queue answers");
+    }
+}
+
+/// Cancelling a queued job ends it; a leased one is flagged for its worker's heartbeat; an
+/// ended one is left alone.
+pub async fn queue_cancel(queue: &dyn JobQueue) {
+    let t = clock();
+    let l = unique("linux");
+    let worker = Worker::new(unique("w"), [l.clone()]);
+    let project = unique("p");
+    let (queued, running) = (unique("job"), unique("job"));
+    enqueue(queue, NewJob::new(&running, &project, "x").label(&l), t).await;
+    enqueue(queue, NewJob::new(&queued, &project, "x").label(&l), t + 1).await;
+    let lease = lease_id(queue, &worker, t + 2).await.expect("a job");
+    assert_eq!(lease.job_id, running);
+    assert!(queue
+        .cancel(&queued, t + 3)
+        .await
+        .expect("the queue answers"));
+    let job = queue
+        .get(&queued)
+        .await
+        .expect("the queue answers")
+        .expect("the job exists");
+    assert_eq!(
+        (job.state, job.outcome),
+        (QueueState::Done, Some(Outcome::Cancelled))
+    );
+    assert!(
+        lease_id(queue, &worker, t + 4).await.is_none(),
+        "a cancelled job is not leased"
+    );
+    assert!(queue
+        .cancel(&running, t + 5)
+        .await
+        .expect("the queue answers"));
+    assert_eq!(
+        queue
+            .heartbeat(&running, &lease.token, t + 6, LEASE)
+            .await
+            .expect("the queue answers"),
+        Heartbeat::Extended { cancel: true }
+    );
+    assert_eq!(
+        queue
+            .complete(&running, &lease.token, Outcome::Cancelled, t + 7)
+            .await
+            .expect("the queue answers"),
+        Completion::Recorded
+    );
+    assert!(
+        !queue
+            .cancel(&running, t + 8)
+            .await
+            .expect("the queue answers"),
+        "it had ended"
+    );
+}
+
+/// Workers leasing at the same moment never get the same job, and a capacity gate holds
+/// under the race.
+pub async fn queue_concurrent_leases(queue: &dyn JobQueue) {
+    let t = clock();
+    let l = unique("linux");
+    let capped = unique("linux-capped");
+    let project = unique("p");
+    for i in 0..12 {
+        enqueue(
+            queue,
+            NewJob::new(unique("job"), &project, "x").label(&l),
+            t + i,
+        )
+        .await;
+        enqueue(
+            queue,
+            NewJob::new(unique("job"), &project, "x").label(&capped),
+            t + i,
+        )
+        .await;
+    }
+    queue
+        .set_capacity(&Scope::Label(capped.clone()), Some(3))
+        .await
+        .expect("the queue answers");
+    let workers: Vec<Worker> = (0..6)
+        .map(|_| Worker::new(unique("w"), [l.clone(), capped.clone()]))
+        .collect();
+    let grab = |w: &Worker| {
+        let w = w.clone();
+        async move {
+            let mut got = Vec::new();
+            while let Some(lease) = lease_id(queue, &w, t + 50).await {
+                got.push(lease.job_id);
+            }
+            got
+        }
+    };
+    let all: Vec<String> = futures_util::future::join_all(workers.iter().map(grab))
+        .await
+        .into_iter()
+        .flatten()
+        .collect();
+    let mut unique_ids = all.clone();
+    unique_ids.sort();
+    unique_ids.dedup();
+    assert_eq!(unique_ids.len(), all.len(), "no job leased twice: {all:?}");
+    assert_eq!(all.len(), 12 + 3, "every plain job and three capped ones");
+    queue
+        .set_capacity(&Scope::Label(capped), None)
+        .await
+        .expect("the queue answers");
 }

@@ -9,7 +9,8 @@
 //! GitLab (`fallback_keys`, `key: files`), with LRU eviction.
 //!
 //! [`runs`] keeps run history behind the `RunStore` trait: SQLite (default, WAL) and Postgres
-//! (feature `postgres`), with migrations for both.
+//! (feature `postgres`), with migrations for both; [`queue`] is the durable job queue in the same
+//! database (leases, heartbeats, retries of lost work, capacity gates, fairness).
 
 //!
 //! # Example
@@ -33,6 +34,7 @@ pub mod caches;
 pub mod conformance;
 pub mod junit;
 pub mod logs;
+pub mod queue;
 pub mod runs;
 
 pub use blob::{BlobStore, StoreError};

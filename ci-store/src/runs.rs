@@ -226,7 +226,7 @@ fn parse_outputs(s: &str) -> Result<IndexMap<String, String>, StoreError> {
 
 /// `?` placeholders → `$1, $2 …` (Postgres).
 #[cfg(any(feature = "postgres", test))]
-fn numbered(sql: &str) -> String {
+pub(crate) fn numbered(sql: &str) -> String {
     let mut out = String::with_capacity(sql.len() + 8);
     let mut n = 0;
     for c in sql.chars() {
@@ -478,6 +478,11 @@ impl SqliteRunStore {
             .map_err(|e| StoreError::Database(e.to_string()))?;
         Ok(SqliteRunStore { pool })
     }
+
+    /// The connection pool (the job queue shares the database).
+    pub(crate) fn pool(&self) -> &sqlx::SqlitePool {
+        &self.pool
+    }
 }
 
 fn same(sql: &str) -> String {
@@ -507,6 +512,11 @@ impl PostgresRunStore {
             .await
             .map_err(|e| StoreError::Database(e.to_string()))?;
         Ok(PostgresRunStore { pool })
+    }
+
+    /// The connection pool (the job queue shares the database).
+    pub(crate) fn pool(&self) -> &sqlx::PgPool {
+        &self.pool
     }
 }
 

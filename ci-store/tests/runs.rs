@@ -35,7 +35,10 @@ async fn postgres() {
     let url = std::env::var("GANTRY_POSTGRES_URL")
         .unwrap_or_else(|_| "postgres://gantry:gantry@127.0.0.1:5432/gantry_test".into());
     match ci_store::runs::PostgresRunStore::connect(&url).await {
-        Ok(store) => run_all(&store).await,
+        Ok(store) => {
+            run_all(&store).await;
+            ci_store::conformance::queue_all(&ci_store::queue::PostgresQueue::new(&store)).await;
+        }
         Err(e) => {
             assert!(
                 std::env::var("CI").as_deref() != Ok("true"),
@@ -48,4 +51,18 @@ async fn postgres() {
             );
         }
     }
+}
+
+#[tokio::test]
+async fn queue_on_sqlite_in_memory() {
+    let store = SqliteRunStore::open(":memory:").await.unwrap();
+    ci_store::conformance::queue_all(&ci_store::queue::SqliteQueue::new(&store)).await;
+}
+
+#[tokio::test]
+async fn queue_on_sqlite_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("runs.db");
+    let store = SqliteRunStore::open(path.to_str().unwrap()).await.unwrap();
+    ci_store::conformance::queue_all(&ci_store::queue::SqliteQueue::new(&store)).await;
 }
