@@ -31,6 +31,16 @@ impl Status {
         }
     }
 
+    /// A stored status as a job's result (queued/running ones count as failures).
+    pub(crate) fn from_stored(status: ci_store::runs::Status) -> Status {
+        match status {
+            ci_store::runs::Status::Success => Status::Success,
+            ci_store::runs::Status::Cancelled => Status::Cancelled,
+            ci_store::runs::Status::Skipped => Status::Skipped,
+            _ => Status::Failure,
+        }
+    }
+
     pub(crate) fn stored(self) -> ci_store::runs::Status {
         match self {
             Status::Success => ci_store::runs::Status::Success,

@@ -33,8 +33,17 @@ pub struct RunOptions {
     /// Named sets of secret variables (CircleCI contexts): a job naming one gets its
     /// variables, masked in logs.
     pub contexts: IndexMap<String, IndexMap<String, String>>,
+    /// Use this run id instead of a new one. When the run store has a run with this id, the
+    /// run **resumes** it: jobs recorded as finished (success, failure, cancelled) keep their
+    /// results and outputs and are not run again, unless named in [`RunOptions::rerun`] or
+    /// needing a job that runs again. This is how a server picks a run up after a restart.
+    pub run_id: Option<String>,
+    /// Jobs (ids or instance ids) of a resumed run to run again, with what needs them.
+    pub rerun: Vec<String>,
     /// Instances named in `jobs` (`test 1/2`, `build (linux)`), by job: only they run.
     pub(crate) instances: Vec<(String, String)>,
+    /// Finished jobs of the resumed run, by instance id.
+    pub(crate) prior: IndexMap<String, ci_store::runs::JobRecord>,
 }
 
 /// Which jobs a `--job` selection runs.
@@ -66,7 +75,10 @@ impl Default for RunOptions {
             junit: Vec::new(),
             orbs: IndexMap::new(),
             contexts: IndexMap::new(),
+            run_id: None,
+            rerun: Vec::new(),
             instances: Vec::new(),
+            prior: IndexMap::new(),
         }
     }
 }

@@ -263,7 +263,14 @@ pub(crate) async fn prepare_loaded(
     vars.extend(options.vars.clone());
     let inputs = typed_inputs(&workflow, &event, &options.inputs);
     let created = now_ms();
-    let run_id = format!("{}-{}", created, std::process::id() % 10_000);
+    let run_id = options
+        .run_id
+        .clone()
+        .unwrap_or_else(|| format!("{}-{}", created, std::process::id() % 10_000));
+    let existing = match &options.run_id {
+        Some(id) => inner.runs.get_run(id).await?,
+        None => None,
+    };
     let mut contexts = Contexts::new();
     contexts
         .insert(
@@ -299,18 +306,35 @@ pub(crate) async fn prepare_loaded(
             )));
         }
     }
-    inner
-        .runs
-        .create_run(&NewRun {
-            id: run_id.clone(),
-            repo: event.repository.full_name.clone(),
-            git_ref: event.git_ref.clone(),
-            sha: event.sha.clone(),
-            event: event.name().to_owned(),
-            workflow: source.path.clone(),
-            created_at: created,
-        })
-        .await?;
+    if let Some(existing) = &existing {
+        // Resuming: what ended keeps its result.
+        options.prior = existing
+            .jobs
+            .iter()
+            .filter(|(j, _)| {
+                matches!(
+                    j.status,
+                    ci_store::runs::Status::Success
+                        | ci_store::runs::Status::Failure
+                        | ci_store::runs::Status::Cancelled
+                )
+            })
+            .map(|(j, _)| (j.job_id.clone(), j.clone()))
+            .collect();
+    } else {
+        inner
+            .runs
+            .create_run(&NewRun {
+                id: run_id.clone(),
+                repo: event.repository.full_name.clone(),
+                git_ref: event.git_ref.clone(),
+                sha: event.sha.clone(),
+                event: event.name().to_owned(),
+                workflow: source.path.clone(),
+                created_at: created,
+            })
+            .await?;
+    }
     let run_number = inner
         .runs
         .get_run(&run_id)
@@ -800,6 +824,8 @@ pub(crate) fn run_workflow(
         let mut reported: Vec<bool> = Vec::new();
         let mut jobs: IndexMap<String, (Status, IndexMap<String, String>)> = IndexMap::new();
         let mut run_cancelled = false;
+        // Instances started in this run (not kept from before a resume).
+        let mut ran: std::collections::HashSet<usize> = std::collections::HashSet::new();
         loop {
             if cancel.is_cancelled() && !run_cancelled {
                 run_cancelled = true;
@@ -813,6 +839,42 @@ pub(crate) fn run_workflow(
             let mut expanded = false;
             for i in scheduler.ready(&mut conditions) {
                 let instance = scheduler.plan().instances[i].clone();
+                if instance.deferred_matrix.is_none() {
+                    let id = format!("{}{}", scope.prefix, instance.id);
+                    if let Some(prior) = kept(&ctx, &id, &instance, &ran) {
+                        // Finished before the run was resumed: its result stands.
+                        let status = Status::from_stored(prior.status);
+                        let mut outcome = outcome_of(status);
+                        outcome.outputs = prior.outputs.clone();
+                        if scheduler.start(i).is_ok() {
+                            let _ = scheduler.finish(i, outcome);
+                        }
+                        reported.resize(reported.len().max(i + 1), false);
+                        reported[i] = true;
+                        merge_job(&mut jobs, &instance.job, status, &prior.outputs);
+                        ctx.emit(RunEvent::JobFinished {
+                            job: id.clone(),
+                            name: prior.name.clone(),
+                            status,
+                            duration_ms: 0,
+                            outputs: prior.outputs.clone(),
+                        })
+                        .await;
+                        ctx.summaries
+                            .lock()
+                            .expect("never poisoned")
+                            .push(JobSummary {
+                                id,
+                                name: prior.name.clone(),
+                                status,
+                                duration: Duration::ZERO,
+                                outputs: prior.outputs.clone(),
+                            });
+                        expanded = true;
+                        continue;
+                    }
+                }
+                ran.insert(i);
                 if instance.deferred_matrix.is_some() {
                     let job = &workflow.jobs[&instance.job];
                     let combos = evaluate_deferred_matrix(&scheduler, i, &scope.contexts)
@@ -927,7 +989,8 @@ pub(crate) fn run_workflow(
                     };
                     let instance = &scheduler.plan().instances[i];
                     let id = format!("{}{}", scope.prefix, instance.id);
-                    record_job(&ctx, &id, &result, status, scheduler.attempts(i), &outputs).await;
+                    let earlier = ctx.options.prior.get(&id).map_or(0, |p| p.attempt as u32);
+                    record_job(&ctx, &id, &result, status, earlier + scheduler.attempts(i), &outputs).await;
                     ctx.emit(RunEvent::JobFinished {
                         job: id.clone(),
                         name: result.name.clone(),
@@ -992,6 +1055,25 @@ pub(crate) fn run_workflow(
         };
         WorkflowResult { status, jobs }
     })
+}
+
+/// The earlier result of a resumed run's job that stands: it ended, is not to be run again,
+/// and nothing it needs ran again.
+fn kept<'a>(
+    ctx: &'a RunCtx,
+    id: &str,
+    instance: &JobInstance,
+    ran: &std::collections::HashSet<usize>,
+) -> Option<&'a ci_store::runs::JobRecord> {
+    let prior = ctx.options.prior.get(id)?;
+    let rerun = &ctx.options.rerun;
+    if rerun.iter().any(|r| r == id || *r == instance.job) {
+        return None;
+    }
+    if instance.needs.iter().any(|n| ran.contains(n)) {
+        return None;
+    }
+    Some(prior)
 }
 
 /// A matrix job's result is its worst instance's; outputs merge.
