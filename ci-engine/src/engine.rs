@@ -39,6 +39,7 @@ pub struct EngineBuilder {
     action_dirs: IndexMap<String, PathBuf>,
     fetcher: Option<Option<ci_vcs::fetch::Fetcher>>,
     containers: Option<Arc<dyn Executor>>,
+    live_logs: Option<std::time::Duration>,
     #[cfg(feature = "reporters")]
     reporter: Option<Arc<dyn ci_vcs::status::StatusReporter>>,
 }
@@ -109,6 +110,14 @@ impl EngineBuilder {
     /// Most jobs running at once across all runs (default: the number of CPUs).
     pub fn capacity(mut self, jobs: usize) -> Self {
         self.capacity = Some(jobs.max(1));
+        self
+    }
+
+    /// Writes jobs' logs out while output arrives, at most `interval` apart (and at each step's
+    /// end), so that a live view following [`ci_store::logs::LogReader`] sees them; without it
+    /// logs are written in 64 KiB segments and when a job ends.
+    pub fn live_logs(mut self, interval: std::time::Duration) -> Self {
+        self.live_logs = Some(interval);
         self
     }
 
@@ -184,6 +193,7 @@ impl EngineBuilder {
                 groups: crate::groups::Groups::default(),
                 bash,
                 containers: self.containers,
+                live_logs: self.live_logs,
                 docker: tokio::sync::OnceCell::new(),
                 #[cfg(feature = "reporters")]
                 reporter: self.reporter,

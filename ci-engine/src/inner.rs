@@ -24,6 +24,8 @@ pub(crate) struct Inner {
     pub groups: crate::groups::Groups,
     pub bash: Option<PathBuf>,
     pub containers: Option<Arc<dyn Executor>>,
+    /// Live logs: how often a job's log is written out while output arrives.
+    pub live_logs: Option<std::time::Duration>,
     /// Posts commit statuses of runs and jobs.
     #[cfg(feature = "reporters")]
     pub reporter: Option<Arc<dyn ci_vcs::status::StatusReporter>>,

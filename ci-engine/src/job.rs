@@ -332,8 +332,12 @@ impl JobRunner {
         }
         let mut secrets = task.scope.secrets.clone();
         secrets.retain(|s| !s.is_empty());
-        let log_key = key.clone();
-        let writer = LogWriter::new(ctx.inner.blobs.clone(), &ctx.run_id, JOB_LOGS, &key);
+        // Each attempt keeps its own log.
+        let log_key = crate::job_log_key(&id, task.attempt);
+        let mut writer = LogWriter::new(ctx.inner.blobs.clone(), &ctx.run_id, JOB_LOGS, &log_key);
+        if let Some(interval) = ctx.inner.live_logs {
+            writer = writer.live(interval);
+        }
         let pipeline = LogPipeline::new(&secrets);
         // `defaults.run` sees the job's `env` (GitHub allows the context there).
         let mut with_env = base.clone();
@@ -665,6 +669,12 @@ impl JobRunner {
                     }),
                 );
                 tracing::debug!(status = %conclusion, "step finished");
+                if let Some(w) = self.logs.writer.as_mut().filter(|w| w.is_live()) {
+                    if let Err(e) = w.flush().await {
+                        self.ctx
+                            .error(format!("writing the log of '{}': {e}", self.id));
+                    }
+                }
                 if result.outcome != Status::Skipped {
                     self.ctx
                         .emit(RunEvent::StepFinished {

@@ -83,6 +83,17 @@ pub fn job_log(
     ci_store::logs::LogReader::new(blobs.clone(), run_id, JOB_LOGS, log_key)
 }
 
+/// The `log_key` of a job's attempt (1-based) in a run: what its steps' records hold, and
+/// what a live view follows with [`job_log`] while the job runs.
+pub fn job_log_key(job_id: &str, attempt: u32) -> String {
+    let key = runner::storage_key(job_id);
+    if attempt > 1 {
+        format!("{key}.{attempt}")
+    } else {
+        key
+    }
+}
+
 /// The test results (JUnit reports) a recorded job kept, by the job's id in the run.
 pub async fn job_test_results(
     blobs: &ci_store::BlobStore,

@@ -42,7 +42,7 @@ pub struct RunOptions {
     pub rerun: Vec<String>,
     /// Instances named in `jobs` (`test 1/2`, `build (linux)`), by job: only they run.
     pub(crate) instances: Vec<(String, String)>,
-    /// Finished jobs of the resumed run, by instance id.
+    /// The recorded jobs of the resumed run, by instance id.
     pub(crate) prior: IndexMap<String, ci_store::runs::JobRecord>,
 }
 

@@ -57,7 +57,6 @@ pub(crate) async fn prepare(
     for (project, dir) in &inner.action_dirs {
         includes = includes.project_dir(project.clone(), dir.clone());
     }
-    let includes = crate::fetch::FetchingIncludes::new(includes, inner.fetcher.clone()).strict();
     let mut options = options;
     let mut orb_problems = Vec::new();
     if dialect == ci_config::Dialect::CircleCi {
@@ -67,13 +66,19 @@ pub(crate) async fn prepare(
         orb_problems = problems;
     }
     let pipeline = circleci_pipeline(&event, &options, &source.root);
-    let load_options = ci_config::LoadOptions {
-        dialect: source.dialect,
-        includes: &includes,
-        circleci: Some(&pipeline),
-        ..ci_config::LoadOptions::default()
+    // Loading borrows the (not thread-safe) include resolvers: they are gone before the next
+    // await, so that a run can start on any thread.
+    let parsed = {
+        let includes =
+            crate::fetch::FetchingIncludes::new(includes, inner.fetcher.clone()).strict();
+        let load_options = ci_config::LoadOptions {
+            dialect: source.dialect,
+            includes: &includes,
+            circleci: Some(&pipeline),
+            ..ci_config::LoadOptions::default()
+        };
+        ci_config::load(&source.path, &source.text, &load_options)
     };
-    let parsed = ci_config::load(&source.path, &source.text, &load_options);
     // What a registry orb without a source would define cannot run (lint only warns).
     if let Some(d) = parsed
         .diagnostics
@@ -311,14 +316,6 @@ pub(crate) async fn prepare_loaded(
         options.prior = existing
             .jobs
             .iter()
-            .filter(|(j, _)| {
-                matches!(
-                    j.status,
-                    ci_store::runs::Status::Success
-                        | ci_store::runs::Status::Failure
-                        | ci_store::runs::Status::Cancelled
-                )
-            })
             .map(|(j, _)| (j.job_id.clone(), j.clone()))
             .collect();
     } else {
@@ -888,8 +885,13 @@ pub(crate) fn run_workflow(
                     expanded = true;
                     continue;
                 }
+                let earlier = ctx
+                    .options
+                    .prior
+                    .get(&format!("{}{}", scope.prefix, instance.id))
+                    .map_or(0, |p| p.attempt.max(0) as u32);
                 let attempt = match scheduler.start(i) {
-                    Ok(a) => a,
+                    Ok(a) => earlier + a,
                     Err(e) => {
                         ctx.error(e.to_string());
                         continue;
@@ -921,6 +923,19 @@ pub(crate) fn run_workflow(
                     matrix_pos,
                     needed,
                 };
+                if ctx.inner.live_logs.is_some() {
+                    // A live view lists the job (and finds its log) while it runs.
+                    let running = JobRecord {
+                        job_id: job.id(),
+                        name: job.instance.name.clone(),
+                        status: ci_store::runs::Status::Running,
+                        attempt: i64::from(attempt),
+                        started_at: Some(now_ms()),
+                        finished_at: None,
+                        outputs: IndexMap::new(),
+                    };
+                    ctx.record(Record::Job(running, Vec::new())).await;
+                }
                 let call = workflow.jobs[&job.instance.job].call.clone();
                 let span = tracing::info_span!("job", id = %job.id(), attempt);
                 running.spawn(tracing::Instrument::instrument(
@@ -989,7 +1004,7 @@ pub(crate) fn run_workflow(
                     };
                     let instance = &scheduler.plan().instances[i];
                     let id = format!("{}{}", scope.prefix, instance.id);
-                    let earlier = ctx.options.prior.get(&id).map_or(0, |p| p.attempt as u32);
+                    let earlier = ctx.options.prior.get(&id).map_or(0, |p| p.attempt.max(0) as u32);
                     record_job(&ctx, &id, &result, status, earlier + scheduler.attempts(i), &outputs).await;
                     ctx.emit(RunEvent::JobFinished {
                         job: id.clone(),
@@ -1066,6 +1081,15 @@ fn kept<'a>(
     ran: &std::collections::HashSet<usize>,
 ) -> Option<&'a ci_store::runs::JobRecord> {
     let prior = ctx.options.prior.get(id)?;
+    if !matches!(
+        prior.status,
+        ci_store::runs::Status::Success
+            | ci_store::runs::Status::Failure
+            | ci_store::runs::Status::Cancelled
+    ) {
+        // It was running (or waiting) when the run stopped: it runs again.
+        return None;
+    }
     let rerun = &ctx.options.rerun;
     if rerun.iter().any(|r| r == id || *r == instance.job) {
         return None;

@@ -23,6 +23,9 @@ pub struct LogWriter {
     base: String,
     next: u64,
     buffer: BytesMut,
+    /// Live logs: a segment is written once this long has passed since the last one.
+    interval: Option<Duration>,
+    last_flush: std::time::Instant,
 }
 
 impl LogWriter {
@@ -33,16 +36,35 @@ impl LogWriter {
             base: base(run, job, step),
             next: 0,
             buffer: BytesMut::new(),
+            interval: None,
+            last_flush: std::time::Instant::now(),
         }
     }
 
-    /// Appends bytes; a segment is written once enough is buffered.
+    /// Also writes a segment when output arrives `interval` after the last one, so that
+    /// readers following the log (a live view) see it within that time.
+    pub fn live(mut self, interval: Duration) -> Self {
+        self.interval = Some(interval);
+        self
+    }
+
+    /// Appends bytes; a segment is written once enough is buffered (or, when
+    /// [`live`](Self::live), once the interval has passed).
     pub async fn append(&mut self, data: &[u8]) -> Result<(), StoreError> {
         self.buffer.extend_from_slice(data);
-        if self.buffer.len() >= SEGMENT_BYTES {
+        if self.buffer.len() >= SEGMENT_BYTES
+            || self
+                .interval
+                .is_some_and(|i| self.last_flush.elapsed() >= i)
+        {
             self.flush().await?;
         }
         Ok(())
+    }
+
+    /// Whether this writer was made [`live`](Self::live).
+    pub fn is_live(&self) -> bool {
+        self.interval.is_some()
     }
 
     /// Writes what is buffered as a segment.
@@ -50,6 +72,7 @@ impl LogWriter {
         if self.buffer.is_empty() {
             return Ok(());
         }
+        self.last_flush = std::time::Instant::now();
         let data = self.buffer.split().freeze();
         let key = format!("{}/segments/{:010}", self.base, self.next);
         self.store.put(&key, data).await?;

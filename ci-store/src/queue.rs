@@ -330,6 +330,9 @@ pub trait JobQueue: Send + Sync {
     /// Leases whose deadline passed become lost: queued again within the retry budget, else
     /// ended as [`Outcome::Lost`].
     async fn expire(&self, now: i64) -> Result<Vec<Expired>, StoreError>;
+    /// `worker` is known to be gone (a server restarting under the same id): its leases are
+    /// lost now, as if they had expired (see [`JobQueue::expire`]).
+    async fn abandon(&self, worker: &str, now: i64) -> Result<Vec<Expired>, StoreError>;
     /// Cancels a job: a queued one ends as cancelled (`true`); a leased one is flagged for its
     /// worker's next heartbeat (`true`); an ended one is left alone (`false`).
     async fn cancel(&self, job_id: &str, now: i64) -> Result<bool, StoreError>;
@@ -723,6 +726,18 @@ macro_rules! sql_queue {
                 }
                 tx.commit().await.map_err(db)?;
                 Ok(expired)
+            }
+
+            async fn abandon(&self, worker: &str, now: i64) -> Result<Vec<Expired>, StoreError> {
+                sqlx::query::<$db>(sqlx::AssertSqlSafe($sql(
+                    "UPDATE queue_jobs SET lease_deadline = ? WHERE worker = ? AND state = 'leased'",
+                )))
+                .bind(now - 1)
+                .bind(worker)
+                .execute(&self.pool)
+                .await
+                .map_err(db)?;
+                Ok(self.expire(now).await?.into_iter().filter(|e| e.worker == worker).collect())
             }
 
             async fn cancel(&self, job_id: &str, now: i64) -> Result<bool, StoreError> {

@@ -1,0 +1,144 @@
+//! Local mirrors of the repositories the server builds (git over the forge's clone URL:
+//! `file://`, `http(s)://`, `ssh://` all work) and per-run checkouts made from them.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::{Arc, Mutex};
+
+use anyhow::{bail, Context, Result};
+
+/// Mirrors under one directory; one fetch per URL at a time.
+#[derive(Debug, Clone)]
+pub struct Mirrors {
+    dir: PathBuf,
+    locks: Arc<Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>>,
+}
+
+fn git(args: &[&str], cwd: Option<&Path>) -> Result<String> {
+    let mut cmd = Command::new("git");
+    cmd.args(args)
+        .env("GIT_TERMINAL_PROMPT", "0")
+        .env("GIT_CONFIG_NOSYSTEM", "1");
+    if let Some(dir) = cwd {
+        cmd.current_dir(dir);
+    }
+    let out = cmd
+        .output()
+        .with_context(|| format!("running git {}", args.join(" ")))?;
+    if !out.status.success() {
+        bail!(
+            "git {}: {}",
+            args.join(" "),
+            String::from_utf8_lossy(&out.stderr).trim()
+        );
+    }
+    Ok(String::from_utf8_lossy(&out.stdout).trim().to_owned())
+}
+
+/// Whether `sha` looks like a full commit id (it goes on git's command line).
+fn check_sha(sha: &str) -> Result<()> {
+    if sha.len() < 7 || sha.len() > 64 || !sha.bytes().all(|b| b.is_ascii_hexdigit()) {
+        bail!("{sha:?} is not a commit id");
+    }
+    Ok(())
+}
+
+impl Mirrors {
+    /// Mirrors kept in `dir`.
+    pub fn new(dir: PathBuf) -> Self {
+        Mirrors {
+            dir,
+            locks: Arc::default(),
+        }
+    }
+
+    fn lock(&self, url: &str) -> Arc<tokio::sync::Mutex<()>> {
+        let mut locks = self.locks.lock().expect("never poisoned");
+        Arc::clone(locks.entry(url.to_owned()).or_default())
+    }
+
+    /// The mirror of `url` holding `sha`: cloned the first time, fetched when the commit is
+    /// missing.
+    pub async fn ensure(&self, url: &str, sha: &str) -> Result<PathBuf> {
+        check_sha(sha)?;
+        if url.starts_with('-') {
+            bail!("clone URL {url:?} is not allowed");
+        }
+        let lock = self.lock(url);
+        let _held = lock.lock().await;
+        let name = {
+            use sha2::{Digest, Sha256};
+            hex::encode(&Sha256::digest(url.as_bytes())[..10])
+        };
+        let dir = self.dir.join(format!("{name}.git"));
+        let (url, sha) = (url.to_owned(), sha.to_owned());
+        let mirror = dir.clone();
+        tokio::task::spawn_blocking(move || -> Result<()> {
+            if !mirror.join("HEAD").exists() {
+                std::fs::create_dir_all(mirror.parent().expect("mirrors have a parent"))?;
+                let tmp = mirror.with_extension(format!("tmp{}", std::process::id()));
+                let _ = std::fs::remove_dir_all(&tmp);
+                git(
+                    &[
+                        "clone",
+                        "--quiet",
+                        "--mirror",
+                        &url,
+                        tmp.to_str().context("a UTF-8 state dir")?,
+                    ],
+                    None,
+                )?;
+                std::fs::rename(&tmp, &mirror)?;
+            }
+            let have = |sha: &str| {
+                git(
+                    &["cat-file", "-e", &format!("{sha}^{{commit}}")],
+                    Some(&mirror),
+                )
+                .is_ok()
+            };
+            if !have(&sha) {
+                git(&["fetch", "--quiet", "--prune", "origin"], Some(&mirror))?;
+            }
+            if !have(&sha) {
+                // A commit no ref points at (a force-pushed branch): ask for it by id.
+                git(&["fetch", "--quiet", "origin", &sha], Some(&mirror))
+                    .with_context(|| format!("commit {sha} is not in {url}"))?;
+            }
+            Ok(())
+        })
+        .await
+        .context("the git task stopped")??;
+        Ok(dir)
+    }
+
+    /// A checkout of `sha` at `dest` (kept when it is there already).
+    pub async fn checkout(&self, url: &str, sha: &str, dest: &Path) -> Result<()> {
+        let mirror = self.ensure(url, sha).await?;
+        let dest = dest.to_owned();
+        let sha = sha.to_owned();
+        tokio::task::spawn_blocking(move || -> Result<()> {
+            if dest.join(".git").exists() {
+                if let Ok(head) = git(&["rev-parse", "HEAD"], Some(&dest)) {
+                    if head.starts_with(&sha) {
+                        return Ok(());
+                    }
+                }
+                std::fs::remove_dir_all(&dest)?;
+            }
+            let _ = std::fs::remove_dir_all(&dest);
+            std::fs::create_dir_all(dest.parent().expect("checkouts have a parent"))?;
+            let d = dest.to_str().context("a UTF-8 state dir")?;
+            let m = mirror.to_str().context("a UTF-8 state dir")?;
+            git(
+                &["clone", "--quiet", "--shared", "--no-checkout", m, d],
+                None,
+            )?;
+            git(&["checkout", "--quiet", "--detach", &sha], Some(&dest))?;
+            Ok(())
+        })
+        .await
+        .context("the git task stopped")?
+    }
+}
