@@ -148,3 +148,206 @@ async fn bad_deliveries_and_unauthorised_changes_are_refused() {
     let openapi = get_json(&format!("{}/api/openapi.json", server.url)).await;
     assert!(openapi["paths"]["/api/runs"].is_object(), "{openapi:#}");
 }
+
+/// A workflow whose middle job takes a while and counts its runs in files outside the job.
+fn slow_workflow(counts: &std::path::Path) -> String {
+    let c = counts.display();
+    format!(
+        r#"
+on: push
+jobs:
+  first:
+    runs-on: linux
+    steps:
+      - run: echo first >> {c}/first
+  slow:
+    needs: first
+    runs-on: linux
+    steps:
+      - run: |
+          echo run >> {c}/slow
+          for i in 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16 17 18 19 20; do echo "line $i"; sleep 0.2; done
+  last:
+    needs: slow
+    runs-on: linux
+    steps:
+      - run: echo last >> {c}/last
+"#
+    )
+}
+
+fn count(dir: &std::path::Path, name: &str) -> usize {
+    std::fs::read_to_string(dir.join(name))
+        .map(|s| s.lines().count())
+        .unwrap_or(0)
+}
+
+#[tokio::test]
+async fn killed_mid_run_the_server_resumes_without_rerunning_finished_jobs() {
+    let counts = tempfile::tempdir().expect("temp dir");
+    let (repo, sha) = repo(&[(".github/workflows/ci.yml", &slow_workflow(counts.path()))]);
+    let mut server = Server::start(FORGE);
+    assert_eq!(
+        post_push(&server.url, &push_payload(repo.path(), &sha), "crash-1")
+            .await
+            .status(),
+        202
+    );
+    let id = the_run(&server).await;
+    // Mid-log: the slow job has written some lines.
+    let path = format!("/api/runs/{id}");
+    wait_for(&server, &path, 60, |r| {
+        job_status(r, "slow") == Some("running")
+    })
+    .await;
+    let log_url = format!("{}/api/runs/{id}/jobs/slow/log", server.url);
+    let mut shown = String::new();
+    for _ in 0..100 {
+        shown = reqwest::get(&log_url)
+            .await
+            .expect("log")
+            .text()
+            .await
+            .expect("text");
+        if shown.contains("line 3") {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert!(
+        shown.contains("line 3"),
+        "the live log shows lines while the job runs: {shown:?}"
+    );
+    server.kill();
+    assert_eq!(count(counts.path(), "first"), 1);
+
+    server.restart();
+    let run = wait_for(&server, &path, 90, finished).await;
+    assert_eq!(
+        run["run"]["status"],
+        "success",
+        "{run:#}\n{}",
+        server.log_text()
+    );
+    assert_eq!(
+        count(counts.path(), "first"),
+        1,
+        "a finished job is not run again"
+    );
+    assert_eq!(
+        count(counts.path(), "slow"),
+        2,
+        "the interrupted job ran again"
+    );
+    assert_eq!(count(counts.path(), "last"), 1);
+    let slow = run["jobs"]
+        .as_array()
+        .and_then(|j| j.iter().find(|j| j["id"] == "slow"))
+        .expect("slow")
+        .clone();
+    assert_eq!(slow["attempt"], 2);
+    // What the client was shown of the first attempt is still there.
+    let first_attempt = reqwest::get(format!("{log_url}?attempt=1"))
+        .await
+        .expect("log")
+        .text()
+        .await
+        .expect("text");
+    assert!(
+        first_attempt.starts_with(&shown[..shown.find("line 3").expect("shown")]),
+        "{first_attempt:?} vs {shown:?}"
+    );
+}
+
+#[tokio::test]
+async fn killed_right_after_the_202_the_delivery_is_still_processed() {
+    let counts = tempfile::tempdir().expect("temp dir");
+    let (repo, sha) = repo(&[(".github/workflows/ci.yml", WORKFLOW)]);
+    let mut server = Server::start(FORGE);
+    let answer = post_push(&server.url, &push_payload(repo.path(), &sha), "crash-2").await;
+    assert_eq!(answer.status(), 202);
+    server.kill();
+    server.restart();
+    let id = the_run(&server).await;
+    let run = wait_for(&server, &format!("/api/runs/{id}"), 60, finished).await;
+    assert_eq!(run["run"]["status"], "success", "{run:#}");
+    let runs = get_json(&format!("{}/api/runs", server.url)).await;
+    assert_eq!(
+        runs["runs"].as_array().map(Vec::len),
+        Some(1),
+        "one run, not two: {runs:#}"
+    );
+    drop(counts);
+}
+
+#[tokio::test]
+async fn failed_jobs_rerun_with_the_admin_token_and_cancel_stops_a_run() {
+    let marker_dir = tempfile::tempdir().expect("temp dir");
+    let marker = marker_dir.path().join("fixed");
+    let workflow = format!(
+        "on: push\njobs:\n  ok:\n    runs-on: linux\n    steps:\n      - run: echo ok >> {d}/ok\n  flaky:\n    needs: ok\n    runs-on: linux\n    steps:\n      - run: test -e {m}\n  hang:\n    runs-on: linux\n    steps:\n      - run: if test -e {m}; then sleep 60; fi\n",
+        d = marker_dir.path().display(),
+        m = marker.display()
+    );
+    let (repo, sha) = repo(&[(".github/workflows/ci.yml", &workflow)]);
+    let server = Server::start(FORGE);
+    post_push(&server.url, &push_payload(repo.path(), &sha), "rerun-1").await;
+    let id = the_run(&server).await;
+    let path = format!("/api/runs/{id}");
+    let run = wait_for(&server, &path, 60, finished).await;
+    assert_eq!(run["run"]["status"], "failure");
+    assert_eq!(job_status(&run, "flaky"), Some("failure"));
+
+    std::fs::write(&marker, "").expect("marker");
+    let client = reqwest::Client::new();
+    let refused = client
+        .post(format!("{}{path}/rerun", server.url))
+        .json(&serde_json::json!({"failed": true}))
+        .send()
+        .await
+        .expect("answer");
+    assert_eq!(refused.status(), 401);
+    let queued = client
+        .post(format!("{}{path}/rerun", server.url))
+        .bearer_auth(ADMIN)
+        .json(&serde_json::json!({"failed": true}))
+        .send()
+        .await
+        .expect("answer");
+    assert_eq!(queued.status(), 202);
+    let v: Value = queued.json().await.expect("JSON");
+    assert_eq!(v["jobs"], serde_json::json!(["flaky"]));
+    let run = wait_for(&server, &path, 60, |r| {
+        finished(r) && job_status(r, "flaky") == Some("success")
+    })
+    .await;
+    assert_eq!(run["run"]["status"], "success", "{run:#}");
+    assert_eq!(
+        count(marker_dir.path(), "ok"),
+        1,
+        "the passed job kept its result"
+    );
+
+    // A rerun of `hang` now sleeps: cancel it.
+    client
+        .post(format!("{}{path}/rerun", server.url))
+        .bearer_auth(ADMIN)
+        .json(&serde_json::json!({"jobs": ["hang"]}))
+        .send()
+        .await
+        .expect("answer");
+    wait_for(&server, &path, 60, |r| {
+        job_status(r, "hang") == Some("running")
+    })
+    .await;
+    let cancelled = client
+        .post(format!("{}{path}/cancel", server.url))
+        .bearer_auth(ADMIN)
+        .send()
+        .await
+        .expect("answer");
+    assert_eq!(cancelled.status(), 200);
+    let run = wait_for(&server, &path, 30, finished).await;
+    assert_eq!(run["run"]["status"], "cancelled", "{run:#}");
+    assert_eq!(run["queue"]["outcome"], "cancelled");
+}

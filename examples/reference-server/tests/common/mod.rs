@@ -39,10 +39,10 @@ state_dir = "{state}"
 lease_seconds = 3
 workers = 2
 worker_labels = ["linux"]
+{extra}
 [tokens]
 admin_env = "GANTRY_TEST_ADMIN"
 anonymous_read = true
-{extra}
 "#,
             state = dir.path().join("state").display()
         );
@@ -78,6 +78,13 @@ anonymous_read = true
         self.child = Some(child);
         let deadline = Instant::now() + Duration::from_secs(30);
         while Instant::now() < deadline {
+            if let Some(status) = self
+                .child
+                .as_mut()
+                .and_then(|c| c.try_wait().ok().flatten())
+            {
+                panic!("the server exited ({status}):\n{}", self.log_text());
+            }
             if std::net::TcpStream::connect(self.url.trim_start_matches("http://")).is_ok() {
                 return;
             }
