@@ -152,6 +152,8 @@ pub enum GraphFormat {
     Mermaid,
     /// JSON.
     Json,
+    /// An SVG picture (columns of dependencies, the critical path drawn thicker).
+    Svg,
 }
 
 /// `gantry graph`.
@@ -185,10 +187,10 @@ pub fn graph(
     let (_, plan) = &plans[0];
     print!(
         "{}",
-        if format == GraphFormat::Dot {
-            export::to_dot(plan)
-        } else {
-            export::to_mermaid(plan)
+        match format {
+            GraphFormat::Dot => export::to_dot(plan),
+            GraphFormat::Svg => export::to_svg(plan, &export::SvgStyle::default()),
+            _ => export::to_mermaid(plan),
         }
     );
     Ok(ExitCode::SUCCESS)

@@ -268,6 +268,25 @@ fn graph_formats_and_facts() {
         .stdout
         .clone();
     assert!(String::from_utf8_lossy(&dot).starts_with("digraph plan {"));
+    let svg = gantry()
+        .args([
+            "graph",
+            "--format",
+            "svg",
+            "--var",
+            r#"TARGETS=["x86","arm"]"#,
+        ])
+        .arg(&path)
+        .assert()
+        .success()
+        .get_output()
+        .stdout
+        .clone();
+    let svg = String::from_utf8_lossy(&svg);
+    assert!(svg.starts_with("<svg "), "{svg}");
+    for id in ["a (x86)", "a (arm)", "b"] {
+        assert!(svg.contains(&format!("data-job=\"{id}\"")), "{svg}");
+    }
     gantry()
         .args(["graph", "--var", "nonsense"])
         .arg(&path)

@@ -2,7 +2,7 @@
 
 use std::collections::HashMap;
 
-use ci_graph::export::{critical_path, to_dot, to_json, to_mermaid};
+use ci_graph::export::{critical_path, to_dot, to_json, to_mermaid, to_svg, SvgStyle};
 use ci_graph::{Plan, RunFacts};
 
 const WORKFLOW: &str = r#"on: push
@@ -83,4 +83,55 @@ fn critical_path_follows_the_longest_chain() {
         .collect();
     assert_eq!(ids, ["build (macos)", "test", "deploy"]);
     assert_eq!(total, 14.0);
+}
+
+/// The picture: columns by dependency depth, statuses as classes, the critical path marked,
+/// names escaped.
+#[test]
+fn svg_export() {
+    let plan = plan();
+    let mut style = SvgStyle::default();
+    style.statuses.insert("lint".into(), "success".into());
+    style.statuses.insert("test".into(), "running".into());
+    style.durations.insert("build (linux)".into(), 5.0);
+    style.durations.insert("lint".into(), 1.0);
+    style.durations.insert("test".into(), 1.0);
+    let svg = to_svg(&plan, &style);
+    assert!(svg.starts_with("<svg xmlns=\"http://www.w3.org/2000/svg\""));
+    assert!(
+        svg.contains(r#"class="job status-success" data-job="lint""#),
+        "{svg}"
+    );
+    assert!(
+        svg.contains(r#"class="job status-running critical" data-job="test""#),
+        "{svg}"
+    );
+    assert!(
+        svg.contains(r#"class="job status-pending critical" data-job="build (linux)""#),
+        "{svg}"
+    );
+    assert!(
+        svg.contains(r#"class="job status-pending" data-job="build (macos)""#),
+        "{svg}"
+    );
+    assert!(
+        svg.contains("Build &quot;release&quot;"),
+        "names are escaped: {svg}"
+    );
+    // Three columns: lint/build → test → deploy; five nodes, four edges (two critical).
+    assert_eq!(svg.matches("<g class=\"job").count(), 5);
+    assert_eq!(svg.matches("<path class=\"edge").count(), 4);
+    assert_eq!(svg.matches("<path class=\"edge critical").count(), 2);
+    let x_of = |id: &str| -> f64 {
+        let at = svg.find(&format!("data-job=\"{id}\"")).expect("node");
+        let rect = &svg[at..];
+        let x = &rect[rect.find("x=\"").expect("x") + 3..];
+        x[..x.find('"').expect("end")].parse().expect("number")
+    };
+    assert_eq!(x_of("lint"), x_of("build (linux)"));
+    assert!(x_of("test") > x_of("lint"));
+    assert!(x_of("deploy") > x_of("test"));
+    // A well-formed document: every element closed.
+    assert_eq!(svg.matches("<g ").count(), svg.matches("</g>").count());
+    assert!(svg.trim_end().ends_with("</svg>"));
 }
