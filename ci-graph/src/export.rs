@@ -206,11 +206,21 @@ pub fn to_svg(plan: &Plan, style: &SvgStyle) -> String {
     let width =
         PAD * 2.0 + layers.len() as f64 * (W + GAP_X) - if layers.is_empty() { 0.0 } else { GAP_X };
     let height = PAD * 2.0 + rows as f64 * (H + GAP_Y) - if rows == 0 { 0.0 } else { GAP_Y };
-    let durations: HashMap<String, f64> = if style.durations.is_empty() {
-        plan.instances.iter().map(|i| (i.id.clone(), 1.0)).collect()
+    // Jobs without a duration (not run yet) count a little, so that the longest chain goes
+    // on through them.
+    let unknown = if style.durations.is_empty() {
+        1.0
     } else {
-        style.durations.clone()
+        1e-6
     };
+    let durations: HashMap<String, f64> = plan
+        .instances
+        .iter()
+        .map(|i| {
+            let d = style.durations.get(&i.id).copied().unwrap_or(unknown);
+            (i.id.clone(), d)
+        })
+        .collect();
     let (critical, _) = critical_path(plan, &durations);
     let on_path = |a: usize, b: usize| critical.windows(2).any(|w| w[0] == a && w[1] == b);
     let mut out = String::new();

@@ -55,6 +55,7 @@ pub fn router(state: AppState) -> Router {
         .route("/runs/{id}/cancel", post(cancel_run))
         .route("/runs/{id}/rerun", post(rerun))
         .route("/runs/{id}/approve", post(approve))
+        .route("/runs/{id}/graph.svg", get(graph))
         .route("/runs/{id}/jobs/{job}/log", get(job_log))
         .route("/runs/{id}/jobs/{job}/live", get(live_log))
         .route("/queue", get(queue_state))
@@ -103,12 +104,24 @@ async fn guard(
             .into_response();
         }
     }
+    // A browser's EventSource cannot send headers: reads also take `?access_token=`.
+    let from_query = (request.method() == axum::http::Method::GET)
+        .then(|| {
+            request.uri().query().and_then(|q| {
+                q.split('&')
+                    .find_map(|kv| kv.strip_prefix("access_token="))
+                    .map(str::to_owned)
+            })
+        })
+        .flatten();
     let given = request
         .headers()
         .get("authorization")
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.strip_prefix("Bearer "))
-        .map(str::trim);
+        .map(|v| v.trim().to_owned())
+        .or(from_query);
+    let given = given.as_deref();
     let token = |var: &Option<String>| var.as_ref().and_then(|v| std::env::var(v).ok());
     let admin = token(&state.config.tokens.admin_env);
     let read = token(&state.config.tokens.read_env);
@@ -651,6 +664,52 @@ async fn approve(
 ) -> ApiResult<(StatusCode, Json<Value>)> {
     let queued = again(&state, &id, vec![body.job.clone()], vec![body.job]).await?;
     Ok((StatusCode::ACCEPTED, Json(json!({ "queued": queued }))))
+}
+
+/// `GET /api/runs/{id}/graph.svg`: the run's jobs as a picture, coloured by status, the
+/// critical path (by the jobs' durations) drawn thicker.
+async fn graph(State(state): State<AppState>, Path(id): Path<String>) -> ApiResult<Response> {
+    use ci_engine::graph::export::{to_svg, SvgStyle};
+    let details = state
+        .runs
+        .get_run(&id)
+        .await?
+        .ok_or_else(|| ApiError::new(StatusCode::NOT_FOUND, format!("no run '{id}'")))?;
+    let (path, text) = state.source(&id).await.ok_or_else(|| {
+        ApiError::new(
+            StatusCode::NOT_FOUND,
+            format!("run '{id}' has no CI file kept"),
+        )
+    })?;
+    let parsed = ci_engine::config::load(&path, &text, &ci_engine::config::LoadOptions::default());
+    let failed = parsed.has_errors();
+    let workflow = parsed
+        .value
+        .filter(|_| !failed)
+        .and_then(|l| l.workflows.into_iter().next())
+        .ok_or_else(|| ApiError::new(StatusCode::NOT_FOUND, format!("{path} cannot be drawn")))?;
+    let plan = ci_engine::graph::Plan::new(&workflow, &ci_engine::graph::RunFacts::default())
+        .map_err(|_| ApiError::new(StatusCode::NOT_FOUND, format!("{path} cannot be planned")))?;
+    let mut style = SvgStyle::default();
+    for (job, _) in &details.jobs {
+        style
+            .statuses
+            .insert(job.job_id.clone(), job.status.as_str().to_owned());
+        if let Some(a) = job.started_at {
+            let b = job.finished_at.unwrap_or_else(now_ms);
+            style
+                .durations
+                .insert(job.job_id.clone(), (b - a).max(1) as f64);
+        }
+    }
+    Ok((
+        [
+            ("content-type", "image/svg+xml"),
+            ("cache-control", "no-store"),
+        ],
+        to_svg(&plan, &style),
+    )
+        .into_response())
 }
 
 /// `GET /api/queue`: what waits (and why) and what runs where.

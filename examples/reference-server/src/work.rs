@@ -258,6 +258,7 @@ impl AppState {
                     })
                     .await?;
             }
+            self.keep_source(&run_id, &path, &text).await;
             if let Some(problem) = problem {
                 // A broken file still shows as a run, failed with the reason.
                 self.record_errors(&run_id, &[problem]).await;
@@ -430,6 +431,35 @@ impl AppState {
             }
         }
         Ok(builder.build().await?)
+    }
+
+    /// Keeps the CI file a run was made from (its picture is drawn from it).
+    async fn keep_source(&self, run_id: &str, path: &str, text: &str) {
+        let data = serde_json::json!({ "path": path, "text": text }).to_string();
+        if let Err(e) = self
+            .blobs
+            .put(
+                &format!("server/runs/{run_id}/source.json"),
+                data.into_bytes().into(),
+            )
+            .await
+        {
+            tracing::warn!(run_id, "keeping the run's CI file: {e}");
+        }
+    }
+
+    /// The CI file a run was made from: (path, text).
+    pub async fn source(&self, run_id: &str) -> Option<(String, String)> {
+        let data = self
+            .blobs
+            .get(&format!("server/runs/{run_id}/source.json"))
+            .await
+            .ok()??;
+        let v: serde_json::Value = serde_json::from_slice(&data).ok()?;
+        Some((
+            v["path"].as_str()?.to_owned(),
+            v["text"].as_str()?.to_owned(),
+        ))
     }
 
     /// Keeps problems of a run that belong to no job (shown on its page).
