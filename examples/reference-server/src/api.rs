@@ -19,7 +19,7 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 
 use crate::state::{now_ms, AppState};
-use crate::work::{Received, Work, INTAKE};
+use crate::work::{Received, Requested, Trigger, Work, INTAKE};
 
 /// An API error: a status and a message, as JSON.
 #[derive(Debug)]
@@ -50,7 +50,7 @@ type ApiResult<T> = Result<T, ApiError>;
 pub fn router(state: AppState) -> Router {
     let max_body = state.config.max_body;
     let api = Router::new()
-        .route("/runs", get(list_runs))
+        .route("/runs", get(list_runs).post(manual_run))
         .route("/runs/{id}", get(get_run))
         .route("/runs/{id}/cancel", post(cancel_run))
         .route("/runs/{id}/rerun", post(rerun))
@@ -245,6 +245,77 @@ async fn hook(
         StatusCode::ACCEPTED,
         Json(json!({ "delivery": delivery, "duplicate": !fresh })),
     ))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ManualBody {
+    repo: String,
+    #[serde(rename = "ref", default = "main_branch")]
+    git_ref: String,
+    #[serde(default)]
+    workflow: Option<String>,
+    #[serde(default)]
+    inputs: indexmap::IndexMap<String, String>,
+    #[serde(default)]
+    clone_url: Option<String>,
+    #[serde(default)]
+    forge: Option<String>,
+}
+
+fn main_branch() -> String {
+    "main".into()
+}
+
+/// `POST /api/runs`: a manual run of a project at a ref (GitHub: the workflows with
+/// `workflow_dispatch`, with `inputs`), queued like a delivery.
+async fn manual_run(
+    State(state): State<AppState>,
+    Json(body): Json<ManualBody>,
+) -> ApiResult<(StatusCode, Json<Value>)> {
+    let project = state.config.project(&body.repo);
+    let clone_url = body.clone_url.or(project.clone_url).ok_or_else(|| {
+        ApiError::new(
+            StatusCode::BAD_REQUEST,
+            format!(
+                "no clone_url for {} (give one, or configure the project)",
+                body.repo
+            ),
+        )
+    })?;
+    let forge = body
+        .forge
+        .or(project.forge)
+        .unwrap_or_else(|| "github".into());
+    crate::config::forge_kind(&forge)
+        .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, e.to_string()))?;
+    let request = Requested {
+        forge,
+        repo: body.repo.clone(),
+        clone_url,
+        workflow: body.workflow,
+        trigger: Trigger::Manual {
+            git_ref: body.git_ref,
+            inputs: body.inputs,
+            actor: "api".into(),
+        },
+    };
+    let id = format!(
+        "manual:{}:{}",
+        now_ms(),
+        crate::work::run_id_for(&body.repo, &format!("{:?}", std::time::Instant::now()))
+    );
+    let job = NewJob::new(
+        &id,
+        format!("{}:manual", body.repo),
+        serde_json::to_string(&Work::Request(request))?,
+    )
+    .label(INTAKE)
+    .priority(100)
+    .retries(state.config.retries);
+    state.queue.enqueue(&job, now_ms()).await?;
+    state.wake.notify_waiters();
+    Ok((StatusCode::ACCEPTED, Json(json!({ "request": id }))))
 }
 
 #[derive(Debug, Deserialize)]

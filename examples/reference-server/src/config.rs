@@ -61,6 +61,10 @@ pub struct Config {
     /// Secrets given to runs: name → environment variable holding the value.
     #[serde(default)]
     pub secrets: BTreeMap<String, String>,
+    /// Pipeline schedules kept on the server (GitLab's kind; GitHub's `on.schedule` is read
+    /// from the projects' files).
+    #[serde(default)]
+    pub schedules: Vec<ScheduleConfig>,
     /// Largest webhook body and API request body, bytes.
     #[serde(default = "default_max_body")]
     pub max_body: usize,
@@ -102,6 +106,22 @@ pub struct ForgeConfig {
     pub token_env: Option<String>,
 }
 
+/// A schedule kept on the server.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ScheduleConfig {
+    /// `owner/name` (its `clone_url` must be configured).
+    pub repo: String,
+    /// Five-field cron, UTC.
+    pub cron: String,
+    /// The branch.
+    #[serde(default = "default_branch", rename = "ref")]
+    pub git_ref: String,
+    /// Only this CI file.
+    #[serde(default)]
+    pub workflow: Option<String>,
+}
+
 /// A project's settings.
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -118,10 +138,19 @@ pub struct ProjectConfig {
     /// Priority of the project's runs (higher first).
     #[serde(default)]
     pub priority: i64,
+    /// Which forge's CI files it has (for manual and scheduled runs; default `github`).
+    #[serde(default)]
+    pub forge: Option<String>,
+    /// The branch whose `on.schedule` workflows run (default `main`); needs `clone_url`.
+    #[serde(default)]
+    pub default_branch: Option<String>,
 }
 
 fn default_listen() -> String {
     "127.0.0.1:8080".into()
+}
+fn default_branch() -> String {
+    "main".into()
 }
 fn default_id() -> String {
     "server".into()
@@ -196,6 +225,22 @@ impl Config {
         {
             if std::env::var(var).is_err() {
                 bail!("tokens: environment variable {var} is not set");
+            }
+        }
+        for (i, sch) in self.schedules.iter().enumerate() {
+            ci_engine::vcs::schedule::Schedule::parse(&sch.cron)
+                .map_err(|e| anyhow::anyhow!("schedules[{i}]: {e}"))?;
+            if self.project(&sch.repo).clone_url.is_none() {
+                bail!(
+                    "schedules[{i}]: project {:?} needs a clone_url ([projects.\"{}\"])",
+                    sch.repo,
+                    sch.repo
+                );
+            }
+        }
+        for (name, p) in &self.projects {
+            if let Some(f) = &p.forge {
+                forge_kind(f).with_context(|| format!("projects.{name}.forge"))?;
             }
         }
         if let Some(db) = &self.database {

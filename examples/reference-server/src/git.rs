@@ -62,6 +62,15 @@ impl Mirrors {
     /// missing.
     pub async fn ensure(&self, url: &str, sha: &str) -> Result<PathBuf> {
         check_sha(sha)?;
+        self.ensure_with(url, Some(sha)).await
+    }
+
+    /// The mirror of `url` (cloned the first time).
+    async fn ensure_mirror(&self, url: &str) -> Result<PathBuf> {
+        self.ensure_with(url, None).await
+    }
+
+    async fn ensure_with(&self, url: &str, sha: Option<&str>) -> Result<PathBuf> {
         if url.starts_with('-') {
             bail!("clone URL {url:?} is not allowed");
         }
@@ -72,7 +81,7 @@ impl Mirrors {
             hex::encode(&Sha256::digest(url.as_bytes())[..10])
         };
         let dir = self.dir.join(format!("{name}.git"));
-        let (url, sha) = (url.to_owned(), sha.to_owned());
+        let (url, sha) = (url.to_owned(), sha.map(str::to_owned));
         let mirror = dir.clone();
         tokio::task::spawn_blocking(move || -> Result<()> {
             if !mirror.join("HEAD").exists() {
@@ -91,6 +100,7 @@ impl Mirrors {
                 )?;
                 std::fs::rename(&tmp, &mirror)?;
             }
+            let Some(sha) = sha else { return Ok(()) };
             let have = |sha: &str| {
                 git(
                     &["cat-file", "-e", &format!("{sha}^{{commit}}")],
@@ -111,6 +121,25 @@ impl Mirrors {
         .await
         .context("the git task stopped")??;
         Ok(dir)
+    }
+
+    /// The commit `git_ref` (`refs/heads/main`, `refs/tags/v1`) points at, fetched now.
+    pub async fn resolve(&self, url: &str, git_ref: &str) -> Result<String> {
+        if git_ref.starts_with('-') || git_ref.contains("..") {
+            bail!("{git_ref:?} is not a ref");
+        }
+        let head = self.ensure_mirror(url).await?;
+        let git_ref = git_ref.to_owned();
+        tokio::task::spawn_blocking(move || -> Result<String> {
+            git(&["fetch", "--quiet", "--prune", "origin"], Some(&head))?;
+            git(
+                &["rev-parse", "--verify", &format!("{git_ref}^{{commit}}")],
+                Some(&head),
+            )
+            .with_context(|| format!("no {git_ref} in the repository"))
+        })
+        .await
+        .context("the git task stopped")?
     }
 
     /// A checkout of `sha` at `dest` (kept when it is there already).

@@ -25,6 +25,7 @@
 pub mod api;
 pub mod config;
 pub mod git;
+pub mod schedule;
 pub mod state;
 pub mod ui;
 pub mod work;
@@ -59,6 +60,7 @@ pub async fn serve(config: config::Config, stop: CancellationToken) -> Result<()
     let mut tasks = tokio::task::JoinSet::new();
     let workers_stop = CancellationToken::new();
     tasks.spawn(work::reaper(state.clone(), workers_stop.clone()));
+    tasks.spawn(schedule::scheduler(state.clone(), workers_stop.clone()));
     tasks.spawn(work::worker(
         state.clone(),
         format!("{}/intake", state.config.server_id),

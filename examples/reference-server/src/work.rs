@@ -27,8 +27,50 @@ pub const INTAKE: &str = "gantry:intake";
 pub enum Work {
     /// A verified webhook delivery, as received.
     Delivery(Received),
+    /// A manual or scheduled request for runs of a project at a ref.
+    Request(Requested),
     /// A run to execute (or resume).
     Run(RunWork),
+}
+
+/// What started a run (the event is made from it when the run starts, and again when it
+/// resumes).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum Trigger {
+    /// A webhook delivery.
+    Delivery(Received),
+    /// A manual run (`workflow_dispatch`; GitLab: a pipeline run from the web).
+    Manual {
+        /// The branch or tag.
+        git_ref: String,
+        /// Inputs.
+        inputs: indexmap::IndexMap<String, String>,
+        /// Who asked.
+        actor: String,
+    },
+    /// A schedule fired.
+    Schedule {
+        /// The branch.
+        git_ref: String,
+        /// The cron expression.
+        cron: String,
+    },
+}
+
+/// A manual or scheduled request.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Requested {
+    /// `github`, `gitlab`, `gitea`, `forgejo` (which CI files are read).
+    pub forge: String,
+    /// `owner/name`.
+    pub repo: String,
+    /// Where it is fetched from.
+    pub clone_url: String,
+    /// Only this CI file (else every one that runs for the event).
+    pub workflow: Option<String>,
+    /// Manual or Schedule.
+    pub trigger: Trigger,
 }
 
 /// A delivery as it arrived (verified before it was recorded).
@@ -70,8 +112,10 @@ impl Received {
 pub struct RunWork {
     /// The run's id (its record exists).
     pub run_id: String,
-    /// The delivery that made it (its event).
-    pub received: Received,
+    /// The forge whose CI files and statuses apply.
+    pub forge: String,
+    /// What started it.
+    pub trigger: Trigger,
     /// `owner/name`.
     pub repo: String,
     /// Where the repository is fetched from.
@@ -147,6 +191,11 @@ pub fn triggered(path: &str, text: &str, event: &Event, root: &Path) -> Result<b
     let some = |v: &Vec<String>| (!v.is_empty()).then(|| v.clone());
     for workflow in &loaded.workflows {
         for t in workflow.triggers.iter().filter(|t| t.event == name) {
+            if let ci_engine::vcs::EventKind::Schedule { cron } = &event.kind {
+                if !t.cron.iter().any(|c| c == cron) {
+                    continue;
+                }
+            }
             if let Some(action) = action {
                 let defaults: &[&str] = if name == "pull_request" || name == "pull_request_target" {
                     &["opened", "synchronize", "reopened"]
@@ -217,6 +266,50 @@ fn clone_url(received: &Received) -> Option<String> {
     url.map(str::to_owned)
 }
 
+/// A ref as the full name git and the contexts use.
+fn full_ref(r: &str) -> String {
+    if r.starts_with("refs/") {
+        r.to_owned()
+    } else {
+        format!("refs/heads/{r}")
+    }
+}
+
+/// The event of a manual or scheduled run of `sha` in the checkout at `root`.
+fn requested_event(trigger: &Trigger, repo: &str, root: &Path) -> Result<Option<Event>> {
+    let local = ci_engine::vcs::git::Repository::open(root)?;
+    let (mut event, git_ref) = match trigger {
+        Trigger::Delivery(received) => return received.event(),
+        Trigger::Manual {
+            git_ref,
+            inputs,
+            actor,
+        } => {
+            let inputs = inputs
+                .iter()
+                .map(|(k, v)| (k.clone(), serde_json::Value::from(v.as_str())))
+                .collect();
+            let mut e = local.local_dispatch(inputs)?;
+            e.actor = actor.clone();
+            e.payload["sender"] = serde_json::json!({ "login": actor });
+            (e, full_ref(git_ref))
+        }
+        Trigger::Schedule { git_ref, cron } => (local.local_schedule(cron)?, full_ref(git_ref)),
+    };
+    // The checkout is detached at the commit: the event names the ref that was asked for,
+    // and the project as the server knows it.
+    event.git_ref = git_ref.clone();
+    event.payload["ref"] = serde_json::Value::from(git_ref.as_str());
+    let (owner, name) = repo.rsplit_once('/').unwrap_or(("", repo));
+    event.repository.full_name = repo.to_owned();
+    event.repository.owner = owner.to_owned();
+    event.repository.name = name.to_owned();
+    event.payload["repository"]["full_name"] = serde_json::Value::from(repo);
+    event.payload["repository"]["name"] = serde_json::Value::from(name);
+    event.payload["repository"]["owner"] = serde_json::json!({ "login": owner, "name": owner });
+    Ok(Some(event))
+}
+
 impl AppState {
     /// Processes a recorded delivery: fetches the commit, finds the CI files that run for the
     /// event and queues a run for each.
@@ -233,10 +326,55 @@ impl AppState {
             .with_context(|| {
                 format!("no clone URL for {repo} (set projects.\"{repo}\".clone_url)")
             })?;
+        let request = Requested {
+            forge: received.forge.clone(),
+            repo,
+            clone_url: url,
+            workflow: None,
+            trigger: Trigger::Delivery(received.clone()),
+        };
+        let sha = event.sha.clone();
+        self.make_runs(queue_id, &request, &sha).await
+    }
+
+    /// Processes a manual or scheduled request: resolves the ref, then as a delivery.
+    pub async fn request(&self, queue_id: &str, request: &Requested) -> Result<Vec<String>> {
+        let git_ref = match &request.trigger {
+            Trigger::Manual { git_ref, .. } | Trigger::Schedule { git_ref, .. } => git_ref.clone(),
+            Trigger::Delivery(received) => {
+                return self.intake(queue_id, received).await;
+            }
+        };
+        let sha = self
+            .mirrors
+            .resolve(&request.clone_url, &full_ref(&git_ref))
+            .await?;
+        self.make_runs(queue_id, request, &sha).await
+    }
+
+    /// Creates and queues a run for each CI file of `request` that runs for its event at `sha`.
+    async fn make_runs(
+        &self,
+        queue_id: &str,
+        request: &Requested,
+        sha: &str,
+    ) -> Result<Vec<String>> {
         let checkout = self.checkout_dir(queue_id);
-        self.mirrors.checkout(&url, &event.sha, &checkout).await?;
+        self.mirrors
+            .checkout(&request.clone_url, sha, &checkout)
+            .await?;
+        let Some(event) = requested_event(&request.trigger, &request.repo, &checkout)? else {
+            return Ok(Vec::new());
+        };
+        let mut files = ci_files(&request.forge, &checkout);
+        if let Some(only) = &request.workflow {
+            files.retain(|f| f == only);
+            if files.is_empty() {
+                anyhow::bail!("no CI file {only} in {} at {sha}", request.repo);
+            }
+        }
         let mut created = Vec::new();
-        for path in ci_files(&received.forge, &checkout) {
+        for path in files {
             let text = std::fs::read_to_string(checkout.join(&path))
                 .with_context(|| format!("reading {path}"))?;
             let run_id = run_id_for(queue_id, &path);
@@ -249,7 +387,7 @@ impl AppState {
                 self.runs
                     .create_run(&NewRun {
                         id: run_id.clone(),
-                        repo: repo.clone(),
+                        repo: request.repo.clone(),
                         git_ref: event.git_ref.clone(),
                         sha: event.sha.clone(),
                         event: event.name().to_owned(),
@@ -269,9 +407,10 @@ impl AppState {
             }
             let work = RunWork {
                 run_id: run_id.clone(),
-                received: received.clone(),
-                repo: repo.clone(),
-                clone_url: url.clone(),
+                forge: request.forge.clone(),
+                trigger: request.trigger.clone(),
+                repo: request.repo.clone(),
+                clone_url: request.clone_url.clone(),
                 sha: event.sha.clone(),
                 workflow: path,
                 rerun: Vec::new(),
@@ -352,19 +491,15 @@ impl AppState {
         work: &RunWork,
         cancel: CancellationToken,
     ) -> Result<Status> {
-        let event = work
-            .received
-            .event()?
-            .context("the delivery has no event")?;
         let checkout = self.checkout_dir(queue_id);
         self.mirrors
             .checkout(&work.clone_url, &work.sha, &checkout)
             .await?;
+        let event = requested_event(&work.trigger, &work.repo, &checkout)?
+            .context("the delivery has no event")?;
         let text = std::fs::read_to_string(checkout.join(&work.workflow))
             .with_context(|| format!("reading {}", work.workflow))?;
-        let engine = self
-            .engine(&work.received.forge, &work.repo, &work.run_id)
-            .await?;
+        let engine = self.engine(&work.forge, &work.repo, &work.run_id).await?;
         let source = Source::new(&work.workflow, text, &checkout);
         let mut options = RunOptions::new();
         options.run_id = Some(work.run_id.clone());
@@ -579,6 +714,19 @@ async fn do_work(state: &AppState, lease: &Lease, lease_ms: i64) -> Outcome {
             }
             Err(e) => {
                 tracing::warn!(delivery = %received.delivery, "processing the delivery: {e:#}");
+                state
+                    .record_delivery_error(&lease.job_id, &format!("{e:#}"))
+                    .await;
+                Outcome::Failure
+            }
+        },
+        Work::Request(request) => match state.request(&lease.job_id, request).await {
+            Ok(runs) => {
+                tracing::info!(repo = %request.repo, runs = runs.len(), "request processed");
+                Outcome::Success
+            }
+            Err(e) => {
+                tracing::warn!(repo = %request.repo, "processing the request: {e:#}");
                 state
                     .record_delivery_error(&lease.job_id, &format!("{e:#}"))
                     .await;

@@ -351,3 +351,64 @@ async fn failed_jobs_rerun_with_the_admin_token_and_cancel_stops_a_run() {
     assert_eq!(run["run"]["status"], "cancelled", "{run:#}");
     assert_eq!(run["queue"]["outcome"], "cancelled");
 }
+
+#[tokio::test]
+async fn a_manual_run_with_inputs_needs_the_admin_token() {
+    let workflow = "on:\n  workflow_dispatch:\n    inputs:\n      who:\n        default: nobody\n  push:\njobs:\n  hello:\n    runs-on: linux\n    steps:\n      - run: echo \"hello ${{ inputs.who }} on ${{ github.ref_name }} by ${{ github.event_name }}\"\n";
+    let (repo, _) = repo(&[
+        (".github/workflows/ci.yml", workflow),
+        (".github/workflows/push-only.yml", OTHER_BRANCH_ONLY),
+    ]);
+    let server = Server::start(FORGE);
+    let body = serde_json::json!({
+        "repo": "octo/app",
+        "ref": "main",
+        "clone_url": format!("file://{}", repo.path().display()),
+        "inputs": { "who": "world" },
+    });
+    let client = reqwest::Client::new();
+    let refused = client
+        .post(format!("{}/api/runs", server.url))
+        .json(&body)
+        .send()
+        .await
+        .expect("answer");
+    assert_eq!(refused.status(), 401);
+    let queued = client
+        .post(format!("{}/api/runs", server.url))
+        .bearer_auth(ADMIN)
+        .json(&body)
+        .send()
+        .await
+        .expect("answer");
+    assert_eq!(queued.status(), 202);
+    let id = the_run(&server).await;
+    let run = wait_for(&server, &format!("/api/runs/{id}"), 60, finished).await;
+    assert_eq!(run["run"]["status"], "success", "{run:#}");
+    assert_eq!(run["run"]["event"], "workflow_dispatch");
+    assert_eq!(run["run"]["ref"], "refs/heads/main");
+    let log = reqwest::get(format!("{}/api/runs/{id}/jobs/hello/log", server.url))
+        .await
+        .expect("log")
+        .text()
+        .await
+        .expect("text");
+    assert!(
+        log.contains("hello world on main by workflow_dispatch"),
+        "{log}"
+    );
+    let runs = get_json(&format!("{}/api/runs", server.url)).await;
+    assert_eq!(
+        runs["runs"].as_array().map(Vec::len),
+        Some(1),
+        "only the dispatchable workflow ran"
+    );
+    let unknown = client
+        .post(format!("{}/api/runs", server.url))
+        .bearer_auth(ADMIN)
+        .json(&serde_json::json!({ "repo": "octo/unknown" }))
+        .send()
+        .await
+        .expect("answer");
+    assert_eq!(unknown.status(), 400, "no clone URL known");
+}
