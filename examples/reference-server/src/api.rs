@@ -535,6 +535,7 @@ async fn live_log(
         reader: ci_engine::store::logs::LogReader,
         run: String,
         job: String,
+        attempt: u32,
         offset: u64,
         done: bool,
         first: bool,
@@ -544,6 +545,7 @@ async fn live_log(
         reader,
         run,
         job,
+        attempt,
         offset,
         done: false,
         first: true,
@@ -559,8 +561,12 @@ async fn live_log(
             f.first = false;
             // Whether the job has ended is read before the log, so nothing written before
             // the end is missed.
+            // An attempt ended when the job did, or when a later attempt started (its
+            // worker was lost, or the job was run again).
             let ended = match current_attempt(&f.state, &f.run, &f.job).await {
-                Ok((_, status)) => !matches!(status, Stored::Queued | Stored::Running),
+                Ok((current, status)) => {
+                    current > f.attempt || !matches!(status, Stored::Queued | Stored::Running)
+                }
                 Err(_) => true,
             };
             let (data, finished) = match f.reader.poll(f.offset).await {

@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use futures_util::StreamExt;
 use serde_json::{json, Value};
 
 pub const SECRET: &str = "test-webhook-secret";
@@ -18,6 +19,7 @@ pub struct Server {
     pub dir: tempfile::TempDir,
     config: PathBuf,
     log: PathBuf,
+    env: Vec<(String, String)>,
 }
 
 fn free_port() -> u16 {
@@ -30,16 +32,29 @@ fn free_port() -> u16 {
 impl Server {
     /// Starts a server with the base configuration plus `extra` TOML.
     pub fn start(extra: &str) -> Server {
+        Server::start_env(extra, &[])
+    }
+
+    /// Starts a server with extra TOML and environment variables.
+    pub fn start_env(extra: &str, env: &[(&str, &str)]) -> Server {
         let dir = tempfile::tempdir().expect("temp dir");
         let port = free_port();
         let config = dir.path().join("server.toml");
+        let workers = if extra.contains("workers =") {
+            ""
+        } else {
+            "workers = 2\n"
+        };
+        let labels = if extra.contains("worker_labels =") {
+            ""
+        } else {
+            "worker_labels = [\"linux\"]\n"
+        };
         let text = format!(
             r#"listen = "127.0.0.1:{port}"
 state_dir = "{state}"
 lease_seconds = 3
-workers = 2
-worker_labels = ["linux"]
-{extra}
+{workers}{labels}{extra}
 [tokens]
 admin_env = "GANTRY_TEST_ADMIN"
 anonymous_read = true
@@ -53,6 +68,10 @@ anonymous_read = true
             log: dir.path().join("server.log"),
             dir,
             config,
+            env: env
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
         };
         server.spawn();
         server
@@ -71,6 +90,7 @@ anonymous_read = true
             .env("GANTRY_TEST_ADMIN", ADMIN)
             .env("GANTRY_TEST_FORGE_TOKEN", "forge-token")
             .env("RUST_LOG", "gantry_server=debug,info")
+            .envs(self.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
             .stdout(Stdio::null())
             .stderr(log)
             .spawn()
@@ -244,4 +264,70 @@ pub fn finished(run: &Value) -> bool {
         run["run"]["status"].as_str(),
         Some("success" | "failure" | "cancelled" | "skipped")
     )
+}
+
+/// One SSE event.
+#[derive(Debug, Default, Clone)]
+pub struct Sse {
+    pub id: Option<String>,
+    pub event: String,
+    pub data: String,
+}
+
+/// Reads events until `end` (or `max`).
+pub async fn read_events(url: &str, last_id: Option<&str>, max: usize) -> Vec<Sse> {
+    let mut req = reqwest::Client::new().get(url);
+    if let Some(id) = last_id {
+        req = req.header("Last-Event-ID", id);
+    }
+    let resp = req.send().await.expect("the server answers");
+    assert_eq!(resp.status(), 200);
+    assert_eq!(
+        resp.headers()
+            .get("content-type")
+            .and_then(|v| v.to_str().ok()),
+        Some("text/event-stream")
+    );
+    let mut stream = resp.bytes_stream();
+    let mut buf = String::new();
+    let mut out = Vec::new();
+    let mut current = Sse::default();
+    while let Some(chunk) = tokio::time::timeout(std::time::Duration::from_secs(30), stream.next())
+        .await
+        .expect("events keep coming")
+    {
+        buf.push_str(&String::from_utf8_lossy(&chunk.expect("a chunk")));
+        while let Some(pos) = buf.find('\n') {
+            let line: String = buf.drain(..=pos).collect();
+            let line = line.trim_end_matches('\n');
+            if line.is_empty() {
+                if !current.event.is_empty() || !current.data.is_empty() {
+                    let done = current.event == "end";
+                    out.push(std::mem::take(&mut current));
+                    if done || out.len() >= max {
+                        return out;
+                    }
+                }
+            } else if let Some(v) = line.strip_prefix("id:") {
+                current.id = Some(v.trim().to_owned());
+            } else if let Some(v) = line.strip_prefix("event:") {
+                current.event = v.trim().to_owned();
+            } else if let Some(v) = line.strip_prefix("data:") {
+                if !current.data.is_empty() {
+                    current.data.push('\n');
+                }
+                current.data.push_str(v.strip_prefix(' ').unwrap_or(v));
+            }
+        }
+    }
+    out
+}
+
+pub fn log_lines(events: &[Sse]) -> Vec<String> {
+    events
+        .iter()
+        .filter(|e| e.event == "log")
+        .flat_map(|e| e.data.lines().map(str::to_owned).collect::<Vec<_>>())
+        .filter(|l| l.starts_with("tick "))
+        .collect()
 }
