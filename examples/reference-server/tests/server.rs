@@ -412,3 +412,40 @@ async fn a_manual_run_with_inputs_needs_the_admin_token() {
         .expect("answer");
     assert_eq!(unknown.status(), 400, "no clone URL known");
 }
+
+#[test]
+fn the_example_configuration_checks_and_a_broken_one_is_refused_with_the_reason() {
+    let example = concat!(env!("CARGO_MANIFEST_DIR"), "/gantry-server.example.toml");
+    let ok = std::process::Command::new(env!("CARGO_BIN_EXE_gantry-server"))
+        .args(["--config", example, "--check-config"])
+        .env("GANTRY_ADMIN_TOKEN", "a")
+        .env("GANTRY_READ_TOKEN", "r")
+        .env("GITHUB_WEBHOOK_SECRET", "s")
+        .env("GITHUB_TOKEN", "t")
+        .output()
+        .expect("runs");
+    assert!(ok.status.success(), "{}", String::from_utf8_lossy(&ok.stderr));
+    let missing = std::process::Command::new(env!("CARGO_BIN_EXE_gantry-server"))
+        .args(["--config", example, "--check-config"])
+        .env_remove("GITHUB_WEBHOOK_SECRET")
+        .env("GANTRY_ADMIN_TOKEN", "a")
+        .env("GANTRY_READ_TOKEN", "r")
+        .env("GITHUB_TOKEN", "t")
+        .output()
+        .expect("runs");
+    assert!(!missing.status.success());
+    let said = String::from_utf8_lossy(&missing.stderr);
+    assert!(said.contains("GITHUB_WEBHOOK_SECRET is not set"), "{said}");
+    let dir = tempfile::tempdir().expect("temp dir");
+    let bad = dir.path().join("bad.toml");
+    std::fs::write(&bad, "state_dir = \"/tmp/x\"\nwokers = 2\n").expect("written");
+    let typo = std::process::Command::new(env!("CARGO_BIN_EXE_gantry-server"))
+        .args(["--config"])
+        .arg(&bad)
+        .arg("--check-config")
+        .output()
+        .expect("runs");
+    assert!(!typo.status.success());
+    let said = String::from_utf8_lossy(&typo.stderr);
+    assert!(said.contains("wokers"), "the unknown key is named: {said}");
+}
