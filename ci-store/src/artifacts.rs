@@ -277,6 +277,38 @@ pub async fn download(
     Ok(manifest)
 }
 
+/// One file of an artifact, by its path in the manifest (only paths the manifest lists are
+/// served, so a request cannot reach outside the artifact), digest verified.
+pub async fn read_file(
+    store: &BlobStore,
+    run: &str,
+    name: &str,
+    path: &str,
+) -> Result<Vec<u8>, StoreError> {
+    if !safe_relative(path) || !safe_relative(name) {
+        return Err(StoreError::UnsafePath(format!("{name}/{path}")));
+    }
+    let manifest = manifest(store, run, name).await?;
+    let entry = manifest
+        .entries
+        .iter()
+        .find(|e| e.path == path)
+        .ok_or_else(|| StoreError::NotFound(format!("{path} in artifact '{name}'")))?;
+    let blob = format!("{}/blobs/{}.zst", key(run, name), entry.sha256);
+    let compressed = store
+        .get(&blob)
+        .await?
+        .ok_or_else(|| StoreError::Corrupt(format!("missing content of {path}")))?;
+    let content = zstd::decode_all(compressed.as_ref())
+        .map_err(|e| StoreError::Corrupt(format!("{path}: {e}")))?;
+    if hex::encode(Sha256::digest(&content)) != entry.sha256 {
+        return Err(StoreError::Corrupt(format!(
+            "{path} does not match its digest"
+        )));
+    }
+    Ok(content)
+}
+
 /// The artifact names of a run, sorted.
 pub async fn list(store: &BlobStore, run: &str) -> Result<Vec<String>, StoreError> {
     let prefix = format!("artifacts/{run}/");

@@ -89,7 +89,7 @@ function runPage(id) {
     <div class="layout"><ul class="jobs" id="jobs"></ul>
     <section><div class="log-panel"><div class="log-tools"><strong id="log-title">Select a job</strong>
       <input id="search" type="search" placeholder="search the log"><span id="hits" class="muted"></span></div>
-      <div class="log" id="log"></div></div></section></div>`;
+      <div class="log" id="log"></div></div><div id="tests"></div></section></div>`;
   const actions = app.querySelector("#actions");
   actions.innerHTML = `<button id="rerun-all">Rerun all</button><button id="rerun-failed">Rerun failed</button><button id="cancel" class="danger">Cancel</button><span id="said" class="muted"></span>`;
   const said = app.querySelector("#said");
@@ -138,7 +138,7 @@ function runPage(id) {
     if (q && q.waiting_because) notes += `<div class="note" id="waiting">Waiting: ${esc(q.waiting_because)}</div>`;
     if (q && q.lost) notes += `<div class="note">The worker of this run was lost ${q.lost}× (${esc(q.note || "")}); it was resumed.</div>`;
     for (const e of run.errors || []) notes += `<div class="error">${esc(e)}</div>`;
-    if (run.artifacts && run.artifacts.length) notes += `<div class="muted">Artifacts: ${run.artifacts.map(esc).join(", ")}</div>`;
+    if (run.artifacts && run.artifacts.length) notes += `<div id="artifacts" class="muted">Artifacts: ${run.artifacts.map(esc).join(", ")}</div>`;
     app.querySelector("#notes").innerHTML = notes;
     if (!selected && run.jobs.length) selected = (run.jobs.find((j) => j.status === "running") || run.jobs[0]).id;
     jobsList.innerHTML = run.jobs.map((j) => `<li data-job="${esc(j.id)}" class="${j.id === selected ? "selected" : ""}">
@@ -148,6 +148,33 @@ function runPage(id) {
     for (const g of graph.querySelectorAll("g[data-job]")) g.classList.toggle("selected", g.getAttribute("data-job") === selected);
     const job = run.jobs.find((j) => j.id === selected);
     if (job) follow(job);
+    if (run.artifacts && run.artifacts.length && FINISHED.includes(r.status)) showArtifacts();
+  }
+
+  let artifactsShown = false;
+  async function showArtifacts() {
+    if (artifactsShown) return;
+    artifactsShown = true;
+    try {
+      const list = await api(`/runs/${encodeURIComponent(id)}/artifacts`);
+      const el = app.querySelector("#artifacts");
+      if (!el) return;
+      el.innerHTML = "Artifacts: " + list.artifacts.map((a) => `<strong>${esc(a.name)}</strong> ` + a.files.map((f) =>
+        `<a href="/api/runs/${encodeURIComponent(id)}/artifacts/${encodeURIComponent(a.name)}/files/${f.path.split("/").map(encodeURIComponent).join("/")}">${esc(f.path)}</a> <span class="muted">(${f.size} B)</span>`).join(", ")).join("; ");
+    } catch (e) { artifactsShown = false; }
+  }
+
+  async function showTests(job, ended) {
+    const el = app.querySelector("#tests");
+    el.innerHTML = "";
+    if (!ended && !FINISHED.includes(job.status)) return;
+    try {
+      const t = await api(`/runs/${encodeURIComponent(id)}/jobs/${encodeURIComponent(job.id)}/tests`);
+      const cases = t.cases || [];
+      const bad = cases.filter((c) => c.outcome === "failed" || c.outcome === "error");
+      el.innerHTML = `<div class="tests"><strong>Tests:</strong> ${cases.length} run, ${bad.length} failed` +
+        bad.map((c) => `<div class="error">${esc(c.class)} › ${esc(c.name)}${c.message ? ": " + esc(c.message) : ""}</div>`).join("") + "</div>";
+    } catch (e) { /* no test results */ }
   }
 
   function follow(job) {
@@ -161,7 +188,8 @@ function runPage(id) {
     if (token()) url += "&access_token=" + encodeURIComponent(token());
     stream = new EventSource(url);
     stream.addEventListener("log", (e) => { log.add(e.data); search(app.querySelector("#search").value); });
-    stream.addEventListener("end", () => { stream.close(); log.end(); });
+    stream.addEventListener("end", () => { stream.close(); log.end(); showTests(job, true); });
+    showTests(job, false);
   }
 
   async function refresh() {

@@ -56,6 +56,12 @@ pub fn router(state: AppState) -> Router {
         .route("/runs/{id}/rerun", post(rerun))
         .route("/runs/{id}/approve", post(approve))
         .route("/runs/{id}/graph.svg", get(graph))
+        .route("/runs/{id}/artifacts", get(artifacts))
+        .route(
+            "/runs/{id}/artifacts/{name}/files/{*path}",
+            get(artifact_file),
+        )
+        .route("/runs/{id}/jobs/{job}/tests", get(test_results))
         .route("/runs/{id}/jobs/{job}/log", get(job_log))
         .route("/runs/{id}/jobs/{job}/live", get(live_log))
         .route("/queue", get(queue_state))
@@ -787,6 +793,77 @@ async fn graph(State(state): State<AppState>, Path(id): Path<String>) -> ApiResu
         to_svg(&plan, &style),
     )
         .into_response())
+}
+
+/// `GET /api/runs/{id}/artifacts`: each artifact with its files and sizes.
+async fn artifacts(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> ApiResult<Json<Value>> {
+    use ci_engine::store::artifacts;
+    if state.runs.get_run(&id).await?.is_none() {
+        return Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            format!("no run '{id}'"),
+        ));
+    }
+    let mut out = Vec::new();
+    for name in artifacts::list(&state.blobs, &id).await? {
+        let m = artifacts::manifest(&state.blobs, &id, &name).await?;
+        out.push(json!({
+            "name": m.name,
+            "expires_at": m.expires_at,
+            "files": m.entries.iter().map(|e| json!({ "path": e.path, "size": e.size, "sha256": e.sha256 })).collect::<Vec<_>>(),
+        }));
+    }
+    Ok(Json(json!({ "artifacts": out })))
+}
+
+/// `GET /api/runs/{id}/artifacts/{name}/files/{path}`: one file, as stored (paths outside
+/// the artifact are refused; only the manifest's paths exist).
+async fn artifact_file(
+    State(state): State<AppState>,
+    Path((id, name, path)): Path<(String, String, String)>,
+) -> ApiResult<Response> {
+    use ci_engine::store::StoreError;
+    match ci_engine::store::artifacts::read_file(&state.blobs, &id, &name, &path).await {
+        Ok(data) => {
+            let file = path.rsplit('/').next().unwrap_or("file").replace('"', "");
+            Ok((
+                [
+                    ("content-type", "application/octet-stream".to_owned()),
+                    (
+                        "content-disposition",
+                        format!("attachment; filename=\"{file}\""),
+                    ),
+                ],
+                data,
+            )
+                .into_response())
+        }
+        Err(StoreError::UnsafePath(p)) => Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            format!("refused path {p}"),
+        )),
+        Err(StoreError::NotFound(what)) => {
+            Err(ApiError::new(StatusCode::NOT_FOUND, format!("no {what}")))
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// `GET /api/runs/{id}/jobs/{job}/tests`: the job's test results (JUnit reports).
+async fn test_results(
+    State(state): State<AppState>,
+    Path((id, job)): Path<(String, String)>,
+) -> ApiResult<Json<Value>> {
+    match ci_engine::job_test_results(&state.blobs, &id, &job).await? {
+        Some(results) => Ok(Json(serde_json::to_value(results)?)),
+        None => Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            format!("job '{job}' of run '{id}' kept no test results"),
+        )),
+    }
 }
 
 /// `GET /api/queue`: what waits (and why) and what runs where.

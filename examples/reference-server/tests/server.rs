@@ -424,7 +424,11 @@ fn the_example_configuration_checks_and_a_broken_one_is_refused_with_the_reason(
         .env("GITHUB_TOKEN", "t")
         .output()
         .expect("runs");
-    assert!(ok.status.success(), "{}", String::from_utf8_lossy(&ok.stderr));
+    assert!(
+        ok.status.success(),
+        "{}",
+        String::from_utf8_lossy(&ok.stderr)
+    );
     let missing = std::process::Command::new(env!("CARGO_BIN_EXE_gantry-server"))
         .args(["--config", example, "--check-config"])
         .env_remove("GITHUB_WEBHOOK_SECRET")
@@ -448,4 +452,106 @@ fn the_example_configuration_checks_and_a_broken_one_is_refused_with_the_reason(
     assert!(!typo.status.success());
     let said = String::from_utf8_lossy(&typo.stderr);
     assert!(said.contains("wokers"), "the unknown key is named: {said}");
+}
+
+const GITLAB_CI: &str = r#"
+build:
+  script:
+    - mkdir -p dist && echo "built" > dist/app.txt
+    - |
+      cat > report.xml <<'XML'
+      <testsuite name="unit" tests="2" failures="1"><testcase classname="a" name="passes"/><testcase classname="a" name="fails"><failure message="boom">trace</failure></testcase></testsuite>
+      XML
+  artifacts:
+    paths: [dist/]
+    reports:
+      junit: report.xml
+"#;
+
+#[tokio::test]
+async fn a_gitlab_push_runs_the_pipeline_and_serves_artifacts_and_test_results() {
+    let (repo, sha) = repo(&[(".gitlab-ci.yml", GITLAB_CI)]);
+    let server =
+        Server::start("[[forges]]\nkind = \"gitlab\"\nsecret_env = \"GANTRY_TEST_SECRET\"\n");
+    let body = serde_json::json!({
+        "object_kind": "push",
+        "ref": "refs/heads/main",
+        "before": "0000000000000000000000000000000000000000",
+        "after": sha,
+        "checkout_sha": sha,
+        "user_username": "octo",
+        "project": {
+            "path_with_namespace": "octo/app",
+            "name": "app",
+            "namespace": "octo",
+            "default_branch": "main",
+            "git_http_url": format!("file://{}", repo.path().display()),
+        },
+        "commits": [{ "id": sha, "message": "first" }],
+    })
+    .to_string();
+    let client = reqwest::Client::new();
+    let wrong = client
+        .post(format!("{}/hooks/gitlab", server.url))
+        .header("X-Gitlab-Event", "Push Hook")
+        .header("X-Gitlab-Token", "wrong")
+        .body(body.clone())
+        .send()
+        .await
+        .expect("answer");
+    assert_eq!(wrong.status(), 401);
+    let ok = client
+        .post(format!("{}/hooks/gitlab", server.url))
+        .header("X-Gitlab-Event", "Push Hook")
+        .header("X-Gitlab-Token", SECRET)
+        .header("X-Gitlab-Event-UUID", "gl-1")
+        .body(body)
+        .send()
+        .await
+        .expect("answer");
+    assert_eq!(ok.status(), 202);
+    let id = the_run(&server).await;
+    let run = wait_for(&server, &format!("/api/runs/{id}"), 60, finished).await;
+    assert_eq!(run["run"]["workflow"], ".gitlab-ci.yml");
+    assert_eq!(job_status(&run, "build"), Some("success"), "{run:#}");
+
+    let listed = get_json(&format!("{}/api/runs/{id}/artifacts", server.url)).await;
+    let artifact = &listed["artifacts"][0];
+    let name = artifact["name"].as_str().expect("an artifact");
+    let file = artifact["files"]
+        .as_array()
+        .and_then(|f| {
+            f.iter()
+                .find_map(|e| e["path"].as_str().filter(|p| p.ends_with("app.txt")))
+        })
+        .expect("dist/app.txt is listed")
+        .to_owned();
+    let got = reqwest::get(format!(
+        "{}/api/runs/{id}/artifacts/{name}/files/{file}",
+        server.url
+    ))
+    .await
+    .expect("answer");
+    assert_eq!(got.status(), 200);
+    assert_eq!(got.text().await.expect("text"), "built\n");
+    for evil in [
+        "..%2F..%2Fetc%2Fpasswd",
+        "dist/..%2F..%2Fsecret",
+        "%2Fetc%2Fpasswd",
+    ] {
+        let refused = reqwest::get(format!(
+            "{}/api/runs/{id}/artifacts/{name}/files/{evil}",
+            server.url
+        ))
+        .await
+        .expect("answer");
+        assert!(
+            refused.status() == 400 || refused.status() == 404,
+            "{evil}: {}",
+            refused.status()
+        );
+    }
+    let tests = get_json(&format!("{}/api/runs/{id}/jobs/build/tests", server.url)).await;
+    let text = tests.to_string();
+    assert!(text.contains("fails") && text.contains("boom"), "{tests:#}");
 }
