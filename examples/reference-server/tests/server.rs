@@ -8,6 +8,8 @@ use common::*;
 use serde_json::Value;
 
 const FORGE: &str = r#"
+[secrets]
+DEPLOY_TOKEN = "GANTRY_TEST_SECRET"
 [[forges]]
 kind = "github"
 secret_env = "GANTRY_TEST_SECRET"
@@ -21,7 +23,7 @@ jobs:
   build:
     runs-on: linux
     steps:
-      - run: echo "hello from build"
+      - run: echo "hello from build, token ${{ secrets.DEPLOY_TOKEN }}"
   test:
     needs: build
     runs-on: linux
@@ -72,7 +74,21 @@ async fn a_signed_push_becomes_a_run_that_finishes_with_logs() {
         .text()
         .await
         .expect("text");
-    assert!(log.contains("hello from build"), "{log}");
+    assert!(log.contains("hello from build, token ***"), "{log}");
+    assert!(
+        !log.contains(SECRET),
+        "secrets are masked before they are stored: {log}"
+    );
+    let live = read_events(
+        &format!("{}/api/runs/{id}/jobs/build/live", server.url),
+        None,
+        100,
+    )
+    .await;
+    assert!(
+        !format!("{live:?}").contains(SECRET),
+        "… and before they are sent"
+    );
     // Only the workflow whose branch filter matches made a run; the duplicate made none.
     let runs = get_json(&format!("{}/api/runs", server.url)).await;
     assert_eq!(runs["runs"].as_array().map(Vec::len), Some(1), "{runs:#}");
@@ -554,4 +570,78 @@ async fn a_gitlab_push_runs_the_pipeline_and_serves_artifacts_and_test_results()
     let tests = get_json(&format!("{}/api/runs/{id}/jobs/build/tests", server.url)).await;
     let text = tests.to_string();
     assert!(text.contains("fails") && text.contains("boom"), "{tests:#}");
+}
+
+#[tokio::test]
+async fn a_manual_job_is_played_with_approve() {
+    let ci = "on: push\njobs:\n  build:\n    runs-on: linux\n    steps:\n      - run: echo build\n";
+    let gitlab = "build:\n  script: [echo build]\ndeploy:\n  needs: [build]\n  when: manual\n  script: [echo deployed]\n";
+    let (repo, sha) = repo(&[(".github/workflows/ci.yml", ci), (".gitlab-ci.yml", gitlab)]);
+    let server = Server::start("[[forges]]\nkind = \"gitlab\"\n");
+    let body = serde_json::json!({
+        "ref": "refs/heads/main", "after": sha, "checkout_sha": sha, "user_username": "octo",
+        "project": { "path_with_namespace": "octo/app", "git_http_url": format!("file://{}", repo.path().display()) },
+    })
+    .to_string();
+    let client = reqwest::Client::new();
+    let ok = client
+        .post(format!("{}/hooks/gitlab", server.url))
+        .header("X-Gitlab-Event", "Push Hook")
+        .body(body)
+        .send()
+        .await
+        .expect("answer");
+    assert_eq!(ok.status(), 202);
+    let id = the_run(&server).await;
+    let path = format!("/api/runs/{id}");
+    let run = wait_for(&server, &path, 60, finished).await;
+    assert_eq!(job_status(&run, "build"), Some("success"), "{run:#}");
+    assert_eq!(
+        job_status(&run, "deploy"),
+        Some("skipped"),
+        "a manual job waits: {run:#}"
+    );
+    let played = client
+        .post(format!("{}{path}/approve", server.url))
+        .bearer_auth(ADMIN)
+        .json(&serde_json::json!({ "job": "deploy" }))
+        .send()
+        .await
+        .expect("answer");
+    assert_eq!(played.status(), 202);
+    let run = wait_for(&server, &path, 60, |r| {
+        finished(r) && job_status(r, "deploy") == Some("success")
+    })
+    .await;
+    assert_eq!(run["run"]["status"], "success", "{run:#}");
+    let build = run["jobs"]
+        .as_array()
+        .and_then(|j| j.iter().find(|j| j["id"] == "build"))
+        .expect("build");
+    assert_eq!(build["attempt"], 1, "build kept its result");
+}
+
+#[tokio::test]
+async fn requests_over_the_rate_or_size_limit_are_refused() {
+    let server = Server::start("rate_limit_per_minute = 5\nmax_body = 1024\n[[forges]]\nkind = \"github\"\nsecret_env = \"GANTRY_TEST_SECRET\"\n");
+    let mut codes = Vec::new();
+    for _ in 0..7 {
+        codes.push(
+            reqwest::get(format!("{}/api/runs", server.url))
+                .await
+                .expect("answer")
+                .status()
+                .as_u16(),
+        );
+    }
+    assert_eq!(&codes[..5], &[200; 5]);
+    assert_eq!(codes[6], 429, "{codes:?}");
+    let big = reqwest::Client::new()
+        .post(format!("{}/hooks/github", server.url))
+        .header("X-GitHub-Event", "push")
+        .body(vec![b' '; 4096])
+        .send()
+        .await
+        .expect("answer");
+    assert_eq!(big.status(), 413);
 }
