@@ -28,7 +28,8 @@ pub struct RunArgs {
     /// A JSON file with the event payload (`github.event`).
     #[arg(long, value_name = "FILE")]
     pub event_path: Option<PathBuf>,
-    /// Where jobs with a runs-on label run: LABEL=host or LABEL=docker://IMAGE; repeatable.
+    /// Where jobs with a runs-on label run: LABEL=host, LABEL=bwrap (a bubblewrap sandbox) or
+    /// LABEL=docker://IMAGE; repeatable.
     #[arg(long = "platform", value_name = "LABEL=EXECUTOR", value_parser = crate::plan::key_value)]
     pub platforms: Vec<(String, String)>,
     /// A secret, K=V (or K to take the value of the environment variable K); repeatable.
@@ -161,6 +162,13 @@ async fn run_async(args: RunArgs, source: Source, quiet: bool) -> Result<ExitCod
     for (label, target) in &args.platforms {
         let executor: Arc<dyn Executor> = if target == "host" {
             Arc::new(HostExecutor::default())
+        } else if target == "bwrap" {
+            let bwrap = ci_exec::BwrapExecutor::new();
+            bwrap
+                .available()
+                .await
+                .map_err(|e| anyhow::anyhow!("--platform {label}={target}: {e}"))?;
+            Arc::new(bwrap)
         } else if let Some(image) = target.strip_prefix("docker://") {
             match docker.get(image) {
                 Some(e) => Arc::clone(e),
@@ -175,7 +183,7 @@ async fn run_async(args: RunArgs, source: Source, quiet: bool) -> Result<ExitCod
                 }
             }
         } else {
-            bail!("--platform {label}={target}: expected host or docker://IMAGE");
+            bail!("--platform {label}={target}: expected host, bwrap or docker://IMAGE");
         };
         builder = builder.executor(label.clone(), executor);
     }

@@ -5,7 +5,7 @@
 //! exit code, every job's status and outputs, key log lines, lines that must not appear,
 //! attempts, ordering, annotations, or the lint errors of an invalid file. Each folder becomes
 //! a real git repository and runs through the `gantry` binary (host executor; Docker for
-//! folders that say `docker: true`).
+//! folders that say `docker: true`; bubblewrap for `bwrap: true`).
 
 use std::io::Write as _;
 
@@ -14,7 +14,7 @@ use std::process::Command as Process;
 use std::time::{Duration, Instant};
 
 mod common;
-use common::docker_ready;
+use common::{bwrap_ready, docker_ready};
 use serde_json::Value;
 
 /// What `check` answers for a fixture that needs a service that is not here.
@@ -102,6 +102,7 @@ const EXPECT_KEYS: &[&str] = &[
     "stderr",
     "min_seconds",
     "docker",
+    "bwrap",
     "args",
     "lint_errors",
     "outputs",
@@ -135,6 +136,9 @@ fn check(fixture: &Path, file: &str) -> Vec<String> {
             "SKIPPED {}: dockerd not available",
             fixture.display()
         );
+        return vec![SKIPPED.to_owned()];
+    }
+    if expect["bwrap"] == Value::Bool(true) && !bwrap_ready() {
         return vec![SKIPPED.to_owned()];
     }
     let dir = tempfile::tempdir().expect("temp dir");

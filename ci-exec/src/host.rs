@@ -55,6 +55,39 @@ impl Executor for HostExecutor {
     }
 
     async fn prepare(&self, job: &JobSpec) -> Result<Box<dyn JobEnvironment>, ExecError> {
+        Ok(Box::new(self.host_job(job, None)?))
+    }
+}
+
+/// How a sandboxing executor wraps each step's process (the bubblewrap executor).
+pub(crate) trait Sandbox: Send + Sync {
+    /// The program and arguments put before the step's shell command line, for a step
+    /// running in `workdir` of `job` with its scripts in `scripts`.
+    fn wrap(
+        &self,
+        job: &JobSpec,
+        scripts: &std::path::Path,
+        workdir: &std::path::Path,
+    ) -> Vec<std::ffi::OsString>;
+    /// The environment a step starts from (the host's is never inherited).
+    fn base_env(&self) -> Vec<(String, String)>;
+}
+
+impl HostExecutor {
+    /// A job environment whose steps run wrapped by `sandbox`.
+    pub(crate) fn prepare_sandboxed(
+        &self,
+        job: &JobSpec,
+        sandbox: Arc<dyn Sandbox>,
+    ) -> Result<Box<dyn JobEnvironment>, ExecError> {
+        Ok(Box::new(self.host_job(job, Some(sandbox))?))
+    }
+
+    fn host_job(
+        &self,
+        job: &JobSpec,
+        sandbox: Option<Arc<dyn Sandbox>>,
+    ) -> Result<HostJob, ExecError> {
         let workspace = job.workspace.clone();
         let own_scripts = job.scratch.is_none();
         let scripts = job.scratch.clone().unwrap_or_else(|| {
@@ -71,7 +104,7 @@ impl Executor for HostExecutor {
                     .map_err(|e| ExecError::Prepare(format!("{}: {e}", dir.display())))?;
             }
         }
-        Ok(Box::new(HostJob {
+        Ok(HostJob {
             job: job.clone(),
             scripts,
             own_scripts,
@@ -79,7 +112,8 @@ impl Executor for HostExecutor {
             groups: Mutex::new(Vec::new()),
             grace: self.grace,
             drain: self.drain,
-        }))
+            sandbox,
+        })
     }
 }
 
@@ -105,6 +139,8 @@ struct HostJob {
     groups: Mutex<Vec<i32>>,
     grace: Duration,
     drain: Duration,
+    /// Steps run wrapped (bubblewrap); `None`: plain processes.
+    sandbox: Option<Arc<dyn Sandbox>>,
 }
 
 enum End {
@@ -173,13 +209,18 @@ impl JobEnvironment for HostJob {
         if let Err(e) = tokio::fs::write(&script, &step.script).await {
             return StepOutcome::StartFailed(format!("writing {}: {e}", script.display()));
         }
-        let argv = step.shell.argv(&script.to_string_lossy());
-        let Some((program, args)) = argv.split_first() else {
-            return StepOutcome::StartFailed("the shell command line is empty".to_owned());
-        };
+        let shell_argv = step.shell.argv(&script.to_string_lossy());
         let workdir = match &step.workdir {
             Some(dir) => self.job.workspace.join(dir),
             None => self.job.workspace.clone(),
+        };
+        let mut argv: Vec<std::ffi::OsString> = match &self.sandbox {
+            Some(sandbox) => sandbox.wrap(&self.job, &self.scripts, &workdir),
+            None => Vec::new(),
+        };
+        argv.extend(shell_argv.iter().map(std::ffi::OsString::from));
+        let Some((program, args)) = argv.split_first() else {
+            return StepOutcome::StartFailed("the shell command line is empty".to_owned());
         };
         let mut command = Command::new(program);
         command
@@ -189,7 +230,11 @@ impl JobEnvironment for HostJob {
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .process_group(0);
-        if !step.inherit_env {
+        if let Some(sandbox) = &self.sandbox {
+            // A sandboxed step never sees the host's environment.
+            command.env_clear();
+            command.envs(sandbox.base_env());
+        } else if !step.inherit_env {
             command.env_clear();
             // A step without PATH cannot find its shell; keep the host's unless one is given.
             if let Ok(path) = std::env::var("PATH") {
@@ -199,7 +244,9 @@ impl JobEnvironment for HostJob {
         command.envs(&self.job.env).envs(&step.env);
         let mut child = match command.spawn() {
             Ok(c) => c,
-            Err(e) => return StepOutcome::StartFailed(format!("{program}: {e}")),
+            Err(e) => {
+                return StepOutcome::StartFailed(format!("{}: {e}", program.to_string_lossy()))
+            }
         };
         let Some(pid) = child.id().and_then(|p| i32::try_from(p).ok()) else {
             return StepOutcome::StartFailed("the process ended before it could be tracked".into());

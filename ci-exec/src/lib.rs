@@ -41,6 +41,8 @@
 //! # }
 //! ```
 
+#[cfg(feature = "bwrap")]
+mod bwrap;
 pub mod conformance;
 #[cfg(feature = "docker")]
 mod docker;
@@ -55,6 +57,8 @@ pub mod mask;
 mod sink;
 mod spec;
 
+#[cfg(feature = "bwrap")]
+pub use bwrap::BwrapExecutor;
 #[cfg(feature = "docker")]
 pub use docker::DockerExecutor;
 pub use executor::{Capabilities, ExecError, Executor, JobEnvironment};

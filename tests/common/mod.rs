@@ -26,6 +26,33 @@ pub fn docker_ready() -> bool {
     ok
 }
 
+/// Whether bubblewrap can make a sandbox here (skips loudly; fails when CI=true).
+#[allow(dead_code)]
+pub fn bwrap_ready() -> bool {
+    let ok = Command::new("bwrap")
+        .args([
+            "--die-with-parent",
+            "--unshare-all",
+            "--ro-bind",
+            "/",
+            "/",
+            "true",
+        ])
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !ok {
+        assert!(
+            std::env::var("CI").as_deref() != Ok("true"),
+            "CI=true and bwrap cannot make a sandbox (apt-get install bubblewrap)"
+        );
+        let _ = writeln!(
+            std::io::stderr(),
+            "SKIPPED: bwrap not available (apt-get install bubblewrap)"
+        );
+    }
+    ok
+}
+
 /// The `gantry` binary as tests run it: never on the network (`GANTRY_OFFLINE`), with a
 /// fetch cache of this test process's own.
 #[allow(dead_code)]

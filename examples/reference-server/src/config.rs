@@ -210,8 +210,8 @@ impl Config {
             }
         }
         for (label, target) in &self.executors {
-            if target != "host" && !target.starts_with("docker://") {
-                bail!("executors.{label}: expected \"host\" or \"docker://IMAGE\", got {target:?}");
+            if target != "host" && target != "bwrap" && !target.starts_with("docker://") {
+                bail!("executors.{label}: expected \"host\", \"bwrap\" or \"docker://IMAGE\", got {target:?}");
             }
         }
         for (name, var) in &self.secrets {

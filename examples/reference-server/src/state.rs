@@ -95,6 +95,14 @@ impl AppState {
                         .await
                         .with_context(|| format!("executors.{label}: {target}"))?,
                 ),
+                None if target == "bwrap" => {
+                    let bwrap = ci_exec::BwrapExecutor::new();
+                    bwrap
+                        .available()
+                        .await
+                        .with_context(|| format!("executors.{label}: {target}"))?;
+                    Arc::new(bwrap)
+                }
                 None => Arc::new(HostExecutor::default()),
             };
             executors.push((label.clone(), executor));
