@@ -28,8 +28,8 @@ pub struct RunArgs {
     /// A JSON file with the event payload (`github.event`).
     #[arg(long, value_name = "FILE")]
     pub event_path: Option<PathBuf>,
-    /// Where jobs with a runs-on label run: LABEL=host, LABEL=bwrap (a bubblewrap sandbox) or
-    /// LABEL=docker://IMAGE; repeatable.
+    /// Where jobs with a runs-on label run: LABEL=host, LABEL=bwrap (a bubblewrap sandbox),
+    /// LABEL=docker://IMAGE or LABEL=swarm://IMAGE (steps as Docker Swarm services); repeatable.
     #[arg(long = "platform", value_name = "LABEL=EXECUTOR", value_parser = crate::plan::key_value)]
     pub platforms: Vec<(String, String)>,
     /// A secret, K=V (or K to take the value of the environment variable K); repeatable.
@@ -169,6 +169,12 @@ async fn run_async(args: RunArgs, source: Source, quiet: bool) -> Result<ExitCod
                 .await
                 .map_err(|e| anyhow::anyhow!("--platform {label}={target}: {e}"))?;
             Arc::new(bwrap)
+        } else if let Some(image) = target.strip_prefix("swarm://") {
+            Arc::new(
+                ci_exec::SwarmExecutor::connect(image)
+                    .await
+                    .with_context(|| format!("--platform {label}={target}"))?,
+            )
         } else if let Some(image) = target.strip_prefix("docker://") {
             match docker.get(image) {
                 Some(e) => Arc::clone(e),
@@ -183,7 +189,9 @@ async fn run_async(args: RunArgs, source: Source, quiet: bool) -> Result<ExitCod
                 }
             }
         } else {
-            bail!("--platform {label}={target}: expected host, bwrap or docker://IMAGE");
+            bail!(
+                "--platform {label}={target}: expected host, bwrap, docker://IMAGE or swarm://IMAGE"
+            );
         };
         builder = builder.executor(label.clone(), executor);
     }

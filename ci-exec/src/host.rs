@@ -60,6 +60,7 @@ impl Executor for HostExecutor {
 }
 
 /// How a sandboxing executor wraps each step's process (the bubblewrap executor).
+#[cfg_attr(not(feature = "bwrap"), allow(dead_code))]
 pub(crate) trait Sandbox: Send + Sync {
     /// The program and arguments put before the step's shell command line, for a step
     /// running in `workdir` of `job` with its scripts in `scripts`.
@@ -75,6 +76,7 @@ pub(crate) trait Sandbox: Send + Sync {
 
 impl HostExecutor {
     /// A job environment whose steps run wrapped by `sandbox`.
+    #[cfg_attr(not(feature = "bwrap"), allow(dead_code))]
     pub(crate) fn prepare_sandboxed(
         &self,
         job: &JobSpec,

@@ -56,6 +56,8 @@ pub mod log;
 pub mod mask;
 mod sink;
 mod spec;
+#[cfg(feature = "swarm")]
+mod swarm;
 
 #[cfg(feature = "bwrap")]
 pub use bwrap::BwrapExecutor;
@@ -69,3 +71,5 @@ pub use sink::{Fanout, LogSink};
 pub use spec::{
     split_words, Chunk, ContainerSpec, JobSpec, ServiceSpec, Shell, StepOutcome, StepSpec, Stream,
 };
+#[cfg(feature = "swarm")]
+pub use swarm::SwarmExecutor;

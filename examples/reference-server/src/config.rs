@@ -210,8 +210,12 @@ impl Config {
             }
         }
         for (label, target) in &self.executors {
-            if target != "host" && target != "bwrap" && !target.starts_with("docker://") {
-                bail!("executors.{label}: expected \"host\", \"bwrap\" or \"docker://IMAGE\", got {target:?}");
+            if target != "host"
+                && target != "bwrap"
+                && !target.starts_with("docker://")
+                && !target.starts_with("swarm://")
+            {
+                bail!("executors.{label}: expected \"host\", \"bwrap\", \"docker://IMAGE\" or \"swarm://IMAGE\", got {target:?}");
             }
         }
         for (name, var) in &self.secrets {

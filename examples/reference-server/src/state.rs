@@ -95,6 +95,11 @@ impl AppState {
                         .await
                         .with_context(|| format!("executors.{label}: {target}"))?,
                 ),
+                None if target.starts_with("swarm://") => Arc::new(
+                    ci_exec::SwarmExecutor::connect(target.trim_start_matches("swarm://"))
+                        .await
+                        .with_context(|| format!("executors.{label}: {target}"))?,
+                ),
                 None if target == "bwrap" => {
                     let bwrap = ci_exec::BwrapExecutor::new();
                     bwrap
