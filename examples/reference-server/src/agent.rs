@@ -137,6 +137,21 @@ pub struct Register {
     pub capacity: usize,
 }
 
+/// A registered agent, as the queue page shows it.
+#[derive(Debug, Clone, Serialize)]
+pub struct AgentInfo {
+    /// Its id.
+    pub id: String,
+    /// The name it registered with.
+    pub name: String,
+    /// Its labels.
+    pub labels: Vec<String>,
+    /// Jobs it runs now.
+    pub jobs: usize,
+    /// Jobs it runs at once.
+    pub capacity: usize,
+}
+
 struct AgentState {
     name: String,
     labels: Vec<String>,
@@ -317,14 +332,23 @@ impl Hub {
         lost
     }
 
-    /// Registered agents: (id, labels, jobs, capacity).
-    pub fn agents(&self) -> Vec<(String, Vec<String>, usize, usize)> {
+    /// The registered agents.
+    pub fn agents(&self) -> Vec<AgentInfo> {
         let s = self.inner.lock().expect("never poisoned");
-        s.agents
+        let mut out: Vec<AgentInfo> = s
+            .agents
             .iter()
             .filter(|(_, a)| !a.lost)
-            .map(|(id, a)| (id.clone(), a.labels.clone(), a.jobs, a.capacity))
-            .collect()
+            .map(|(id, a)| AgentInfo {
+                id: id.clone(),
+                name: a.name.clone(),
+                labels: a.labels.clone(),
+                jobs: a.jobs,
+                capacity: a.capacity,
+            })
+            .collect();
+        out.sort_by(|a, b| a.id.cmp(&b.id));
+        out
     }
 
     /// Takes a slot on an agent with `label`, waiting for one.
