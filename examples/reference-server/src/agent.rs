@@ -486,7 +486,7 @@ impl Executor for AgentExecutor {
             .hub
             .agents()
             .iter()
-            .any(|(_, labels, _, _)| labels.contains(&self.label))
+            .any(|a| a.labels.contains(&self.label))
         {
             Ok(())
         } else {
