@@ -40,6 +40,7 @@ pub struct EngineBuilder {
     fetcher: Option<Option<ci_vcs::fetch::Fetcher>>,
     containers: Option<Arc<dyn Executor>>,
     live_logs: Option<std::time::Duration>,
+    lost_retries: u32,
     #[cfg(feature = "reporters")]
     reporter: Option<Arc<dyn ci_vcs::status::StatusReporter>>,
 }
@@ -110,6 +111,13 @@ impl EngineBuilder {
     /// Most jobs running at once across all runs (default: the number of CPUs).
     pub fn capacity(mut self, jobs: usize) -> Self {
         self.capacity = Some(jobs.max(1));
+        self
+    }
+
+    /// Runs a job whose machine was lost (`StepOutcome::Lost`: a remote agent stopped
+    /// answering) again up to `n` times, where the job has no retry rule of its own.
+    pub fn retry_lost_jobs(mut self, n: u32) -> Self {
+        self.lost_retries = n;
         self
     }
 
@@ -194,6 +202,7 @@ impl EngineBuilder {
                 bash,
                 containers: self.containers,
                 live_logs: self.live_logs,
+                lost_retries: self.lost_retries,
                 docker: tokio::sync::OnceCell::new(),
                 #[cfg(feature = "reporters")]
                 reporter: self.reporter,

@@ -24,6 +24,9 @@ pub(crate) struct Inner {
     pub groups: crate::groups::Groups,
     pub bash: Option<PathBuf>,
     pub containers: Option<Arc<dyn Executor>>,
+    /// How many times a job whose machine was lost is run again (where it has no retry of
+    /// its own).
+    pub lost_retries: u32,
     /// Live logs: how often a job's log is written out while output arrives.
     pub live_logs: Option<std::time::Duration>,
     /// Posts commit statuses of runs and jobs.

@@ -395,6 +395,7 @@ impl JobRunner {
             log_key,
             job_status: Status::Success,
             system_failure: false,
+            lost: false,
             containers,
             table,
             job: task.instance.job.clone(),
@@ -531,6 +532,8 @@ impl JobRunner {
                 o.exit_code = self.exit_code;
                 if self.timed_out {
                     o.reason = Some("stuck_or_timeout_failure".into());
+                } else if self.lost {
+                    o.reason = Some(ci_graph::RUNNER_LOST.into());
                 } else if self.system_failure {
                     o.reason = Some("runner_system_failure".into());
                 }
@@ -947,6 +950,13 @@ impl JobRunner {
                 Status::Failure,
                 Some("The step ran out of memory and was killed.".into()),
             ),
+            StepOutcome::Lost(why) => {
+                self.lost = true;
+                (
+                    Status::Failure,
+                    Some(format!("The machine running the step was lost: {why}")),
+                )
+            }
             other => (Status::Failure, Some(format!("The step ended: {other:?}"))),
         };
         if let Some(message) = message {
@@ -1189,10 +1199,25 @@ impl JobRunner {
         let environment = &self.environment;
         let logs = &mut self.logs;
         let run = environment.run_step(spec, tx, step_cancel);
+        // Live logs: what arrived is written out at least this often, even when a step then
+        // stays quiet for a while.
+        let live = self.ctx.inner.live_logs;
         let pump = async {
-            while let Some(chunk) = rx.recv().await {
-                let events = logs.pipeline.push(&chunk);
-                logs.events(index, events).await;
+            let mut tick = tokio::time::interval(live.unwrap_or(Duration::from_secs(3600)));
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                tokio::select! {
+                    chunk = rx.recv() => {
+                        let Some(chunk) = chunk else { break };
+                        let events = logs.pipeline.push(&chunk);
+                        logs.events(index, events).await;
+                    }
+                    _ = tick.tick(), if live.is_some() => {
+                        if let Some(w) = logs.writer.as_mut() {
+                            let _ = w.flush().await;
+                        }
+                    }
+                }
             }
             let events = logs.pipeline.finish();
             logs.events(index, events).await;

@@ -805,6 +805,18 @@ pub(crate) fn run_workflow(
             })
             .await;
         }
+        let mut plan = plan;
+        if ctx.inner.lost_retries > 0 {
+            for instance in &mut plan.instances {
+                if instance.retry.max == 0 {
+                    instance.retry = ci_config::model::Retry {
+                        max: ctx.inner.lost_retries,
+                        when: vec![ci_graph::RUNNER_LOST.to_owned()],
+                        exit_codes: Vec::new(),
+                    };
+                }
+            }
+        }
         let mut scheduler = Scheduler::new(
             plan,
             SchedulerOptions {

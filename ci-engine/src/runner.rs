@@ -247,6 +247,8 @@ pub(crate) struct JobRunner {
     pub job_status: Status,
     /// The job could not be set up or fed (a runner's failure, not the script's).
     pub system_failure: bool,
+    /// The machine running a step was lost (a remote agent).
+    pub lost: bool,
     /// The job's id and its instance's (artifact names).
     pub job: String,
     pub instance: String,

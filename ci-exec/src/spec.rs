@@ -225,6 +225,9 @@ pub enum StepOutcome {
     StartFailed(String),
     /// The kernel killed it for memory.
     OomKilled,
+    /// The machine running it went away (a remote agent stopped answering): the step may or
+    /// may not have run; the job can be run again elsewhere.
+    Lost(String),
 }
 
 impl StepOutcome {

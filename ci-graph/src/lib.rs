@@ -38,5 +38,5 @@ mod scheduler;
 pub use plan::{node_value, ConcurrencyGroup, JobInstance, Plan, RunFacts};
 pub use scheduler::{
     evaluate_deferred_matrix, Conclusion, ConditionEvaluator, ExprConditions, Outcome,
-    OutcomeStatus, ScheduleError, Scheduler, SchedulerOptions, State, StatusSnapshot,
+    OutcomeStatus, ScheduleError, Scheduler, SchedulerOptions, State, StatusSnapshot, RUNNER_LOST,
 };

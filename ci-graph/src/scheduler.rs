@@ -26,6 +26,9 @@ pub enum OutcomeStatus {
     Cancelled,
 }
 
+/// The failure reason of a job whose machine was lost (a remote agent stopped answering).
+pub const RUNNER_LOST: &str = "runner_lost";
+
 /// What the caller reports when an attempt ends.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Outcome {
@@ -637,11 +640,14 @@ impl Scheduler {
         if self.attempts[index] > retry.max {
             return false;
         }
+        let reason = outcome.reason.as_deref();
         let reason_ok = retry.when.is_empty()
-            || retry
-                .when
-                .iter()
-                .any(|w| w == "always" || outcome.reason.as_deref() == Some(w.as_str()));
+            || retry.when.iter().any(|w| {
+                w == "always"
+                    || reason == Some(w.as_str())
+                    // A lost runner is a runner system failure too.
+                    || (w == "runner_system_failure" && reason == Some(RUNNER_LOST))
+            });
         let code_ok = retry.exit_codes.is_empty()
             || outcome
                 .exit_code

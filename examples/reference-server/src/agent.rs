@@ -98,6 +98,11 @@ pub enum Answer {
         /// Why.
         error: String,
     },
+    /// The agent was lost before it answered (made by the server, never sent by an agent).
+    Lost {
+        /// Which agent.
+        agent: String,
+    },
 }
 
 /// `POST /agent/results`.
@@ -322,9 +327,7 @@ impl Hub {
                 .collect();
             for c in gone {
                 if let Some(p) = s.pending.remove(&c) {
-                    let _ = p.answer.send(Answer::Failed {
-                        error: format!("agent '{id}' was lost"),
-                    });
+                    let _ = p.answer.send(Answer::Lost { agent: id.clone() });
                 }
             }
         }
@@ -434,8 +437,8 @@ impl Hub {
                 w.notify_waiters();
             }
             None => {
-                let _ = tx.send(Answer::Failed {
-                    error: format!("agent '{agent}' was lost"),
+                let _ = tx.send(Answer::Lost {
+                    agent: agent.to_owned(),
                 });
             }
         }
@@ -444,8 +447,8 @@ impl Hub {
 
     async fn call_wait(&self, agent: &str, job: &str, op: Op) -> Answer {
         let (_, rx) = self.call(agent, job, op, None).await;
-        rx.await.unwrap_or(Answer::Failed {
-            error: format!("agent '{agent}' was lost"),
+        rx.await.unwrap_or(Answer::Lost {
+            agent: agent.to_owned(),
         })
     }
 }
@@ -498,7 +501,34 @@ impl Executor for AgentExecutor {
     }
 
     async fn prepare(&self, job: &JobSpec) -> Result<Box<dyn JobEnvironment>, ExecError> {
-        let agent = self.hub.acquire(&self.label, None).await?;
+        // An agent lost while it prepares: the job goes to another.
+        for _ in 0..3 {
+            match self.prepare_on_one(job).await {
+                Err(PrepareError::Lost(agent)) => {
+                    tracing::warn!(agent, job = %job.job_id, "agent lost while preparing; trying another");
+                }
+                Err(PrepareError::Failed(e)) => return Err(e),
+                Ok(env) => return Ok(env),
+            }
+        }
+        Err(ExecError::Prepare(
+            "agents were lost while preparing the job".into(),
+        ))
+    }
+}
+
+enum PrepareError {
+    Lost(String),
+    Failed(ExecError),
+}
+
+impl AgentExecutor {
+    async fn prepare_on_one(&self, job: &JobSpec) -> Result<Box<dyn JobEnvironment>, PrepareError> {
+        let agent = self
+            .hub
+            .acquire(&self.label, None)
+            .await
+            .map_err(PrepareError::Failed)?;
         let key = {
             use std::sync::atomic::{AtomicU64, Ordering};
             static N: AtomicU64 = AtomicU64::new(0);
@@ -520,18 +550,21 @@ impl Executor for AgentExecutor {
                 key,
                 released: Mutex::new(false),
             })),
-            Answer::Failed { error }
-            | Answer::Step {
-                outcome: StepOutcome::StartFailed(error),
-            } => {
+            Answer::Failed { error } => {
                 self.hub.release(&agent);
-                Err(ExecError::Prepare(format!("on agent '{agent}': {error}")))
+                Err(PrepareError::Failed(ExecError::Prepare(format!(
+                    "on agent '{agent}': {error}"
+                ))))
+            }
+            Answer::Lost { agent } => {
+                self.hub.release(&agent);
+                Err(PrepareError::Lost(agent))
             }
             Answer::Step { .. } => {
                 self.hub.release(&agent);
-                Err(ExecError::Prepare(
+                Err(PrepareError::Failed(ExecError::Prepare(
                     "the agent answered a prepare with a step".into(),
-                ))
+                )))
             }
         }
     }
@@ -550,6 +583,7 @@ impl AgentJob {
             Answer::Done { data: Some(d) } => unb64(&d).map(Some).map_err(files_error),
             Answer::Done { data: None } => Ok(None),
             Answer::Failed { error } => Err(ExecError::Files(error)),
+            Answer::Lost { agent } => Err(ExecError::Files(format!("agent '{agent}' was lost"))),
             Answer::Step { .. } => Err(ExecError::Files("unexpected answer".into())),
         }
     }
@@ -586,8 +620,11 @@ impl JobEnvironment for AgentJob {
         match answer {
             Ok(Answer::Step { outcome }) => outcome,
             Ok(Answer::Failed { error }) => StepOutcome::StartFailed(error),
+            Ok(Answer::Lost { agent }) => {
+                StepOutcome::Lost(format!("agent '{agent}' stopped answering"))
+            }
             Ok(Answer::Done { .. }) => StepOutcome::StartFailed("unexpected answer".into()),
-            Err(_) => StepOutcome::StartFailed(format!("agent '{}' was lost", self.agent)),
+            Err(_) => StepOutcome::Lost(format!("agent '{}' stopped answering", self.agent)),
         }
     }
 
@@ -824,7 +861,10 @@ async fn perform(
                     }
                 })
             };
-            let outcome = env.run_step(step, tx, cancel).await;
+            // Steps can tell which agent ran them.
+            let mut step = step.clone();
+            step.env.insert("GANTRY_AGENT".into(), ctx.agent.clone());
+            let outcome = env.run_step(&step, tx, cancel).await;
             let _ = sender.await;
             steps.lock().expect("never poisoned").remove(&command.id);
             Answer::Step { outcome }

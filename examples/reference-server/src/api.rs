@@ -879,6 +879,7 @@ async fn queue_state(State(state): State<AppState>) -> ApiResult<Json<Value>> {
         "running": leased.iter().map(|j| json!({
             "id": j.id, "project": j.project, "labels": j.labels, "worker": j.worker, "attempt": j.attempt,
         })).collect::<Vec<_>>(),
+        "agents": state.hub.agents(),
         "capacity": capacity.iter().map(|(scope, n)| match scope {
             ci_engine::store::queue::Scope::Label(l) => json!({ "label": l, "slots": n }),
             ci_engine::store::queue::Scope::Project(p) => json!({ "project": p, "slots": n }),

@@ -65,6 +65,10 @@ pub struct Config {
     /// from the projects' files).
     #[serde(default)]
     pub schedules: Vec<ScheduleConfig>,
+    /// Remote agents (`gantry-server agent`): jobs whose label maps to `agent:LABEL` in
+    /// `executors` run on them.
+    #[serde(default)]
+    pub agents: Option<AgentsConfig>,
     /// Largest webhook body and API request body, bytes.
     #[serde(default = "default_max_body")]
     pub max_body: usize,
@@ -104,6 +108,21 @@ pub struct ForgeConfig {
     /// The environment variable holding the API token for statuses.
     #[serde(default)]
     pub token_env: Option<String>,
+}
+
+/// Remote agents.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AgentsConfig {
+    /// The environment variable holding the token agents register with.
+    pub token_env: String,
+    /// An agent not heard from for this long is lost (its jobs run again elsewhere).
+    #[serde(default = "default_agent_timeout")]
+    pub timeout_seconds: u64,
+}
+
+fn default_agent_timeout() -> u64 {
+    30
 }
 
 /// A schedule kept on the server.
@@ -210,12 +229,21 @@ impl Config {
             }
         }
         for (label, target) in &self.executors {
+            if target.starts_with("agent:") && self.agents.is_none() {
+                bail!("executors.{label}: {target:?} needs an [agents] section");
+            }
             if target != "host"
                 && target != "bwrap"
                 && !target.starts_with("docker://")
                 && !target.starts_with("swarm://")
+                && !target.starts_with("agent:")
             {
-                bail!("executors.{label}: expected \"host\", \"bwrap\", \"docker://IMAGE\" or \"swarm://IMAGE\", got {target:?}");
+                bail!("executors.{label}: expected \"host\", \"bwrap\", \"docker://IMAGE\", \"swarm://IMAGE\" or \"agent:LABEL\", got {target:?}");
+            }
+        }
+        if let Some(a) = &self.agents {
+            if std::env::var(&a.token_env).is_err() {
+                bail!("agents: environment variable {} is not set", a.token_env);
             }
         }
         for (name, var) in &self.secrets {

@@ -76,8 +76,25 @@ pub async fn serve(config: config::Config, stop: CancellationToken) -> Result<()
             workers_stop.clone(),
         ));
     }
+    let mut app = api::router(state.clone());
+    if let Some(agents) = &state.config.agents {
+        let token = config::env_value(&agents.token_env)?;
+        app = app.merge(agent::routes(state.hub.clone(), Some(token)));
+        let (hub, timeout, stop) = (
+            state.hub.clone(),
+            std::time::Duration::from_secs(agents.timeout_seconds),
+            workers_stop.clone(),
+        );
+        tasks.spawn(async move {
+            while !stop.is_cancelled() {
+                for lost in hub.reap(timeout) {
+                    tracing::warn!(agent = %lost, "agent lost: its jobs run again elsewhere");
+                }
+                tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+            }
+        });
+    }
     tracing::info!(listen = %listener.local_addr()?, "gantry-server ready");
-    let app = api::router(state.clone());
     let shutdown = stop.clone();
     axum::serve(
         listener,

@@ -1,9 +1,11 @@
-//! `gantry-server --config FILE [--check-config]`.
+//! `gantry-server --config FILE [--check-config]`, and `gantry-server agent …` on the machines
+//! that run jobs for it.
 
 use std::path::PathBuf;
+use std::sync::Arc;
 
-use anyhow::Result;
-use clap::Parser;
+use anyhow::{bail, Context, Result};
+use clap::{Parser, Subcommand};
 use tokio_util::sync::CancellationToken;
 
 /// The reference CI server: webhooks → a durable queue → runs → live logs and statuses.
@@ -16,23 +18,39 @@ struct Args {
     /// Check the configuration and exit.
     #[arg(long)]
     check_config: bool,
+    #[command(subcommand)]
+    command: Option<Command>,
 }
 
-#[tokio::main]
-async fn main() -> Result<()> {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| "gantry_server=info".into()),
-        )
-        .with_writer(std::io::stderr)
-        .init();
-    let args = Args::parse();
-    let config = gantry_server::config::Config::load(&args.config)?;
-    if args.check_config {
-        println!("{}: ok", args.config.display());
-        return Ok(());
-    }
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Runs jobs for a server on this machine (its executors map `agent:LABEL`).
+    Agent(AgentArgs),
+}
+
+#[derive(Debug, clap::Args)]
+struct AgentArgs {
+    /// The server's address (`http://ci.internal:8080`; https works).
+    #[arg(long)]
+    server: String,
+    /// The environment variable holding the agent token (the server's `agents.token_env`).
+    #[arg(long, default_value = "GANTRY_AGENT_TOKEN")]
+    token_env: String,
+    /// This agent's name (default: the host name).
+    #[arg(long)]
+    name: Option<String>,
+    /// A label this agent offers; repeatable.
+    #[arg(long = "label", required = true)]
+    labels: Vec<String>,
+    /// Jobs at once.
+    #[arg(long, default_value_t = 1)]
+    capacity: usize,
+    /// How jobs run here: host, bwrap, docker://IMAGE, swarm://IMAGE.
+    #[arg(long, default_value = "host")]
+    executor: String,
+}
+
+fn stop_on_signal() -> CancellationToken {
     let stop = CancellationToken::new();
     let on_signal = stop.clone();
     tokio::spawn(async move {
@@ -45,8 +63,63 @@ async fn main() -> Result<()> {
             _ = term.recv() => {}
             _ = tokio::signal::ctrl_c() => {}
         }
-        tracing::info!("shutting down: draining workers");
+        tracing::info!("shutting down: draining");
         on_signal.cancel();
     });
-    gantry_server::serve(config, stop).await
+    stop
+}
+
+async fn agent(args: AgentArgs) -> Result<()> {
+    use ci_engine::exec::Executor;
+    let token = std::env::var(&args.token_env)
+        .with_context(|| format!("environment variable {} is not set", args.token_env))?;
+    let executor: Arc<dyn Executor> = match args.executor.as_str() {
+        "host" => Arc::new(ci_engine::exec::HostExecutor::default()),
+        "bwrap" => {
+            let b = ci_exec::BwrapExecutor::new();
+            b.available().await?;
+            Arc::new(b)
+        }
+        other => {
+            if let Some(image) = other.strip_prefix("docker://") {
+                Arc::new(ci_engine::exec::DockerExecutor::connect(image).await?)
+            } else if let Some(image) = other.strip_prefix("swarm://") {
+                Arc::new(ci_exec::SwarmExecutor::connect(image).await?)
+            } else {
+                bail!("--executor {other}: expected host, bwrap, docker://IMAGE or swarm://IMAGE");
+            }
+        }
+    };
+    let name = args.name.unwrap_or_else(|| {
+        std::fs::read_to_string("/etc/hostname")
+            .map(|h| h.trim().to_owned())
+            .unwrap_or_else(|_| "agent".into())
+    });
+    let register = gantry_server::agent::Register {
+        name,
+        labels: args.labels,
+        capacity: args.capacity.max(1),
+    };
+    gantry_server::agent::run_agent(args.server, token, register, executor, stop_on_signal()).await
+}
+
+#[tokio::main]
+async fn main() -> Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| "gantry_server=info".into()),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let args = Args::parse();
+    if let Some(Command::Agent(a)) = args.command {
+        return agent(a).await;
+    }
+    let config = gantry_server::config::Config::load(&args.config)?;
+    if args.check_config {
+        println!("{}: ok", args.config.display());
+        return Ok(());
+    }
+    gantry_server::serve(config, stop_on_signal()).await
 }

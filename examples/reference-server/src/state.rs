@@ -40,6 +40,8 @@ pub struct AppState {
     pub executors: Vec<(String, Arc<dyn Executor>)>,
     /// Woken when work is queued or freed.
     pub wake: Arc<tokio::sync::Notify>,
+    /// Remote agents.
+    pub hub: crate::agent::Hub,
     /// Requests per client in the current minute.
     pub rate: Arc<Mutex<(i64, HashMap<std::net::IpAddr, u32>)>>,
 }
@@ -87,6 +89,7 @@ impl AppState {
             std::fs::create_dir_all(dir).with_context(|| format!("creating {dir}"))?;
         }
         let blobs = BlobStore::open(&blob_url).with_context(|| format!("blobs: {blob_url}"))?;
+        let hub = crate::agent::Hub::default();
         let mut executors: Vec<(String, Arc<dyn Executor>)> = Vec::new();
         for (label, target) in &config.executors {
             let executor: Arc<dyn Executor> = match target.strip_prefix("docker://") {
@@ -95,6 +98,10 @@ impl AppState {
                         .await
                         .with_context(|| format!("executors.{label}: {target}"))?,
                 ),
+                None if target.starts_with("agent:") => Arc::new(crate::agent::AgentExecutor::new(
+                    hub.clone(),
+                    target.trim_start_matches("agent:"),
+                )),
                 None if target.starts_with("swarm://") => Arc::new(
                     ci_exec::SwarmExecutor::connect(target.trim_start_matches("swarm://"))
                         .await
@@ -125,6 +132,7 @@ impl AppState {
             executors,
             wake: Arc::default(),
             rate: Arc::default(),
+            hub,
         })
     }
 }

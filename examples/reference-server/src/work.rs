@@ -535,7 +535,8 @@ impl AppState {
             .run_store(Arc::clone(&self.runs))
             .blobs(self.blobs.clone())
             .work_dir(self.state_dir.join("work"))
-            .live_logs(Duration::from_millis(200));
+            .live_logs(Duration::from_millis(200))
+            .retry_lost_jobs(self.config.retries);
         for (label, executor) in &self.executors {
             builder = if label == "default" {
                 builder.default_executor(Arc::clone(executor))
