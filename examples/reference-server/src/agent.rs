@@ -354,6 +354,18 @@ impl Hub {
         out
     }
 
+    /// The agent takes no new jobs (it is shutting down); `false` for an unknown agent.
+    pub fn drain(&self, agent: &str) -> bool {
+        let mut s = self.inner.lock().expect("never poisoned");
+        match s.agents.get_mut(agent) {
+            Some(a) => {
+                a.capacity = 0;
+                true
+            }
+            None => false,
+        }
+    }
+
     /// Takes a slot on an agent with `label`, waiting for one.
     async fn acquire(
         &self,
@@ -694,7 +706,29 @@ pub async fn run_agent(
     let steps: Arc<Mutex<HashMap<u64, CancellationToken>>> = Arc::default();
     let mut agent: Option<String> = None;
     let mut backoff = Duration::from_millis(200);
-    while !stop.is_cancelled() {
+    let mut draining = false;
+    loop {
+        if stop.is_cancelled() && !draining {
+            // SIGTERM: no new jobs; the running ones finish (the server still drives them).
+            draining = true;
+            if let Some(id) = &agent {
+                let ctx = Ctx {
+                    client: client.clone(),
+                    server: server.clone(),
+                    token: token.clone(),
+                    agent: id.clone(),
+                };
+                ctx.post("/agent/drain", &serde_json::json!({ "agent": id }))
+                    .await;
+                tracing::info!(
+                    jobs = jobs.lock().expect("never poisoned").len(),
+                    "draining"
+                );
+            }
+        }
+        if draining && (agent.is_none() || jobs.lock().expect("never poisoned").is_empty()) {
+            break;
+        }
         let id = match &agent {
             Some(id) => id.clone(),
             None => {
@@ -728,10 +762,11 @@ pub async fn run_agent(
         let polled = tokio::select! {
             r = client
                 .get(format!("{server}/agent/commands"))
-                .query(&[("agent", id.as_str())])
+                // Draining: short polls, so that the agent leaves soon after its last job.
+                .query(&[("agent", id.as_str()), ("wait", if draining { "1" } else { "20" })])
                 .bearer_auth(&token)
                 .send() => r,
-            _ = stop.cancelled() => break,
+            _ = stop.cancelled(), if !draining => continue,
         };
         let commands: Vec<Command> = match polled {
             Ok(resp) if resp.status() == reqwest::StatusCode::GONE => {
@@ -946,6 +981,8 @@ pub fn routes(hub: Hub, token: Option<String>) -> axum::Router {
     #[derive(Deserialize)]
     struct Poll {
         agent: String,
+        /// Longest wait, seconds (at most 20).
+        wait: Option<u64>,
     }
     axum::Router::new()
         .route(
@@ -973,7 +1010,8 @@ pub fn routes(hub: Hub, token: Option<String>) -> axum::Router {
                             Json(serde_json::json!({"error": "the agent token is needed"})),
                         );
                     }
-                    match s.hub.poll(&p.agent, Duration::from_secs(20)).await {
+                    let wait = Duration::from_secs(p.wait.unwrap_or(20).min(20));
+                match s.hub.poll(&p.agent, wait).await {
                         Some(commands) => (
                             StatusCode::OK,
                             Json(serde_json::to_value(commands).unwrap_or_default()),
@@ -997,6 +1035,19 @@ pub fn routes(hub: Hub, token: Option<String>) -> axum::Router {
                     StatusCode::OK
                 },
             ),
+        )
+        .route(
+            "/agent/drain",
+            post(|State(s): State<S>, headers: HeaderMap, Json(d): Json<serde_json::Value>| async move {
+                if !authorized(&s, &headers) {
+                    return StatusCode::UNAUTHORIZED;
+                }
+                if s.hub.drain(d["agent"].as_str().unwrap_or_default()) {
+                    StatusCode::OK
+                } else {
+                    StatusCode::NOT_FOUND
+                }
+            }),
         )
         .route(
             "/agent/output",

@@ -90,3 +90,66 @@ async fn a_wrong_token_is_refused() {
     assert!(result.is_err_and(|e| e.to_string().contains("refused")));
     assert!(hub.agents().is_empty());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_agent_told_to_stop_finishes_its_job_first() {
+    use ci_engine::exec::{JobSpec, Shell, StepOutcome, StepSpec};
+    let hub = Hub::default();
+    let url = hub_on_loopback(hub.clone()).await;
+    let stop = CancellationToken::new();
+    let agent_task = {
+        let host: Arc<dyn Executor> = Arc::new(HostExecutor::default());
+        let (url, stop) = (url.clone(), stop.clone());
+        tokio::spawn(async move {
+            let register = Register {
+                name: "d".into(),
+                labels: vec!["linux".into()],
+                capacity: 1,
+            };
+            run_agent(url, "agent-token".into(), register, host, stop).await
+        })
+    };
+    wait_agents(&hub, 1).await;
+    let executor = AgentExecutor::new(hub.clone(), "linux");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let job = JobSpec {
+        run_id: "drain".into(),
+        job_id: "j".into(),
+        workspace: dir.path().to_owned(),
+        ..JobSpec::default()
+    };
+    let env = executor.prepare(&job).await.expect("prepares");
+    let step = StepSpec {
+        id: "s".into(),
+        script: "sleep 1; echo done".into(),
+        shell: Shell::Sh,
+        ..StepSpec::default()
+    };
+    let (tx, mut rx) = tokio::sync::mpsc::channel(16);
+    let stopper = {
+        let stop = stop.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_millis(300)).await;
+            stop.cancel();
+        })
+    };
+    let outcome = env.run_step(&step, tx, CancellationToken::new()).await;
+    let mut out = Vec::new();
+    while let Some(c) = rx.recv().await {
+        out.extend_from_slice(&c.data);
+    }
+    assert_eq!(outcome, StepOutcome::Exited(0));
+    assert_eq!(String::from_utf8_lossy(&out), "done\n");
+    stopper.await.expect("stopper");
+    assert_eq!(
+        hub.agents()[0].capacity,
+        0,
+        "a draining agent takes no new job"
+    );
+    env.teardown().await.expect("teardown");
+    tokio::time::timeout(Duration::from_secs(30), agent_task)
+        .await
+        .expect("the agent stops once its job is done")
+        .expect("task")
+        .expect("no error");
+}
