@@ -13,7 +13,7 @@ cargo build --release -q -p gantry-server
 SERVER="$PWD/target/release/gantry-server"
 DIR="$(mktemp -d)"
 PIDS=()
-trap 'kill "${PIDS[@]}" 2>/dev/null || true; rm -rf "$DIR"' EXIT
+trap 'kill "${PIDS[@]}" 2>/dev/null || true; [ -n "${KEEP:-}" ] || rm -rf "$DIR"' EXIT
 
 python3 - "$DIR" "$JOBS" "$WIDTH" <<'PY'
 import os, sys
@@ -81,6 +81,13 @@ while True:
         break
     time.sleep(0.2)
 r = runs[0]
+if r["status"] != "success":
+    run = json.load(urllib.request.urlopen(base + "/api/runs/" + r["id"]))
+    bad = [j for j in run["jobs"] if j["status"] != "success"]
+    print(f"{mode}: {len(bad)} jobs did not succeed; errors: {run['errors'][:3]}")
+    if bad:
+        log = urllib.request.urlopen(f"{base}/api/runs/{r['id']}/jobs/{bad[0]['id']}/log").read().decode()
+        print(f"{bad[0]['id']} ({bad[0]['status']}):\n{log[-2000:]}")
 took = (r["finished_at"] - r["started_at"]) / 1000
 print(f"{mode}: {r['status']} — {jobs} jobs in {took:.2f}s ({jobs / took:.1f} jobs/s, {took / jobs * 1000:.1f} ms per job)")
 open(f"/tmp/bench-agents-{mode}", "w").write(str(took))

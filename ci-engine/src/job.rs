@@ -87,6 +87,31 @@ impl JobTask {
                 (outcome, runner.records)
             }
             Err((outcome, message)) => {
+                // The job could not be set up: its log and a "Set up job" step say why, so
+                // that a stored run shows the reason (not only the live event).
+                let key = crate::job_log_key(&self.id(), self.attempt);
+                let mut log = LogWriter::new(
+                    self.ctx.inner.blobs.clone(),
+                    &self.ctx.run_id,
+                    JOB_LOGS,
+                    &key,
+                );
+                let masked = ci_exec::LogPipeline::new(&self.scope.secrets)
+                    .masker()
+                    .mask(format!("##[error]{message}\n").as_bytes());
+                let kept = match log.append(&masked).await {
+                    Ok(()) => log.finish().await.is_ok(),
+                    Err(_) => false,
+                };
+                let now = now_ms();
+                let steps = vec![StepRecord {
+                    index: 0,
+                    name: "Set up job".into(),
+                    status: ci_store::runs::Status::Failure,
+                    started_at: Some(now),
+                    finished_at: Some(now),
+                    log_key: kept.then_some(key),
+                }];
                 self.ctx
                     .emit(RunEvent::Annotation {
                         job: self.id(),
@@ -95,7 +120,7 @@ impl JobTask {
                         message,
                     })
                     .await;
-                (outcome, Vec::new())
+                (outcome, steps)
             }
         };
         JobResult {
@@ -281,9 +306,16 @@ impl JobRunner {
                     ..ci_vcs::jobenv::JobInfo::default()
                 };
                 let mut env = ci_vcs::jobenv::github_job_env(&github_json, &info);
+                // A job that does not see this machine's files gets its own copy of the
+                // payload in its temp directory (jobs of a run may share a machine).
+                let event_path = if executor.capabilities().shares_host_filesystem {
+                    ctx.event_path()
+                } else {
+                    temp.join("event.json")
+                };
                 env.insert(
                     "GITHUB_EVENT_PATH".into(),
-                    ctx.event_path().to_string_lossy().into_owned(),
+                    event_path.to_string_lossy().into_owned(),
                 );
                 env
             }
@@ -316,7 +348,7 @@ impl JobRunner {
             let path = ctx.event_path();
             let dir = path.parent().unwrap_or(&path).to_path_buf();
             let copied = match ci_exec::files::pack(&dir, &[PathBuf::from("event.json")]) {
-                Ok(archive) => environment.write_tar(&dir, archive).await,
+                Ok(archive) => environment.write_tar(&temp, archive).await,
                 Err(e) => Err(e),
             };
             if let Err(e) = copied {

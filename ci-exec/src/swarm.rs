@@ -639,7 +639,27 @@ impl JobEnvironment for SwarmJob {
             _ = cancel.cancelled() => StepOutcome::Cancelled,
         };
         if !matches!(outcome, StepOutcome::Exited(_)) {
-            // Timed out or cancelled: removing the service stops its task.
+            // Timed out or cancelled: removing the service stops its task (its container is
+            // noted first, for teardown). A task still being set up gets its container first,
+            // else the node would create it after the service is gone.
+            let until = Instant::now() + Duration::from_secs(30);
+            while Instant::now() < until {
+                match self.task(&service).await {
+                    Ok(Some((
+                        TaskState::NEW
+                        | TaskState::ALLOCATED
+                        | TaskState::PENDING
+                        | TaskState::ASSIGNED
+                        | TaskState::ACCEPTED
+                        | TaskState::PREPARING
+                        | TaskState::READY
+                        | TaskState::STARTING,
+                        _,
+                        _,
+                    ))) => tokio::time::sleep(POLL).await,
+                    _ => break,
+                }
+            }
             let _ = self.docker.delete_service(&service).await;
         }
         // The follow stream does not end on its own: stop it, then send what it had not
@@ -681,8 +701,24 @@ impl JobEnvironment for SwarmJob {
             let _ = self.task(&s).await;
             let _ = self.docker.delete_service(&s).await;
         }
-        let containers = std::mem::take(&mut *self.containers.lock().expect("never poisoned"));
-        let mut unique = containers;
+        let mut unique = std::mem::take(&mut *self.containers.lock().expect("never poisoned"));
+        // Task containers whose ids were never seen (a step stopped early) carry the job's
+        // name prefix.
+        let filters = HashMap::from([
+            ("label".to_owned(), vec![LABEL.to_owned()]),
+            ("name".to_owned(), vec![self.base.clone()]),
+        ]);
+        if let Ok(found) = self
+            .docker
+            .list_containers(Some(bollard::query_parameters::ListContainersOptions {
+                all: true,
+                filters: Some(filters),
+                ..Default::default()
+            }))
+            .await
+        {
+            unique.extend(found.into_iter().filter_map(|c| c.id));
+        }
         unique.sort();
         unique.dedup();
         for c in unique {
