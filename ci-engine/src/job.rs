@@ -537,6 +537,9 @@ impl JobRunner {
         }
         for step in &job.steps {
             self.step(step, &mut frame).await;
+            if self.table == Table::CircleCi && self.halted(step).await {
+                break;
+            }
         }
         self.run_posts(&mut frame).await;
         let status = if self.cancel.is_cancelled() {
@@ -574,6 +577,30 @@ impl JobRunner {
         };
         outcome.outputs = outputs;
         outcome
+    }
+
+    /// Whether a CircleCI step ran `circleci-agent step halt`: the job then ends, successful
+    /// unless a step already failed, and the steps after it are not run.
+    async fn halted(&mut self, step: &Step) -> bool {
+        if !matches!(
+            step.action,
+            StepAction::Run { .. } | StepAction::Commands { .. }
+        ) {
+            return false;
+        }
+        let marker = self.temp.join("halt");
+        match self.environment.read_file(&marker).await {
+            Ok(Some(_)) => {
+                self.logs
+                    .line(
+                        self.step_index,
+                        "The job was halted (circleci-agent step halt): the remaining steps are not run.",
+                    )
+                    .await;
+                true
+            }
+            _ => false,
+        }
     }
 
     async fn outputs(&mut self, job: &Job, frame: &Frame) -> IndexMap<String, String> {
@@ -1304,17 +1331,16 @@ async fn install_circleci_cli(
     temp: &Path,
 ) -> Result<(), String> {
     let mut builder = tar::Builder::new(Vec::new());
-    let mut header = tar::Header::new_gnu();
-    header.set_size(ci_vcs::jobenv::CIRCLECI_CLI.len() as u64);
-    header.set_mode(0o755);
-    header.set_cksum();
-    builder
-        .append_data(
-            &mut header,
-            "bin/circleci",
-            ci_vcs::jobenv::CIRCLECI_CLI.as_bytes(),
-        )
-        .map_err(|e| e.to_string())?;
+    // `circleci-agent step halt` is the same program under the agent's name.
+    for name in ["bin/circleci", "bin/circleci-agent"] {
+        let mut header = tar::Header::new_gnu();
+        header.set_size(ci_vcs::jobenv::CIRCLECI_CLI.len() as u64);
+        header.set_mode(0o755);
+        header.set_cksum();
+        builder
+            .append_data(&mut header, name, ci_vcs::jobenv::CIRCLECI_CLI.as_bytes())
+            .map_err(|e| e.to_string())?;
+    }
     let archive = builder.into_inner().map_err(|e| e.to_string())?;
     environment
         .write_tar(temp, tokio_util::bytes::Bytes::from(archive))

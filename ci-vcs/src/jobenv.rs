@@ -192,9 +192,11 @@ pub fn circleci_job_variables(job: &JobInfo) -> IndexMap<String, String> {
 /// (`*` and `**` both match across directories), `tests split` (this node's share of the
 /// names, round robin over their sorted order, by `CIRCLE_NODE_INDEX`/`CIRCLE_NODE_TOTAL`;
 /// `--split-by` is accepted and splits by name) and `tests run --command=…` (the share fed to
-/// the command's standard input).
+/// the command's standard input), and `step halt` (also as `circleci-agent step halt`): the
+/// job ends successfully after the current step (a `halt` file beside the command's folder
+/// tells the engine).
 pub const CIRCLECI_CLI: &str = r#"#!/bin/sh
-# Gantry's stand-in for the circleci CLI inside jobs: tests glob, split and run.
+# Gantry's stand-in for the circleci CLI inside jobs: tests glob, split and run; step halt.
 set -e
 die() { echo "circleci: $*" >&2; exit 2; }
 index=${CIRCLE_NODE_INDEX:-0}
@@ -217,7 +219,10 @@ case "$1 $2" in
     for a in "$@"; do case "$a" in --command=*) cmd=${a#--command=} ;; esac; done
     [ -n "$cmd" ] || die "tests run needs --command"
     share | sh -c "$cmd" ;;
-  *) die "only 'tests glob', 'tests split' and 'tests run' work locally (asked: $*)" ;;
+  "step halt")
+    : > "$(dirname "$0")/../halt"
+    echo "circleci-agent: the job ends after this step (step halt)" ;;
+  *) die "only 'tests glob', 'tests split', 'tests run' and 'step halt' work locally (asked: $*)" ;;
 esac
 "#;
 
