@@ -460,7 +460,7 @@ async fn docker_step(
         .prepare(&spec)
         .await
         .map_err(|e| format!("docker://{image}: {e}"))?;
-    let saved = std::mem::replace(&mut runner.environment, environment);
+    let saved = std::mem::replace(&mut runner.environment, Arc::from(environment));
     let was_in_container = std::mem::replace(&mut runner.in_container, true);
     let done = runner
         .exec(

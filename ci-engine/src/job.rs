@@ -409,7 +409,7 @@ impl JobRunner {
             path_adds: Vec::new(),
             workspace,
             temp,
-            environment,
+            environment: Arc::from(environment),
             in_container,
             records: Vec::new(),
             post: Vec::new(),
@@ -443,6 +443,8 @@ impl JobRunner {
             needed: task.needed.clone(),
             stagings: 0,
             make_command_files: false,
+            background: Vec::new(),
+            went_to_background: false,
         })
     }
 
@@ -541,7 +543,12 @@ impl JobRunner {
                 break;
             }
         }
+        if !self.background.is_empty() {
+            // What still runs in the background when the steps are done is stopped.
+            let _ = self.finish_background(None, true, true, &mut frame).await;
+        }
         self.run_posts(&mut frame).await;
+        self.records.sort_by_key(|r| r.index);
         let status = if self.cancel.is_cancelled() {
             Status::Cancelled
         } else if frame.failed {
@@ -709,6 +716,16 @@ impl JobRunner {
                         }
                     }
                 };
+                if std::mem::take(&mut self.went_to_background) {
+                    // Concluded (recorded, reported) when it ends.
+                    if let Some(b) = self.background.last_mut() {
+                        b.name = name;
+                        b.started = started;
+                        b.started_at = started_at;
+                        b.continue_on_error = continue_on_error;
+                    }
+                    return;
+                }
                 let conclusion = if result.outcome == Status::Failure && continue_on_error {
                     Status::Success
                 } else {
@@ -816,8 +833,7 @@ impl JobRunner {
                     timeout,
                     inherit_env: !self.in_container,
                 };
-                let done = self.exec(index, spec).await;
-                Ok(self.conclude(index, done).await)
+                self.script(step, index, spec).await
             }
             StepAction::Checkout => crate::transfer::checkout(self).await,
             StepAction::CacheRestore { caches } => {
@@ -862,24 +878,74 @@ impl JobRunner {
                     timeout,
                     inherit_env: !self.in_container,
                 };
-                let done = self.exec(index, spec).await;
-                Ok(self.conclude(index, done).await)
+                self.script(step, index, spec).await
             }
             StepAction::Uses { uses, with } => {
+                if step.background {
+                    self.logs
+                        .annotate(
+                            index,
+                            "warning",
+                            "a background `uses:` step runs in the foreground here: Gantry runs `run:` steps in the background",
+                        )
+                        .await;
+                }
                 let mut inputs = IndexMap::new();
                 for (k, v) in with {
                     inputs.insert(k.clone(), scope.node_text(v)?);
                 }
                 crate::actions::uses(self, frame, step, index, uses, inputs, env, timeout).await
             }
-            StepAction::Parallel { .. }
-            | StepAction::Wait { .. }
-            | StepAction::WaitAll
-            | StepAction::Cancel { .. } => Err(format!(
-                "step '{}': parallel and background steps are not supported by the engine yet",
-                step.id
-            )),
+            StepAction::Wait { steps } => {
+                self.finish_background(Some(steps), false, false, frame)
+                    .await?;
+                Ok(JobRunner::success())
+            }
+            StepAction::WaitAll => {
+                self.finish_background(None, false, false, frame).await?;
+                Ok(JobRunner::success())
+            }
+            StepAction::Cancel { step: id } => {
+                self.finish_background(Some(std::slice::from_ref(id)), true, false, frame)
+                    .await?;
+                Ok(JobRunner::success())
+            }
+            StepAction::Parallel { steps } => {
+                // The scripts go to the background, the others run meanwhile, one after
+                // another; then the group waits for its scripts.
+                let mut started = Vec::new();
+                for inner in steps.iter().filter(|s| is_script(s)) {
+                    let mut inner = inner.clone();
+                    inner.background = true;
+                    let before = self.background.len();
+                    self.step(&inner, frame).await;
+                    if self.background.len() > before {
+                        started.push(inner.id.clone());
+                    }
+                }
+                for inner in steps.iter().filter(|s| !is_script(s)) {
+                    self.step(inner, frame).await;
+                }
+                self.finish_background(Some(&started), false, false, frame)
+                    .await?;
+                Ok(JobRunner::success())
+            }
         }
+    }
+
+    /// Runs a script step to its end, or starts it in the background.
+    async fn script(
+        &mut self,
+        step: &Step,
+        index: usize,
+        spec: StepSpec,
+    ) -> Result<StepResult, String> {
+        if step.background {
+            self.start_background(index, spec).await?;
+            return Ok(JobRunner::success());
+        }
+        let done = self.exec(index, spec).await;
+        Ok(self.conclude(index, done).await)
     }
 
     /// The script of a [`StepAction::Commands`] step and its shell: bash when there is one
@@ -1030,18 +1096,24 @@ impl JobRunner {
     /// Runs a script in the job environment with fresh file-command files, streaming its
     /// log, then applies what it wrote to `GITHUB_ENV`, `GITHUB_PATH` and
     /// `GITHUB_STEP_SUMMARY` and returns its `GITHUB_OUTPUT`.
-    pub async fn exec(&mut self, index: usize, mut spec: StepSpec) -> Executed {
+    pub async fn exec(&mut self, index: usize, spec: StepSpec) -> Executed {
+        let (spec, paths) = self.exec_begin(index, spec).await;
+        let outcome = self.stream(index, &spec).await;
+        self.exec_end(index, &spec, &paths, outcome).await
+    }
+
+    /// Gives a script its fresh file-command files (GitHub): the spec to run and the files
+    /// to read after it.
+    pub async fn exec_begin(
+        &mut self,
+        index: usize,
+        mut spec: StepSpec,
+    ) -> (StepSpec, Vec<PathBuf>) {
         self.scripts += 1;
         let n = self.scripts;
         if self.table.shell_style() {
             // GitLab and CircleCI have no file or workflow commands: the output is the log.
-            let outcome = self.stream(index, &spec).await;
-            self.logs.legacy.clear();
-            return Executed {
-                outcome,
-                outputs: IndexMap::new(),
-                state: IndexMap::new(),
-            };
+            return (spec, Vec::new());
         }
         let files = [
             ("GITHUB_OUTPUT", format!("set_output_{n}")),
@@ -1083,8 +1155,27 @@ impl JobRunner {
             all.push(base);
             spec.env.insert("PATH".into(), all.join(":"));
         }
-        let outcome = self.stream(index, &spec).await;
-        let texts = self.file_commands(&paths).await;
+        (spec, paths)
+    }
+
+    /// Applies what a script wrote to its file-command files (see [`Self::exec_begin`]) and
+    /// the workflow commands it printed.
+    pub async fn exec_end(
+        &mut self,
+        index: usize,
+        spec: &StepSpec,
+        paths: &[PathBuf],
+        outcome: StepOutcome,
+    ) -> Executed {
+        if self.table.shell_style() {
+            self.logs.legacy.clear();
+            return Executed {
+                outcome,
+                outputs: IndexMap::new(),
+                state: IndexMap::new(),
+            };
+        }
+        let texts = self.file_commands(paths).await;
         let read = |i: usize| texts[i].as_str();
         let mut outputs = IndexMap::new();
         match parse_env_file(read(0)) {
@@ -1346,6 +1437,14 @@ async fn install_circleci_cli(
         .write_tar(temp, tokio_util::bytes::Bytes::from(archive))
         .await
         .map_err(|e| e.to_string())
+}
+
+/// Whether a step is a script (it can run in the background).
+fn is_script(step: &Step) -> bool {
+    matches!(
+        step.action,
+        StepAction::Run { .. } | StepAction::Commands { .. }
+    )
 }
 
 /// The job's environment, layered: the run's predefined variables and the runner table's job

@@ -52,6 +52,7 @@
 //! ```
 
 mod actions;
+mod background;
 mod context;
 mod engine;
 mod env;

@@ -85,6 +85,27 @@ pub(crate) struct StepResult {
     pub outputs: IndexMap<String, String>,
 }
 
+/// A step running in the background.
+pub(crate) struct Background {
+    pub id: String,
+    pub index: usize,
+    pub name: String,
+    pub started: Instant,
+    pub started_at: i64,
+    pub continue_on_error: bool,
+    pub cancel: CancellationToken,
+    pub spec: ci_exec::StepSpec,
+    pub paths: Vec<PathBuf>,
+    pub task: tokio::task::JoinHandle<Ran>,
+}
+
+/// How a background script ended and what it printed.
+pub(crate) struct Ran {
+    pub outcome: StepOutcome,
+    pub chunks: Vec<ci_exec::Chunk>,
+    pub dropped: usize,
+}
+
 /// Log handling of a job: masking pipeline, durable writer, events.
 pub(crate) struct Logs {
     pub ctx: Arc<RunCtx>,
@@ -227,7 +248,7 @@ pub(crate) struct JobRunner {
     pub path_adds: Vec<String>,
     pub workspace: PathBuf,
     pub temp: PathBuf,
-    pub environment: Box<dyn JobEnvironment>,
+    pub environment: Arc<dyn JobEnvironment>,
     pub in_container: bool,
     pub logs: Logs,
     pub records: Vec<StepRecord>,
@@ -275,6 +296,11 @@ pub(crate) struct JobRunner {
     /// The next script's file-command files are made before it starts (JavaScript actions
     /// check that they exist).
     pub make_command_files: bool,
+    /// Background steps still running (GitHub `background:`/`parallel:`, CircleCI
+    /// `background: true`), in start order.
+    pub background: Vec<Background>,
+    /// Set by a step that went to the background instead of running to its end.
+    pub went_to_background: bool,
     /// Executor used for `docker://` steps and docker actions.
     pub containers: Option<Arc<dyn Executor>>,
     /// The runner environment of the job's dialect (its variables and file commands).

@@ -1,7 +1,7 @@
 //! The public conformance suite of the [`Executor`] seam, the way `object_store`'s
 //! integration module works: one async function per behaviour (output, exit codes, the
 //! environment, the working directory, timeouts, cancellation, large output, stdout/stderr,
-//! and the job's file operations), each answering what is wrong. Every implementation calls
+//! steps side by side, and the job's file operations), each answering what is wrong. Every implementation calls
 //! [`run_all`] (or the functions one by one) from its own tests: the fake, host and Docker
 //! executors pass the same suite, the fake by behaving (its small shell over in-memory
 //! files), not by being scripted with the suite's answers.
@@ -401,11 +401,57 @@ pub async fn steps_and_file_operations_share_the_workspace(
     .await
 }
 
+/// Two steps of one job run side by side (background steps): a quick one ends while a
+/// slow one still runs, and both keep their own output and outcome.
+pub async fn steps_side_by_side(executor: &dyn Executor, root: &Path) -> Check {
+    let job = job(executor, root, "side")?;
+    with_env(executor, &job, |env| async move {
+        let check = async {
+            let run = |id: &'static str, script: &'static str| {
+                let env = &env;
+                async move {
+                    let (tx, mut rx) = mpsc::channel::<crate::spec::Chunk>(64);
+                    let collect = async {
+                        let mut out = Vec::new();
+                        while let Some(chunk) = rx.recv().await {
+                            out.extend_from_slice(&chunk.data);
+                        }
+                        out
+                    };
+                    let spec = step(id, script);
+                    let (outcome, out) =
+                        tokio::join!(env.run_step(&spec, tx, CancellationToken::new()), collect);
+                    (outcome, out, Instant::now())
+                }
+            };
+            let (slow, quick) = tokio::join!(
+                run("slow", "sleep 2; echo slow; exit 4"),
+                run("quick", "echo quick")
+            );
+            expect("slow outcome", slow.0, StepOutcome::Exited(4))?;
+            expect("slow output", slow.1.as_slice(), b"slow\n".as_slice())?;
+            expect("quick outcome", quick.0, StepOutcome::Exited(0))?;
+            expect("quick output", quick.1.as_slice(), b"quick\n".as_slice())?;
+            if quick.2 >= slow.2 {
+                return Err("the quick step waited for the slow one to end".into());
+            }
+            Ok(())
+        }
+        .await;
+        (env, check)
+    })
+    .await
+}
+
 /// Runs every behaviour against `executor` in fresh workspaces under `root`; returns the
 /// failures (empty when the executor conforms).
 pub async fn run_all(executor: &dyn Executor, root: &Path) -> Vec<String> {
     let checks: Vec<(&str, Check)> = vec![
         ("echo output", echo_output(executor, root).await),
+        (
+            "steps side by side",
+            steps_side_by_side(executor, root).await,
+        ),
         ("exit codes", exit_codes(executor, root).await),
         (
             "environment exactly as given",

@@ -67,6 +67,11 @@ async fn a_signed_push_becomes_a_run_that_finishes_with_logs() {
     assert_eq!(run["run"]["workflow"], ".github/workflows/ci.yml");
     assert_eq!(job_status(&run, "build"), Some("success"));
     assert_eq!(job_status(&run, "test"), Some("success"));
+    // The worker completes its lease just after the run's record ends.
+    let run = wait_for(&server, &format!("/api/runs/{id}"), 10, |r| {
+        r["queue"]["state"] == "done"
+    })
+    .await;
     assert_eq!(run["queue"]["state"], "done");
     let log = reqwest::get(format!("{}/api/runs/{id}/jobs/build/log", server.url))
         .await
