@@ -247,6 +247,98 @@ async fn run_async(args: RunArgs, source: Source, quiet: bool) -> Result<ExitCod
     options.log_events = !quiet || args.format == RunFormat::Json;
     let engine = builder.build().await?;
     let event = event(&args, &source)?;
+    let root = source.root.clone();
+    let Some(summary) = execute(
+        &engine,
+        source,
+        event.clone(),
+        options.clone(),
+        &args,
+        quiet,
+    )
+    .await?
+    else {
+        return Ok(ExitCode::SUCCESS);
+    };
+    if !summary.success() {
+        return Ok(ExitCode::from(1));
+    }
+    // CircleCI dynamic configuration: the setup workflow named what runs next.
+    let Some((path, text, parameters)) = continuation(&summary)? else {
+        return Ok(ExitCode::SUCCESS);
+    };
+    anstream::println!("continuing the pipeline with {path}");
+    let mut next = options;
+    next.inputs = parameters;
+    let source = Source::new(path, text, root).with_dialect(ci_config::Dialect::CircleCi);
+    let summary = execute(&engine, source, event, next, &args, quiet).await?;
+    Ok(if summary.is_none_or(|s| s.success()) {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
+}
+
+/// What a CircleCI pipeline continues with: the configuration's path, its text, and the
+/// pipeline parameters.
+type Continuation = (String, String, indexmap::IndexMap<String, String>);
+
+/// The configuration a CircleCI setup workflow continues the pipeline with (`circleci
+/// continue`); `None` when it did not continue.
+fn continuation(summary: &ci_engine::RunSummary) -> Result<Option<Continuation>> {
+    let asked: Vec<_> = summary
+        .jobs
+        .iter()
+        .filter(|j| j.outputs.contains_key("gantry.continuation.config"))
+        .collect();
+    let job = match asked.as_slice() {
+        [] => return Ok(None),
+        [one] => one,
+        many => bail!(
+            "the pipeline was continued by {} jobs ({}): a pipeline continues once",
+            many.len(),
+            many.iter()
+                .map(|j| j.id.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
+    };
+    let path = job.outputs["gantry.continuation.path"].clone();
+    let text = job.outputs["gantry.continuation.config"].clone();
+    let raw = job
+        .outputs
+        .get("gantry.continuation.parameters")
+        .map(String::as_str)
+        .unwrap_or("{}");
+    let raw = if raw.trim().is_empty() { "{}" } else { raw };
+    let value: serde_json::Value = serde_json::from_str(raw).with_context(|| {
+        format!("the parameters '{path}' is continued with are not JSON: {raw}")
+    })?;
+    let serde_json::Value::Object(map) = value else {
+        bail!("the parameters '{path}' is continued with are not a JSON object: {raw}");
+    };
+    let parameters = map
+        .into_iter()
+        .map(|(k, v)| {
+            let text = match v {
+                serde_json::Value::String(s) => s,
+                other => other.to_string(),
+            };
+            (k, text)
+        })
+        .collect();
+    Ok(Some((path, text, parameters)))
+}
+
+/// Starts a run and shows it to its end; `None` when there was nothing to run.
+async fn execute(
+    engine: &Engine,
+    source: Source,
+    event: ci_vcs::Event,
+    options: RunOptions,
+    args: &RunArgs,
+    quiet: bool,
+) -> Result<Option<ci_engine::RunSummary>> {
     let text = source.text.clone();
     let handle = match engine.start(source, event, options).await {
         Ok(h) => h,
@@ -258,7 +350,7 @@ async fn run_async(args: RunArgs, source: Source, quiet: bool) -> Result<ExitCod
         }
         Err(EngineError::NotCreated(why)) => {
             anstream::println!("nothing to run: {why}");
-            return Ok(ExitCode::SUCCESS);
+            return Ok(None);
         }
         Err(e) => bail!("{e}"),
     };
@@ -272,15 +364,10 @@ async fn run_async(args: RunArgs, source: Source, quiet: bool) -> Result<ExitCod
             }
         }
     });
-    let summary = match args.format {
+    Ok(Some(match args.format {
         RunFormat::Json => json_view(handle).await,
         RunFormat::Human => human_view(handle, quiet).await,
-    };
-    Ok(if summary.success() {
-        ExitCode::SUCCESS
-    } else {
-        ExitCode::from(1)
-    })
+    }))
 }
 
 /// The event of a local run.

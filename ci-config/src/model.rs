@@ -73,6 +73,9 @@ pub struct Workflow {
     pub jobs: IndexMap<String, Job>,
     /// Stage names in order (GitLab); empty for dialects without stages.
     pub stages: Vec<String>,
+    /// A CircleCI setup configuration (`setup: true`): its jobs may continue the pipeline
+    /// with another configuration.
+    pub setup: bool,
 }
 
 /// One event a workflow listens to, with its filters.

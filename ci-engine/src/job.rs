@@ -282,6 +282,13 @@ impl JobRunner {
             }
         }
         let in_container = executor.capabilities().runs_in_image;
+        if table == Table::CircleCi && task.workflow.setup {
+            // Meaningful to CircleCI's API only: here `circleci continue` needs no key.
+            env.insert(
+                "CIRCLE_CONTINUATION_KEY".into(),
+                format!("gantry-local-{}", ctx.run_id),
+            );
+        }
         if table == Table::CircleCi {
             // The `circleci` command jobs call (`circleci tests split`), first on PATH.
             let bin = temp.join("bin");
@@ -445,6 +452,7 @@ impl JobRunner {
             make_command_files: false,
             background: Vec::new(),
             went_to_background: false,
+            setup: table == Table::CircleCi && task.workflow.setup,
         })
     }
 
@@ -583,7 +591,43 @@ impl JobRunner {
             }
         };
         outcome.outputs = outputs;
+        if self.setup {
+            outcome.outputs.extend(self.continuation().await);
+        }
         outcome
+    }
+
+    /// What a job of a setup configuration continues the pipeline with (`circleci
+    /// continue`/`finish`), as outputs: `gantry.continuation.path`, `.config` and
+    /// `.parameters` (JSON text), or `gantry.continuation.finished`.
+    async fn continuation(&mut self) -> IndexMap<String, String> {
+        let dir = self.temp.join("continuation");
+        let mut out = IndexMap::new();
+        for (file, key) in [
+            ("path", "gantry.continuation.path"),
+            ("config.yml", "gantry.continuation.config"),
+            ("parameters.json", "gantry.continuation.parameters"),
+            ("finished", "gantry.continuation.finished"),
+        ] {
+            match self.environment.read_file(&dir.join(file)).await {
+                Ok(Some(bytes)) => {
+                    let text = String::from_utf8_lossy(&bytes).into_owned();
+                    let text = if file == "finished" {
+                        "true".into()
+                    } else {
+                        text
+                    };
+                    out.insert(key.to_owned(), text);
+                }
+                Ok(None) => {}
+                Err(e) => {
+                    self.logs
+                        .annotate(self.step_index, "error", &format!("continuation: {e}"))
+                        .await;
+                }
+            }
+        }
+        out
     }
 
     /// Whether a CircleCI step ran `circleci-agent step halt`: the job then ends, successful

@@ -301,6 +301,9 @@ pub(crate) struct JobRunner {
     pub background: Vec<Background>,
     /// Set by a step that went to the background instead of running to its end.
     pub went_to_background: bool,
+    /// A job of a CircleCI setup configuration: what it continues the pipeline with is
+    /// among its outputs.
+    pub setup: bool,
     /// Executor used for `docker://` steps and docker actions.
     pub containers: Option<Arc<dyn Executor>>,
     /// The runner environment of the job's dialect (its variables and file commands).

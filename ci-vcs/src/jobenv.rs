@@ -194,11 +194,34 @@ pub fn circleci_job_variables(job: &JobInfo) -> IndexMap<String, String> {
 /// `--split-by` is accepted and splits by name) and `tests run --command=…` (the share fed to
 /// the command's standard input), and `step halt` (also as `circleci-agent step halt`): the
 /// job ends successfully after the current step (a `halt` file beside the command's folder
-/// tells the engine).
+/// tells the engine); `continue CONFIG [PARAMETERS]` and `finish` (dynamic configuration:
+/// the configuration, its parameters as JSON text or a JSON file, kept in `continuation/`
+/// beside the command's folder for the engine; once per pipeline).
 pub const CIRCLECI_CLI: &str = r#"#!/bin/sh
-# Gantry's stand-in for the circleci CLI inside jobs: tests glob, split and run; step halt.
+# Gantry's stand-in for the circleci CLI inside jobs: tests glob, split and run; step halt;
+# continue and finish (dynamic configuration).
 set -e
 die() { echo "circleci: $*" >&2; exit 2; }
+cont="$(dirname "$0")/../continuation"
+case "$1" in
+  continue)
+    [ -n "$2" ] || die "continue needs the path of the configuration to continue with"
+    [ -f "$2" ] || die "continue: there is no file $2"
+    [ -e "$cont" ] && die "the pipeline was already continued or finished: it continues once"
+    mkdir -p "$cont"
+    params=${3:-"{}"}
+    if [ -f "$params" ]; then cp "$params" "$cont/parameters.json"; else printf '%s' "$params" > "$cont/parameters.json"; fi
+    cp "$2" "$cont/config.yml"
+    printf '%s' "$2" > "$cont/path"
+    echo "circleci: the pipeline continues with $2 after this workflow"
+    exit 0 ;;
+  finish)
+    [ -e "$cont" ] && die "the pipeline was already continued or finished"
+    mkdir -p "$cont"
+    : > "$cont/finished"
+    echo "circleci: the pipeline ends with this workflow"
+    exit 0 ;;
+esac
 index=${CIRCLE_NODE_INDEX:-0}
 total=${CIRCLE_NODE_TOTAL:-1}
 share() { sort | awk -v i="$index" -v n="$total" 'NF { if ((c++ % n) == i) print }'; }

@@ -5,9 +5,11 @@
 //! lowered into the same IR as every dialect: one [`Workflow`] per CircleCI workflow that
 //! runs for the pipeline's values.
 //!
-//! Not compiled here (each is reported where it is written): registry orbs (`ns/orb@1.2`)
-//! unless given as inline orbs, the `<< >>` expression language beyond plain names, and
-//! `setup: true` dynamic configuration.
+//! A setup configuration (`setup: true`) compiles like any other, marked
+//! [`Workflow::setup`]: its jobs continue the pipeline with `circleci continue CONFIG
+//! [PARAMETERS]` (what the built-in `circleci/continuation` orb's `continue` does), and the
+//! caller runs the configuration they name next. Registry orbs come from
+//! [`Pipeline::orbs`]; one that is not there is reported where it is imported.
 //!
 //! ```
 //! use ci_config::circleci::{parse_config, Pipeline};
@@ -235,9 +237,17 @@ pub fn registry_orbs(src: &str) -> Vec<String> {
         .iter()
         .filter_map(|(_, v)| v.as_str())
         .filter(|r| r.contains('/') && !r.contains("<<"))
+        .filter(|r| r.split('@').next() != Some(CONTINUATION_ORB_NAME))
         .map(str::to_owned)
         .collect()
 }
+
+/// The orb dynamic configuration continues with; Gantry has its own (any version).
+const CONTINUATION_ORB_NAME: &str = "circleci/continuation";
+
+/// Gantry's `circleci/continuation` orb: `continue` runs `circleci continue CONFIG
+/// PARAMETERS` in the job, `finish` runs `circleci finish`.
+const CONTINUATION_ORB: &str = include_str!("continuation.yml");
 
 /// Compiles a CircleCI configuration for a pipeline: the workflows that run, lowered.
 pub fn parse_config(path: &str, src: &str, pipeline: &Pipeline) -> Parsed<Vec<Workflow>> {
@@ -253,7 +263,12 @@ pub fn parse_config(path: &str, src: &str, pipeline: &Pipeline) -> Parsed<Vec<Wo
             diagnostics: cx.diags,
         };
     };
-    let workflows = compile(&mut cx, &root, pipeline);
+    let mut workflows = compile(&mut cx, &root, pipeline);
+    if root.get("setup").and_then(as_bool) == Some(true) {
+        for w in workflows.iter_mut().flatten() {
+            w.setup = true;
+        }
+    }
     // A job run by several workflows is compiled for each: one report per mistake.
     let mut seen = std::collections::HashSet::new();
     cx.diags
@@ -316,13 +331,31 @@ fn compile(cx: &mut Ctx<'_>, root: &Node, pipeline: &Pipeline) -> Option<Vec<Wor
             "the configuration needs version: 2.1",
         ),
     }
-    if root.get("setup").and_then(as_bool) == Some(true) {
-        cx.error(
-            root.get("setup").map_or(root.span, |n| n.span),
-            "unsupported",
-            "setup: true (dynamic configuration) is not supported yet",
-        );
-        return None;
+    let setup = root.get("setup").and_then(as_bool) == Some(true);
+    if setup {
+        let span = root.get("setup").map_or(root.span, |n| n.span);
+        if version.as_deref() != Some("2.1") {
+            cx.error(
+                span,
+                "invalid-value",
+                "a setup configuration needs version: 2.1",
+            );
+        }
+        let workflows = root
+            .get("workflows")
+            .and_then(Node::as_map)
+            .unwrap_or_default();
+        let count = workflows
+            .iter()
+            .filter(|(k, _)| k.as_str() != Some("version"))
+            .count();
+        if count > 1 {
+            cx.error(
+                span,
+                "setup-workflows",
+                format!("a setup configuration runs one workflow; this one has {count}"),
+            );
+        }
     }
     // Pipeline parameters and values, interpolated everywhere first.
     let declared = params::declared(cx, root.get("parameters"), true);
@@ -526,10 +559,14 @@ fn registry_orb(
     span: Span,
 ) -> Option<Node> {
     let name = reference.split('@').next().unwrap_or(reference);
-    let text = pipeline
-        .orbs
-        .get(reference)
-        .or_else(|| pipeline.orbs.get(name))?;
+    let text = if name == CONTINUATION_ORB_NAME {
+        CONTINUATION_ORB
+    } else {
+        pipeline
+            .orbs
+            .get(reference)
+            .or_else(|| pipeline.orbs.get(name))?
+    };
     let (docs, diags) = yaml::load(reference, text, &LoadOptions::default());
     for d in diags.iter().filter(|d| d.is_error()) {
         cx.error(span, "orb", format!("orb {reference}: {}", d.message));
@@ -891,6 +928,7 @@ fn workflow(
         concurrency: None,
         jobs,
         stages: Vec::new(),
+        setup: false,
     })
 }
 

@@ -124,6 +124,7 @@ pub(super) fn workflow(r: &mut Reader<'_>, doc: &Node) -> Option<Workflow> {
         concurrency,
         jobs,
         stages: Vec::new(),
+        setup: false,
     })
 }
 

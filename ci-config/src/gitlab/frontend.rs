@@ -1086,6 +1086,7 @@ fn pipeline(cx: &mut Ctx<'_>, root: &Node) -> Option<Pipeline> {
             concurrency: None,
             jobs,
             stages,
+            setup: false,
         },
         rules: workflow_rules,
         jobs: selections,
