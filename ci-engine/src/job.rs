@@ -368,6 +368,16 @@ impl JobRunner {
                 let _ = environment.teardown().await;
                 return Err(fail(format!("installing the circleci command: {e}")));
             }
+            // What `circleci tests split --split-by=timings` weighs names by.
+            let timings = crate::timings::load(&ctx, &task.instance.job).await;
+            if !timings.is_empty() {
+                let archive =
+                    ci_exec::files::archive(&[("timings.tsv", timings.as_bytes(), 0o644)]);
+                if let Err(e) = environment.write_tar(&temp, archive).await {
+                    let _ = environment.teardown().await;
+                    return Err(fail(format!("test timings: {e}")));
+                }
+            }
         }
         let mut secrets = task.scope.secrets.clone();
         secrets.retain(|s| !s.is_empty());
@@ -1465,20 +1475,14 @@ async fn install_circleci_cli(
     environment: &dyn ci_exec::JobEnvironment,
     temp: &Path,
 ) -> Result<(), String> {
-    let mut builder = tar::Builder::new(Vec::new());
     // `circleci-agent step halt` is the same program under the agent's name.
-    for name in ["bin/circleci", "bin/circleci-agent"] {
-        let mut header = tar::Header::new_gnu();
-        header.set_size(ci_vcs::jobenv::CIRCLECI_CLI.len() as u64);
-        header.set_mode(0o755);
-        header.set_cksum();
-        builder
-            .append_data(&mut header, name, ci_vcs::jobenv::CIRCLECI_CLI.as_bytes())
-            .map_err(|e| e.to_string())?;
-    }
-    let archive = builder.into_inner().map_err(|e| e.to_string())?;
+    let cli = ci_vcs::jobenv::CIRCLECI_CLI.as_bytes();
+    let archive = ci_exec::files::archive(&[
+        ("bin/circleci", cli, 0o755),
+        ("bin/circleci-agent", cli, 0o755),
+    ]);
     environment
-        .write_tar(temp, tokio_util::bytes::Bytes::from(archive))
+        .write_tar(temp, archive)
         .await
         .map_err(|e| e.to_string())
 }
@@ -1623,16 +1627,15 @@ fn gitlab_job_info(
 
 /// A tar archive of empty files with these names.
 fn empty_files(names: &[PathBuf]) -> tokio_util::bytes::Bytes {
-    let mut builder = tar::Builder::new(Vec::new());
-    for name in names {
-        let mut header = tar::Header::new_gnu();
-        header.set_size(0);
-        header.set_mode(0o644);
-        header.set_cksum();
-        // Appending to memory cannot fail.
-        let _ = builder.append_data(&mut header, name, std::io::empty());
-    }
-    builder.into_inner().unwrap_or_default().into()
+    let names: Vec<String> = names
+        .iter()
+        .map(|n| n.to_string_lossy().into_owned())
+        .collect();
+    let files: Vec<(&str, &[u8], u32)> = names
+        .iter()
+        .map(|n| (n.as_str(), &b""[..], 0o644))
+        .collect();
+    ci_exec::files::archive(&files)
 }
 
 /// Removes everything inside `dir` (not following symbolic links); whether it is empty now.

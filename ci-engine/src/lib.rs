@@ -69,6 +69,7 @@ mod run;
 mod runner;
 mod source;
 mod state;
+mod timings;
 mod transfer;
 
 /// Job logs are stored as the step logs of this pseudo-job, one per job (keyed by the

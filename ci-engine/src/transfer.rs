@@ -565,6 +565,14 @@ async fn test_results(
             .annotate(index, "warning", &format!("test results: {e}"))
             .await;
     }
+    if runner.table == crate::env::Table::CircleCi {
+        if let Err(e) = crate::timings::save(runner, &results).await {
+            runner
+                .logs
+                .annotate(index, "warning", &format!("test timings: {e}"))
+                .await;
+        }
+    }
     runner
         .logs
         .line(index, &format!("Test results: {}", results.summary()))

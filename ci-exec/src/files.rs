@@ -79,6 +79,21 @@ pub(crate) async fn read_tar(
         .map_err(|e| ExecError::Files(e.to_string()))?
 }
 
+/// A tar archive of files made in memory: (relative path, contents, mode) — for
+/// [`JobEnvironment::write_tar`](crate::JobEnvironment::write_tar).
+pub fn archive(files: &[(&str, &[u8], u32)]) -> Bytes {
+    let mut builder = tar::Builder::new(Vec::new());
+    for (name, data, mode) in files {
+        let mut header = tar::Header::new_gnu();
+        header.set_size(data.len() as u64);
+        header.set_mode(*mode);
+        header.set_cksum();
+        // Appending to memory cannot fail but for a name tar cannot hold, left out.
+        let _ = builder.append_data(&mut header, name, *data);
+    }
+    builder.into_inner().map(Bytes::from).unwrap_or_default()
+}
+
 /// A tar archive of `paths` under `dir` (the synchronous part of [`read_tar`]).
 pub fn pack(dir: &Path, paths: &[PathBuf]) -> Result<Bytes, ExecError> {
     let mut builder = tar::Builder::new(Vec::new());

@@ -40,6 +40,9 @@ pub struct Case {
     pub class: String,
     /// `name`.
     pub name: String,
+    /// The test's source file (`file`, of the case or its suite), when the report says.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub file: Option<String>,
     /// Seconds it took.
     pub time: f64,
     /// How it ended.
@@ -106,6 +109,7 @@ pub fn parse(xml: &str) -> Result<TestResults, String> {
     let mut reader = quick_xml::Reader::from_str(xml);
     let mut results = TestResults::default();
     let mut suite = String::new();
+    let mut suite_file: Option<String> = None;
     let mut current: Option<Case> = None;
     // Text of the open <failure>/<error>, used when it has no message attribute.
     let mut text: Option<String> = None;
@@ -122,7 +126,10 @@ pub fn parse(xml: &str) -> Result<TestResults, String> {
                         .and_then(|a| a.unescape_value().ok().map(|v| v.into_owned()))
                 };
                 match e.local_name().as_ref() {
-                    b"testsuite" => suite = attr(b"name").unwrap_or_default(),
+                    b"testsuite" => {
+                        suite = attr(b"name").unwrap_or_default();
+                        suite_file = attr(b"file");
+                    }
                     b"testcase" => {
                         if let Some(done) = current.take() {
                             results.cases.push(done);
@@ -130,6 +137,7 @@ pub fn parse(xml: &str) -> Result<TestResults, String> {
                         current = Some(Case {
                             class: attr(b"classname").unwrap_or_else(|| suite.clone()),
                             name: attr(b"name").unwrap_or_default(),
+                            file: attr(b"file").or_else(|| suite_file.clone()),
                             time: attr(b"time")
                                 .and_then(|t| t.trim().parse().ok())
                                 .filter(|t: &f64| t.is_finite())

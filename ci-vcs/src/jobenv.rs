@@ -190,9 +190,12 @@ pub fn circleci_job_variables(job: &JobInfo) -> IndexMap<String, String> {
 
 /// A stand-in for the `circleci` command inside CircleCI jobs (POSIX sh): `tests glob`
 /// (`*` and `**` both match across directories), `tests split` (this node's share of the
-/// names, round robin over their sorted order, by `CIRCLE_NODE_INDEX`/`CIRCLE_NODE_TOTAL`;
-/// `--split-by` is accepted and splits by name) and `tests run --command=…` (the share fed to
-/// the command's standard input), and `step halt` (also as `circleci-agent step halt`): the
+/// names by `CIRCLE_NODE_INDEX`/`CIRCLE_NODE_TOTAL`: `--split-by=name` round robin over their
+/// sorted order; `filesize` and `timings` packed greedily, heaviest first onto the lightest
+/// node, timings from the `timings.tsv` the engine writes from the job's last stored test
+/// results, by `--timings-type=filename|classname|testname`, unknown names weighing
+/// `--time-default` or the known average) and `tests run --command=…` (the share fed to the
+/// command's standard input), and `step halt` (also as `circleci-agent step halt`): the
 /// job ends successfully after the current step (a `halt` file beside the command's folder
 /// tells the engine); `continue CONFIG [PARAMETERS]` and `finish` (dynamic configuration:
 /// the configuration, its parameters as JSON text or a JSON file, kept in `continuation/`
@@ -224,7 +227,74 @@ case "$1" in
 esac
 index=${CIRCLE_NODE_INDEX:-0}
 total=${CIRCLE_NODE_TOTAL:-1}
-share() { sort | awk -v i="$index" -v n="$total" 'NF { if ((c++ % n) == i) print }'; }
+by=name
+ttype=filename
+tdefault=""
+file=""
+cmd=""
+tab=$(printf '\t')
+parse() {
+  while [ $# -gt 0 ]; do
+    case "$1" in
+      --split-by=*) by=${1#*=} ;;
+      --timings-type=*) ttype=${1#*=} ;;
+      --time-default=*) tdefault=${1#*=} ;;
+      --command=*) cmd=${1#*=} ;;
+      --index=*) index=${1#*=} ;;
+      --total=*) total=${1#*=} ;;
+      --split-by|--timings-type|--time-default|--command|--index|--total)
+        [ $# -gt 1 ] || die "$1 needs a value"
+        case "$1" in
+          --split-by) by=$2 ;; --timings-type) ttype=$2 ;; --time-default) tdefault=$2 ;;
+          --command) cmd=$2 ;; --index) index=$2 ;; --total) total=$2 ;;
+        esac
+        shift ;;
+      -*) ;;
+      *) file=$1 ;;
+    esac
+    shift
+  done
+}
+# Weighted names ("weight<TAB>name") packed greedily, heaviest first, onto the lightest node.
+pack() {
+  LC_ALL=C sort -t "$tab" -k1,1nr -k2,2 | awk -F '\t' -v i="$index" -v n="$total" '
+    { best = 0
+      for (j = 1; j < n; j++) if (load[j] + 0 < load[best] + 0) best = j
+      load[best] += $1
+      if (best == i) print $2 }' | LC_ALL=C sort
+}
+# Names weighted by the timings of the job's last stored test results (timings.tsv beside
+# this command's folder: file, class, test name, seconds); unknown ones get --time-default or
+# the average of the known ones.
+timings() {
+  tf="$(dirname "$0")/../timings.tsv"
+  [ -f "$tf" ] || tf=/dev/null
+  case "$ttype" in
+    filename) col=1 ;; classname) col=2 ;; testname) col=3 ;;
+    *) die "--timings-type=$ttype: expected filename, classname or testname" ;;
+  esac
+  awk -F '\t' -v tf="$tf" -v col="$col" -v def="${tdefault%s}" '
+    FILENAME == tf { if ($col != "") t[$col] += $4; next }
+    NF { n++; item[n] = $0; k = $0; sub(/^\.\//, "", k)
+         if (k in t) { w[n] = t[k]; known++; sum += t[k] } else w[n] = -1 }
+    END {
+      if (known == 0) { print "circleci: no timing data for these names: splitting by name" > "/dev/stderr"; d = 1 }
+      else d = (def != "") ? def + 0 : sum / known
+      for (j = 1; j <= n; j++) printf "%s\t%s\n", (w[j] < 0 ? d : w[j]), item[j] }' "$tf" -
+}
+share() {
+  case "$by" in
+    name) LC_ALL=C sort | awk -v i="$index" -v n="$total" 'NF { if ((c++ % n) == i) print }' ;;
+    filesize)
+      LC_ALL=C sort -u | while IFS= read -r f; do
+        [ -n "$f" ] || continue
+        if [ -f "$f" ]; then size=$(wc -c < "$f"); else size=0; fi
+        printf '%s\t%s\n' "$size" "$f"
+      done | pack ;;
+    timings) LC_ALL=C sort -u | timings | pack ;;
+    *) die "--split-by=$by: expected name, filesize or timings" ;;
+  esac
+}
 case "$1 $2" in
   "tests glob")
     shift 2
@@ -233,13 +303,11 @@ case "$1 $2" in
     done | sort -u ;;
   "tests split")
     shift 2
-    file=""
-    for a in "$@"; do case "$a" in -*) ;; *) file=$a ;; esac; done
+    parse "$@"
     if [ -n "$file" ]; then share < "$file"; else share; fi ;;
   "tests run")
     shift 2
-    cmd=""
-    for a in "$@"; do case "$a" in --command=*) cmd=${a#--command=} ;; esac; done
+    parse "$@"
     [ -n "$cmd" ] || die "tests run needs --command"
     share | sh -c "$cmd" ;;
   "step halt")
