@@ -269,6 +269,9 @@ fn check(fixture: &Path, file: &str) -> Vec<String> {
             }
         }
     }
+    if !expect["annotations"].is_null() && !expect["annotations"].is_object() {
+        problems.push("annotations: expected a map of job → messages".into());
+    }
     if let Some(ann) = expect["annotations"].as_object() {
         for (job, wants) in ann {
             for want in strings(wants) {

@@ -510,6 +510,9 @@ pub struct Step {
     pub timeout_minutes: Option<Node>,
     /// `background: true` — the job goes on while this step runs (parallel steps).
     pub background: bool,
+    /// Seconds the step may run without printing anything before it is stopped and fails
+    /// (CircleCI `no_output_timeout`, 10 minutes by default there).
+    pub no_output_timeout: Option<u64>,
     /// A cleanup step (GitLab `after_script`): runs whatever happened before, even after a
     /// timeout or cancellation, under the job's cleanup time limit instead of its own, and
     /// its result does not change the job's status. Steps after it are not bound by the
@@ -544,6 +547,7 @@ impl Step {
             continue_on_error: None,
             timeout_minutes: None,
             background: false,
+            no_output_timeout: None,
             cleanup: false,
             span,
         }

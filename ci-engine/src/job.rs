@@ -218,6 +218,17 @@ impl JobRunner {
             .map(|l| plain.render(l))
             .collect::<Result<_, _>>()
             .map_err(|e| fail(format!("runs-on: {e}")))?;
+        if table == Table::CircleCi
+            && labels.iter().any(|l| l == "macos")
+            && !labels.iter().any(|l| ctx.inner.executors.contains_key(l))
+            && std::env::consts::OS != "macos"
+        {
+            return Err(fail(format!(
+                "job '{id}' uses a macos executor and this machine runs {}: map it with \
+                 --platform macos=host (or another executor) to run it here anyway",
+                std::env::consts::OS
+            )));
+        }
         let mut executor = crate::inner::executor_for(&ctx.inner, &labels);
         let wants_containers = job.container.is_some()
             || !job.services.is_empty()
@@ -462,6 +473,8 @@ impl JobRunner {
             make_command_files: false,
             background: Vec::new(),
             went_to_background: false,
+            no_output_timeout: None,
+            went_quiet: None,
             setup: table == Table::CircleCi && task.workflow.setup,
         })
     }
@@ -875,6 +888,7 @@ impl JobRunner {
             let left = self.deadline.saturating_duration_since(Instant::now());
             Some(own.map_or(left, |o| o.min(left)))
         };
+        self.no_output_timeout = step.no_output_timeout.map(Duration::from_secs);
         match &step.action {
             StepAction::Commands { commands, echo } => {
                 let (script, shell) = self.commands_script(commands, *echo);
@@ -1085,6 +1099,17 @@ impl JobRunner {
             };
             return StepResult {
                 outcome,
+                outputs: done.outputs,
+            };
+        }
+        if let Some(limit) = self.went_quiet.take() {
+            let message = format!(
+                "Too long with no output (exceeded {}): the step was stopped.",
+                crate::job::human_duration(limit)
+            );
+            self.logs.annotate(index, "error", &message).await;
+            return StepResult {
+                outcome: Status::Failure,
                 outputs: done.outputs,
             };
         }
@@ -1402,17 +1427,26 @@ impl JobRunner {
         let (tx, mut rx) = mpsc::channel::<Chunk>(64);
         let environment = &self.environment;
         let logs = &mut self.logs;
+        let quiet_limit = self.no_output_timeout.take();
+        let stopper = step_cancel.clone();
         let run = environment.run_step(spec, tx, step_cancel);
         // Live logs: what arrived is written out at least this often, even when a step then
         // stays quiet for a while.
         let live = self.ctx.inner.live_logs;
+        let mut went_quiet = false;
         let pump = async {
             let mut tick = tokio::time::interval(live.unwrap_or(Duration::from_secs(3600)));
             tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            let far = Duration::from_secs(100 * 365 * 24 * 3600);
+            let quiet = tokio::time::sleep(quiet_limit.unwrap_or(far));
+            tokio::pin!(quiet);
             loop {
                 tokio::select! {
                     chunk = rx.recv() => {
                         let Some(chunk) = chunk else { break };
+                        if let Some(limit) = quiet_limit {
+                            quiet.as_mut().reset(tokio::time::Instant::now() + limit);
+                        }
                         let events = logs.pipeline.push(&chunk);
                         logs.events(index, events).await;
                     }
@@ -1421,12 +1455,19 @@ impl JobRunner {
                             let _ = w.flush().await;
                         }
                     }
+                    _ = &mut quiet, if quiet_limit.is_some() && !went_quiet => {
+                        went_quiet = true;
+                        stopper.cancel();
+                    }
                 }
             }
             let events = logs.pipeline.finish();
             logs.events(index, events).await;
         };
         let (outcome, ()) = tokio::join!(run, pump);
+        if went_quiet {
+            self.went_quiet = quiet_limit;
+        }
         outcome
     }
 
@@ -1485,6 +1526,16 @@ async fn install_circleci_cli(
         .write_tar(temp, archive)
         .await
         .map_err(|e| e.to_string())
+}
+
+/// `1h2m3s`, `10m0s`, `45s`: a duration as CircleCI prints it.
+pub(crate) fn human_duration(d: Duration) -> String {
+    let secs = d.as_secs();
+    match (secs / 3600, secs % 3600 / 60, secs % 60) {
+        (0, 0, s) => format!("{s}s"),
+        (0, m, s) => format!("{m}m{s}s"),
+        (h, m, s) => format!("{h}h{m}m{s}s"),
+    }
 }
 
 /// Whether a step is a script (it can run in the background).

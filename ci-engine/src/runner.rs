@@ -301,6 +301,10 @@ pub(crate) struct JobRunner {
     pub background: Vec<Background>,
     /// Set by a step that went to the background instead of running to its end.
     pub went_to_background: bool,
+    /// The quiet time allowed to the script about to run (CircleCI `no_output_timeout`).
+    pub no_output_timeout: Option<Duration>,
+    /// The last script was stopped for printing nothing for this long.
+    pub went_quiet: Option<Duration>,
     /// A job of a CircleCI setup configuration: what it continues the pipeline with is
     /// among its outputs.
     pub setup: bool,

@@ -1372,6 +1372,8 @@ struct Executor {
     shell: Option<String>,
     working_directory: Option<String>,
     resource_class: Option<String>,
+    /// A `macos` executor: the job runs on the `macos` label.
+    macos: bool,
 }
 
 fn env_vars(cx: &mut Ctx<'_>, node: Option<&Node>, into: &mut IndexMap<String, Var>) {
@@ -1409,6 +1411,7 @@ fn executor_of(
         shell: None,
         working_directory: None,
         resource_class: None,
+        macos: false,
     };
     // A named executor first; the node's own keys override it.
     if let Some(e) = node.get("executor") {
@@ -1532,9 +1535,11 @@ fn executor_of(
         cx.warning(
             node.get("macos").map_or(node.span, |n| n.span),
             "unsupported",
-            "macos executors run on this machine's host, not on macOS",
+            "a macos executor needs a macOS machine: elsewhere a run refuses the job unless \
+             --platform macos=host (or another executor) maps it",
         );
         ex.container = None;
+        ex.macos = true;
     }
     env_vars(cx, node.get("environment"), &mut ex.env);
     if let Some(s) = node.get("shell").and_then(Node::scalar_text) {
@@ -1626,6 +1631,9 @@ fn compile_job(
     job.when = inv.when;
     job.container = ex.container.map(Box::new);
     job.services = ex.services;
+    if ex.macos {
+        job.runs_on.labels.push(literal("macos", inv.span));
+    }
     if let Some(class) = &ex.resource_class {
         job.runs_on.labels.push(literal(class, inv.span));
     }
@@ -2025,9 +2033,24 @@ impl Lowering<'_> {
                 "success()"
             }
         };
+        let no_output = match get("no_output_timeout") {
+            Some(n) => match duration_secs(&n.scalar_text().unwrap_or_default()) {
+                Some(secs) if secs > 0 => secs,
+                _ => {
+                    cx.error(
+                        n.span,
+                        "invalid-value",
+                        "no_output_timeout is a duration like 30s, 20m or 1h30m",
+                    );
+                    DEFAULT_NO_OUTPUT_TIMEOUT
+                }
+            },
+            None => DEFAULT_NO_OUTPUT_TIMEOUT,
+        };
         let step = self.push(&name, action, span);
         step.condition = condition(effective, span);
         step.background = background;
+        step.no_output_timeout = Some(no_output);
         if !env.is_empty() {
             step.env = Env::Vars(env);
         }
@@ -2169,6 +2192,38 @@ fn auto_reruns(
     Some((n, secs))
 }
 
+/// How long a `run` step may stay quiet: CircleCI's default, 10 minutes.
+const DEFAULT_NO_OUTPUT_TIMEOUT: u64 = 600;
+
+/// Seconds of a CircleCI duration: numbers with `h`, `m` or `s` units (`1h30m`, `90s`,
+/// `2.5m`); a bare number is seconds.
+fn duration_secs(text: &str) -> Option<u64> {
+    let text = text.trim();
+    if let Ok(n) = text.parse::<u64>() {
+        return Some(n);
+    }
+    if text.is_empty() {
+        return None;
+    }
+    let (mut total, mut number) = (0f64, String::new());
+    for c in text.chars() {
+        match c {
+            '0'..='9' | '.' => number.push(c),
+            'h' | 'm' | 's' => {
+                let n: f64 = number.parse().ok()?;
+                total += n * match c {
+                    'h' => 3600.0,
+                    'm' => 60.0,
+                    _ => 1.0,
+                };
+                number.clear();
+            }
+            _ => return None,
+        }
+    }
+    (number.is_empty() && total.is_finite() && total < 1e9).then_some(total.round() as u64)
+}
+
 /// Whether a bare `when`/`filters` string is an expression rather than a literal.
 fn is_expression(text: &str) -> bool {
     !matches!(text.trim(), "true" | "false" | "")
@@ -2253,5 +2308,22 @@ fn cache_key(template: &str, values: &IndexMap<String, Node>) -> Cache {
             key_files: files,
             ..Cache::default()
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::duration_secs;
+
+    #[test]
+    fn durations_read_as_circleci_writes_them() {
+        assert_eq!(duration_secs("30s"), Some(30));
+        assert_eq!(duration_secs("20m"), Some(1200));
+        assert_eq!(duration_secs("1h30m"), Some(5400));
+        assert_eq!(duration_secs("2.5m"), Some(150));
+        assert_eq!(duration_secs("90"), Some(90));
+        assert_eq!(duration_secs("10 minutes"), None);
+        assert_eq!(duration_secs("5m3"), None);
+        assert_eq!(duration_secs(""), None);
     }
 }

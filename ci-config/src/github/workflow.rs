@@ -1122,6 +1122,7 @@ fn step(
             .and_then(|n| r.bool_or_expr(n))
             .and_then(|n| n.as_bool())
             .unwrap_or(false),
+        no_output_timeout: None,
         cleanup: false,
         span: node.span,
     })
