@@ -44,6 +44,8 @@ pub struct RunOptions {
     pub(crate) instances: Vec<(String, String)>,
     /// The recorded jobs of the resumed run, by instance id.
     pub(crate) prior: IndexMap<String, ci_store::runs::JobRecord>,
+    /// Results of jobs decided elsewhere (see [`RunOptions::job_result`]), by job id.
+    pub(crate) given: IndexMap<String, ci_store::runs::JobRecord>,
 }
 
 /// Which jobs a `--job` selection runs.
@@ -79,6 +81,7 @@ impl Default for RunOptions {
             rerun: Vec::new(),
             instances: Vec::new(),
             prior: IndexMap::new(),
+            given: IndexMap::new(),
         }
     }
 }
@@ -87,5 +90,29 @@ impl RunOptions {
     /// The defaults (the same as [`Default`]): every job, log events on.
     pub fn new() -> Self {
         RunOptions::default()
+    }
+
+    /// The job `job` of the workflow ended elsewhere with `status` and `outputs`: it is not
+    /// run, and what needs it sees that result (a forge runner given one job of a workflow
+    /// and the results of the jobs it needs).
+    pub fn job_result(
+        &mut self,
+        job: impl Into<String>,
+        status: crate::Status,
+        outputs: IndexMap<String, String>,
+    ) {
+        let job = job.into();
+        self.given.insert(
+            job.clone(),
+            ci_store::runs::JobRecord {
+                job_id: job.clone(),
+                name: job,
+                status: status.stored(),
+                attempt: 1,
+                started_at: None,
+                finished_at: None,
+                outputs,
+            },
+        );
     }
 }

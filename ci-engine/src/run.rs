@@ -1092,6 +1092,14 @@ fn kept<'a>(
     instance: &JobInstance,
     ran: &std::collections::HashSet<usize>,
 ) -> Option<&'a ci_store::runs::JobRecord> {
+    if let Some(given) = ctx
+        .options
+        .given
+        .get(id)
+        .or_else(|| ctx.options.given.get(&instance.job))
+    {
+        return Some(given);
+    }
     let prior = ctx.options.prior.get(id)?;
     if !matches!(
         prior.status,

@@ -39,6 +39,8 @@ pub mod fetch;
 pub mod filter;
 pub mod git;
 pub mod jobenv;
+#[cfg(feature = "mirror")]
+pub mod mirror;
 pub mod schedule;
 #[cfg(feature = "reporters")]
 pub mod status;

@@ -655,7 +655,24 @@ async fn again(
     rerun: Vec<String>,
     manual: Vec<String>,
 ) -> ApiResult<String> {
-    let attempts = queue_ids(state, id).await?;
+    let mut attempts = queue_ids(state, id).await?;
+    // A worker records the run's end, then completes its lease: a run that has just ended
+    // may still be leased for a moment.
+    let ended = state.runs.get_run(id).await?.is_some_and(|d| {
+        matches!(
+            d.run.status,
+            Stored::Success | Stored::Failure | Stored::Cancelled | Stored::Skipped
+        )
+    });
+    for _ in 0..50 {
+        match attempts.last() {
+            Some(last) if ended && last.state == QueueState::Leased => {
+                tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+                attempts = queue_ids(state, id).await?;
+            }
+            _ => break,
+        }
+    }
     let Some(first) = attempts.first() else {
         return Err(ApiError::new(
             StatusCode::NOT_FOUND,
