@@ -6,6 +6,7 @@ mod fetch;
 mod lint;
 mod plan;
 mod run;
+mod runner;
 
 // Reading large workflows allocates many small nodes; mimalloc is markedly faster at that
 // than the system allocator (see the load benchmark).
@@ -65,6 +66,10 @@ enum Command {
     /// Exit status: 0 the run succeeded, 1 it failed or was cancelled, 2 usage or
     /// configuration error.
     Run(Box<run::RunArgs>),
+    /// Be a Forgejo or Gitea Actions runner: register, then take the forge's jobs and run
+    /// them with Gantry's executors.
+    #[command(subcommand)]
+    ForgejoRunner(runner::ForgejoRunner),
     /// List recorded runs, newest first.
     Runs {
         /// How many.
@@ -215,6 +220,7 @@ fn main() -> ExitCode {
         } => lint::show_merged(&paths, dialect),
         Command::Lint { paths, format, .. } => lint::run(&paths, format, cli.quiet, dialect),
         Command::Run(args) => run::run(*args, cli.quiet, dialect),
+        Command::ForgejoRunner(command) => runner::run(command),
         Command::Runs {
             limit,
             format,

@@ -160,39 +160,9 @@ async fn run_async(args: RunArgs, source: Source, quiet: bool) -> Result<ExitCod
     }
     let mut docker: HashMap<String, Arc<dyn Executor>> = HashMap::new();
     for (label, target) in &args.platforms {
-        let executor: Arc<dyn Executor> = if target == "host" {
-            Arc::new(HostExecutor::default())
-        } else if target == "bwrap" {
-            let bwrap = ci_exec::BwrapExecutor::new();
-            bwrap
-                .available()
-                .await
-                .map_err(|e| anyhow::anyhow!("--platform {label}={target}: {e}"))?;
-            Arc::new(bwrap)
-        } else if let Some(image) = target.strip_prefix("swarm://") {
-            Arc::new(
-                ci_exec::SwarmExecutor::connect(image)
-                    .await
-                    .with_context(|| format!("--platform {label}={target}"))?,
-            )
-        } else if let Some(image) = target.strip_prefix("docker://") {
-            match docker.get(image) {
-                Some(e) => Arc::clone(e),
-                None => {
-                    let e: Arc<dyn Executor> = Arc::new(
-                        DockerExecutor::connect(image)
-                            .await
-                            .with_context(|| format!("--platform {label}={target}"))?,
-                    );
-                    docker.insert(image.to_owned(), Arc::clone(&e));
-                    e
-                }
-            }
-        } else {
-            bail!(
-                "--platform {label}={target}: expected host, bwrap, docker://IMAGE or swarm://IMAGE"
-            );
-        };
+        let executor = executor_for(target, &mut docker)
+            .await
+            .with_context(|| format!("--platform {label}={target}"))?;
         builder = builder.executor(label.clone(), executor);
     }
     // Job containers, images, services and docker steps find the local Docker daemon through
@@ -368,6 +338,37 @@ async fn execute(
         RunFormat::Json => json_view(handle).await,
         RunFormat::Human => human_view(handle, quiet).await,
     }))
+}
+
+/// The executor a platform target names: `host`, `bwrap`, `docker://IMAGE` (one per image,
+/// kept in `docker`) or `swarm://IMAGE`.
+pub(crate) async fn executor_for(
+    target: &str,
+    docker: &mut HashMap<String, Arc<dyn Executor>>,
+) -> Result<Arc<dyn Executor>> {
+    Ok(if target == "host" {
+        Arc::new(HostExecutor::default())
+    } else if target == "bwrap" {
+        let bwrap = ci_exec::BwrapExecutor::new();
+        bwrap
+            .available()
+            .await
+            .map_err(|e| anyhow::anyhow!("{e}"))?;
+        Arc::new(bwrap)
+    } else if let Some(image) = target.strip_prefix("swarm://") {
+        Arc::new(ci_exec::SwarmExecutor::connect(image).await?)
+    } else if let Some(image) = target.strip_prefix("docker://") {
+        match docker.get(image) {
+            Some(e) => Arc::clone(e),
+            None => {
+                let e: Arc<dyn Executor> = Arc::new(DockerExecutor::connect(image).await?);
+                docker.insert(image.to_owned(), Arc::clone(&e));
+                e
+            }
+        }
+    } else {
+        bail!("expected host, bwrap, docker://IMAGE or swarm://IMAGE, not {target:?}");
+    })
 }
 
 /// The event of a local run.

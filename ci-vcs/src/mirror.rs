@@ -228,8 +228,7 @@ impl Mirrors {
                 std::fs::remove_dir_all(&dest).map_err(io)?;
             }
             let _ = std::fs::remove_dir_all(&dest);
-            std::fs::create_dir_all(dest.parent().expect("checkouts have a parent"))
-                .map_err(io)?;
+            std::fs::create_dir_all(dest.parent().expect("checkouts have a parent")).map_err(io)?;
             let d = dest.to_str().context("a UTF-8 state dir")?;
             let m = mirror.to_str().context("a UTF-8 state dir")?;
             git(

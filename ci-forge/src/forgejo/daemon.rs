@@ -1,0 +1,274 @@
+//! Registration (credentials kept in a file readable by the owner only) and the daemon:
+//! `Declare`, then `FetchTask` with backoff and jitter while there is capacity, each task run
+//! on its own, until told to stop — then the running tasks finish.
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use ci_engine::vcs::mirror::Mirrors;
+use ci_engine::Engine;
+use serde::{Deserialize, Serialize};
+use tokio_util::sync::CancellationToken;
+
+use super::client::{Client, Credentials, RpcError};
+use super::proto::RegisterRequest;
+use super::task::{run_task, TaskOptions};
+
+/// What registration leaves: the runner's identity with the forge (`.runner`, as
+/// act_runner keeps it).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Registration {
+    /// The runner's number.
+    pub id: i64,
+    /// Its UUID.
+    pub uuid: String,
+    /// Its name.
+    pub name: String,
+    /// Its secret.
+    pub token: String,
+    /// The forge (`https://forgejo.example.org`).
+    pub address: String,
+    /// Its labels (`name:host`, `name:docker://image`).
+    pub labels: Vec<String>,
+}
+
+impl Registration {
+    /// The credentials calls carry.
+    pub fn credentials(&self) -> Credentials {
+        Credentials {
+            uuid: self.uuid.clone(),
+            token: self.token.clone(),
+        }
+    }
+
+    /// Reads a registration file.
+    pub fn load(path: &Path) -> Result<Registration, String> {
+        let text = std::fs::read_to_string(path).map_err(|e| {
+            format!(
+                "{}: {e} (register first: gantry forgejo-runner register)",
+                path.display()
+            )
+        })?;
+        serde_json::from_str(&text).map_err(|e| format!("{}: {e}", path.display()))
+    }
+
+    /// Writes it, readable and writable by its owner only (it holds a secret).
+    pub fn save(&self, path: &Path) -> Result<(), String> {
+        use std::io::Write as _;
+        let text = serde_json::to_string_pretty(self).map_err(|e| e.to_string())?;
+        let mut options = std::fs::OpenOptions::new();
+        options.write(true).create(true).truncate(true);
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::OpenOptionsExt as _;
+            options.mode(0o600);
+        }
+        let mut file = options
+            .open(path)
+            .map_err(|e| format!("{}: {e}", path.display()))?;
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt as _;
+            let _ = file.set_permissions(std::fs::Permissions::from_mode(0o600));
+        }
+        file.write_all(text.as_bytes())
+            .map_err(|e| format!("{}: {e}", path.display()))
+    }
+}
+
+/// A runner label: the name jobs ask for (`runs-on`) and what runs them (`host`,
+/// `docker://IMAGE`, …; `host` when not given).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Label {
+    /// The name.
+    pub name: String,
+    /// The executor (`host`, `docker://node:20`, `bwrap`, `swarm://IMAGE`).
+    pub target: String,
+}
+
+impl Label {
+    /// `ubuntu-latest:docker://node:20` → `ubuntu-latest` run by `docker://node:20`.
+    pub fn parse(text: &str) -> Result<Label, String> {
+        let (name, target) = text.split_once(':').unwrap_or((text, "host"));
+        if name.is_empty() {
+            return Err(format!("label {text:?} has no name"));
+        }
+        Ok(Label {
+            name: name.to_owned(),
+            target: if target.is_empty() { "host" } else { target }.to_owned(),
+        })
+    }
+}
+
+/// Registers a runner with the forge at `instance` with a registration `token`.
+pub async fn register(
+    instance: &str,
+    token: &str,
+    name: &str,
+    labels: &[String],
+) -> Result<Registration, RpcError> {
+    let client = Client::new(instance, Duration::from_secs(30))?;
+    let runner = client
+        .register(&RegisterRequest {
+            name: name.to_owned(),
+            token: token.to_owned(),
+            version: client.version().to_owned(),
+            labels: labels.to_vec(),
+            ephemeral: false,
+        })
+        .await?;
+    Ok(Registration {
+        id: runner.id,
+        uuid: runner.uuid,
+        name: runner.name,
+        token: runner.token,
+        address: instance.to_owned(),
+        labels: labels.to_vec(),
+    })
+}
+
+/// How the daemon polls.
+#[derive(Debug, Clone)]
+pub struct DaemonOptions {
+    /// Tasks at once.
+    pub capacity: usize,
+    /// The wait after an empty or failed fetch, doubled each time up to `fetch_interval_max`.
+    pub fetch_interval: Duration,
+    /// The longest wait between fetches.
+    pub fetch_interval_max: Duration,
+    /// How long one `FetchTask` may take (a forge may hold it as a long poll).
+    pub fetch_timeout: Duration,
+    /// Stop after this many tasks (`None`: run until told to stop).
+    pub max_tasks: Option<usize>,
+    /// How tasks are run and reported.
+    pub task: TaskOptions,
+}
+
+impl DaemonOptions {
+    /// One task at a time, fetching every 2 s (up to 20 s when idle).
+    pub fn new(task: TaskOptions) -> DaemonOptions {
+        DaemonOptions {
+            capacity: 1,
+            fetch_interval: Duration::from_secs(2),
+            fetch_interval_max: Duration::from_secs(20),
+            fetch_timeout: Duration::from_secs(60),
+            max_tasks: None,
+            task,
+        }
+    }
+}
+
+/// ±20 % of `d`, from the clock (enough to spread runners' polls apart).
+fn jitter(d: Duration) -> Duration {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |t| t.subsec_nanos());
+    let factor = 0.8 + f64::from(nanos % 1000) / 1000.0 * 0.4;
+    d.mul_f64(factor)
+}
+
+/// Polls the forge for tasks and runs them through `engine` until `stop` fires (or
+/// `max_tasks` were taken); running tasks finish before it returns. The forge no longer
+/// knowing the runner ends it with that error.
+pub async fn run_daemon(
+    registration: &Registration,
+    engine: Arc<Engine>,
+    options: DaemonOptions,
+    stop: CancellationToken,
+) -> Result<(), RpcError> {
+    let client = Client::new(&registration.address, options.fetch_timeout)?
+        .with_credentials(registration.credentials());
+    match client.declare(&registration.labels).await {
+        Ok(_) => {}
+        Err(e) if e.is_unimplemented() => {
+            tracing::info!("the forge does not know Declare (an older forge): going on")
+        }
+        Err(e) => return Err(e),
+    }
+    let mirrors = Mirrors::new(options.task.work_dir.join("mirrors"));
+    let slots = Arc::new(tokio::sync::Semaphore::new(options.capacity.max(1)));
+    let mut tasks = tokio::task::JoinSet::new();
+    let mut version = 0i64;
+    let mut wait = options.fetch_interval;
+    let mut taken = 0usize;
+    loop {
+        if stop.is_cancelled() || options.max_tasks.is_some_and(|m| taken >= m) {
+            break;
+        }
+        let permit = tokio::select! {
+            p = Arc::clone(&slots).acquire_owned() => p.expect("the semaphore is never closed"),
+            _ = stop.cancelled() => break,
+        };
+        let fetched = tokio::select! {
+            f = client.fetch_task(version) => f,
+            _ = stop.cancelled() => break,
+        };
+        match fetched {
+            Ok(answer) => {
+                version = answer.tasks_version;
+                if let Some(task) = answer.task {
+                    // A task taken: the next fetch asks afresh.
+                    version = 0;
+                    wait = options.fetch_interval;
+                    taken += 1;
+                    tracing::info!(task = task.id, "running a task");
+                    let (client, engine, mirrors, task_options) = (
+                        client.clone(),
+                        Arc::clone(&engine),
+                        mirrors.clone(),
+                        options.task.clone(),
+                    );
+                    tasks.spawn(async move {
+                        let result =
+                            run_task(&client, &engine, &mirrors, task, &task_options).await;
+                        drop(permit);
+                        result
+                    });
+                    continue;
+                }
+            }
+            Err(e) if e.is_unauthenticated() => {
+                tracing::error!("the forge does not know this runner any more: {e}");
+                while tasks.join_next().await.is_some() {}
+                return Err(e);
+            }
+            Err(e) => tracing::warn!("fetching a task: {e}"),
+        }
+        drop(permit);
+        tokio::select! {
+            _ = tokio::time::sleep(jitter(wait)) => {}
+            _ = stop.cancelled() => break,
+        }
+        wait = (wait * 2).min(options.fetch_interval_max);
+    }
+    while tasks.join_next().await.is_some() {}
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn labels_name_their_executor() {
+        assert_eq!(
+            Label::parse("ubuntu-latest:docker://node:20").expect("a label"),
+            Label {
+                name: "ubuntu-latest".into(),
+                target: "docker://node:20".into()
+            }
+        );
+        assert_eq!(Label::parse("linux").expect("a label").target, "host");
+        assert!(Label::parse(":host").is_err());
+    }
+
+    #[test]
+    fn jitter_stays_within_a_fifth() {
+        let d = jitter(Duration::from_secs(10));
+        assert!(
+            d >= Duration::from_secs(8) && d <= Duration::from_secs(12),
+            "{d:?}"
+        );
+    }
+}
