@@ -70,6 +70,10 @@ enum Command {
     /// them with Gantry's executors.
     #[command(subcommand)]
     ForgejoRunner(runner::ForgejoRunner),
+    /// Be a GitLab runner: verify a runner token, then take GitLab's jobs and run them with
+    /// Gantry's executors.
+    #[command(subcommand)]
+    GitlabRunner(runner::GitLabRunner),
     /// List recorded runs, newest first.
     Runs {
         /// How many.
@@ -221,6 +225,7 @@ fn main() -> ExitCode {
         Command::Lint { paths, format, .. } => lint::run(&paths, format, cli.quiet, dialect),
         Command::Run(args) => run::run(*args, cli.quiet, dialect),
         Command::ForgejoRunner(command) => runner::run(command),
+        Command::GitlabRunner(command) => runner::run_gitlab(command),
         Command::Runs {
             limit,
             format,

@@ -1,5 +1,5 @@
-//! `gantry forgejo-runner register|daemon`: Gantry as a Forgejo or Gitea Actions runner
-//! (the protocol lives in `ci-forge`).
+//! `gantry forgejo-runner register|daemon` and `gantry gitlab-runner register|run`: Gantry as a
+//! Forgejo/Gitea Actions runner or a GitLab runner (the protocols live in `ci-forge`).
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -7,7 +7,8 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use anyhow::{Context, Result};
-use ci_forge::forgejo::{self, DaemonOptions, Label, Registration, TaskOptions};
+use ci_forge::forgejo::{self, Label, Registration};
+use ci_forge::{gitlab, DaemonOptions, TaskOptions};
 use clap::Subcommand;
 
 /// `gantry forgejo-runner …`
@@ -48,6 +49,109 @@ pub enum ForgejoRunner {
         #[arg(long)]
         max_tasks: Option<usize>,
     },
+}
+
+/// `gantry gitlab-runner …`
+#[derive(Debug, Subcommand)]
+pub enum GitLabRunner {
+    /// Verify a runner authentication token made in GitLab (`glrt-…`) and keep it (mode
+    /// 0600).
+    Register {
+        /// GitLab (`https://gitlab.example.com`).
+        #[arg(long)]
+        url: String,
+        /// The runner's authentication token; also read from GANTRY_RUNNER_TOKEN.
+        #[arg(long, env = "GANTRY_RUNNER_TOKEN", hide_env_values = true)]
+        token: String,
+        /// Where the registration goes.
+        #[arg(long, default_value = "gitlab-runner.json")]
+        file: PathBuf,
+    },
+    /// Ask GitLab for jobs and run them until SIGTERM or Ctrl-C (running jobs finish first).
+    Run {
+        /// The registration `register` wrote.
+        #[arg(long, default_value = "gitlab-runner.json")]
+        file: PathBuf,
+        /// Jobs at once.
+        #[arg(long, default_value_t = 1)]
+        capacity: usize,
+        /// Where repositories are mirrored and jobs checked out.
+        #[arg(long, default_value = ".gantry-runner")]
+        work_dir: PathBuf,
+        /// Stop after this many jobs.
+        #[arg(long)]
+        max_jobs: Option<usize>,
+    },
+}
+
+/// A token cancelled by SIGTERM or Ctrl-C.
+fn stop_on_signal() -> tokio_util::sync::CancellationToken {
+    let stop = tokio_util::sync::CancellationToken::new();
+    let on_signal = stop.clone();
+    tokio::spawn(async move {
+        let mut term =
+            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {}
+            _ = async {
+                match term.as_mut() {
+                    Some(t) => {
+                        t.recv().await;
+                    }
+                    None => std::future::pending().await,
+                }
+            } => {}
+        }
+        eprintln!("stopping: running jobs finish first");
+        on_signal.cancel();
+    });
+    stop
+}
+
+/// Runs a `gitlab-runner` subcommand.
+pub fn run_gitlab(command: GitLabRunner) -> Result<ExitCode> {
+    runtime()?.block_on(async {
+        match command {
+            GitLabRunner::Register { url, token, file } => {
+                let registration = gitlab::register(&url, &token)
+                    .await
+                    .with_context(|| format!("verifying the token with {url}"))?;
+                registration.save(&file).map_err(anyhow::Error::msg)?;
+                anstream::println!(
+                    "runner #{} verified with {url}; registration in {}",
+                    registration.id,
+                    file.display()
+                );
+                Ok(ExitCode::SUCCESS)
+            }
+            GitLabRunner::Run {
+                file,
+                capacity,
+                work_dir,
+                max_jobs,
+            } => {
+                let registration = gitlab::Registration::load(&file).map_err(anyhow::Error::msg)?;
+                let engine = ci_engine::Engine::builder()
+                    .capacity(capacity.max(1))
+                    .work_dir(work_dir.join("engine"))
+                    .fetcher(Some(crate::fetch::fetcher()))
+                    .build()
+                    .await?;
+                let mut options = DaemonOptions::new(TaskOptions::new(&work_dir));
+                options.capacity = capacity.max(1);
+                options.max_tasks = max_jobs;
+                anstream::println!(
+                    "runner #{} asking {} for jobs",
+                    registration.id,
+                    registration.url
+                );
+                gitlab::run_daemon(&registration, Arc::new(engine), options, stop_on_signal())
+                    .await
+                    .with_context(|| format!("asking {} for jobs", registration.url))?;
+                Ok(ExitCode::SUCCESS)
+            }
+        }
+    })
 }
 
 fn runtime() -> Result<tokio::runtime::Runtime> {
@@ -108,19 +212,7 @@ pub fn run(command: ForgejoRunner) -> Result<ExitCode> {
                 let mut options = DaemonOptions::new(TaskOptions::new(&work_dir));
                 options.capacity = capacity.max(1);
                 options.max_tasks = max_tasks;
-                let stop = tokio_util::sync::CancellationToken::new();
-                let on_signal = stop.clone();
-                tokio::spawn(async move {
-                    let mut term =
-                        tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-                            .ok();
-                    tokio::select! {
-                        _ = tokio::signal::ctrl_c() => {}
-                        _ = async { match term.as_mut() { Some(t) => { t.recv().await; } None => std::future::pending().await } } => {}
-                    }
-                    eprintln!("stopping: running tasks finish first");
-                    on_signal.cancel();
-                });
+                let stop = stop_on_signal();
                 anstream::println!(
                     "runner '{}' taking tasks from {} (labels: {})",
                     registration.name,

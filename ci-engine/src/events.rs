@@ -163,6 +163,11 @@ pub struct JobSummary {
     pub duration: Duration,
     /// Outputs.
     pub outputs: IndexMap<String, String>,
+    /// The exit code of the script that ended it, when one did.
+    pub exit_code: Option<i32>,
+    /// Why it failed (`script_failure`, `stuck_or_timeout_failure`, `runner_system_failure`,
+    /// …), when the engine knows.
+    pub reason: Option<String>,
 }
 
 /// A finished run.

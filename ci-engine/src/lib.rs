@@ -105,6 +105,28 @@ pub async fn job_test_results(
     ci_store::junit::load(blobs, run_id, &runner::storage_key(job_id)).await
 }
 
+/// Downloads the artifacts a job of a run uploaded (every artifact of that instance) into
+/// `dir`; how many files.
+pub async fn job_artifacts(
+    blobs: &ci_store::BlobStore,
+    run_id: &str,
+    job: &str,
+    instance: &str,
+    dir: &std::path::Path,
+) -> Result<usize, ci_store::StoreError> {
+    let name = transfer::artifact_name(job, instance);
+    let mut files = 0;
+    for stored in ci_store::artifacts::list(blobs, run_id).await? {
+        if stored == name {
+            files += ci_store::artifacts::download(blobs, run_id, &stored, dir)
+                .await?
+                .entries
+                .len();
+        }
+    }
+    Ok(files)
+}
+
 pub use engine::{Engine, EngineBuilder, RunHandle};
 pub use error::EngineError;
 pub use fetch::FetchingIncludes;

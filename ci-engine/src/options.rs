@@ -46,6 +46,9 @@ pub struct RunOptions {
     pub(crate) prior: IndexMap<String, ci_store::runs::JobRecord>,
     /// Results of jobs decided elsewhere (see [`RunOptions::job_result`]), by job id.
     pub(crate) given: IndexMap<String, ci_store::runs::JobRecord>,
+    /// Artifacts of jobs decided elsewhere (see [`RunOptions::job_artifacts`]): job id →
+    /// the directory holding them.
+    pub(crate) given_artifacts: IndexMap<String, std::path::PathBuf>,
 }
 
 /// Which jobs a `--job` selection runs.
@@ -82,6 +85,7 @@ impl Default for RunOptions {
             instances: Vec::new(),
             prior: IndexMap::new(),
             given: IndexMap::new(),
+            given_artifacts: IndexMap::new(),
         }
     }
 }
@@ -90,6 +94,13 @@ impl RunOptions {
     /// The defaults (the same as [`Default`]): every job, log events on.
     pub fn new() -> Self {
         RunOptions::default()
+    }
+
+    /// The artifacts of a job decided elsewhere (see [`RunOptions::job_result`]): the files
+    /// under `dir`, which jobs that download its artifacts (GitLab `dependencies`, `needs`)
+    /// get as if it had uploaded them in this run.
+    pub fn job_artifacts(&mut self, job: impl Into<String>, dir: impl Into<std::path::PathBuf>) {
+        self.given_artifacts.insert(job.into(), dir.into());
     }
 
     /// The job `job` of the workflow ended elsewhere with `status` and `outputs`: it is not

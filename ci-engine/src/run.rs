@@ -271,7 +271,7 @@ pub(crate) async fn prepare_loaded(
     let run_id = options
         .run_id
         .clone()
-        .unwrap_or_else(|| format!("{}-{}", created, std::process::id() % 10_000));
+        .unwrap_or_else(|| format!("{}-{}", unique_ms(created), std::process::id() % 10_000));
     let existing = match &options.run_id {
         Some(id) => inner.runs.get_run(id).await?,
         None => None,
@@ -310,6 +310,20 @@ pub(crate) async fn prepare_loaded(
                 have.join(", ")
             )));
         }
+    }
+    for (job, dir) in &options.given_artifacts {
+        let name = crate::transfer::artifact_name(job, job);
+        ci_store::artifacts::upload(
+            &inner.blobs,
+            &run_id,
+            &name,
+            dir,
+            "**",
+            ci_store::artifacts::IfNoFilesFound::Ignore,
+            None,
+        )
+        .await
+        .map_err(|e| EngineError::Usage(format!("the artifacts given for '{job}': {e}")))?;
     }
     if let Some(existing) = &existing {
         // Resuming: what ended keeps its result.
@@ -878,6 +892,8 @@ pub(crate) fn run_workflow(
                                 status,
                                 duration: Duration::ZERO,
                                 outputs: prior.outputs.clone(),
+                                exit_code: None,
+                                reason: None,
                             });
                         expanded = true;
                         continue;
@@ -1040,6 +1056,8 @@ pub(crate) fn run_workflow(
                             status,
                             duration: result.duration,
                             outputs,
+                            exit_code: result.outcome.exit_code,
+                            reason: result.outcome.reason.clone(),
                         });
                     }
                 }
@@ -1082,6 +1100,25 @@ pub(crate) fn run_workflow(
         };
         WorkflowResult { status, jobs }
     })
+}
+
+/// `now` in milliseconds, or one more than the last answer when that is later: no two runs
+/// started by this process (an embedder may start several at once) share an id.
+fn unique_ms(now: i64) -> i64 {
+    static LAST: std::sync::atomic::AtomicI64 = std::sync::atomic::AtomicI64::new(0);
+    let mut last = LAST.load(std::sync::atomic::Ordering::Relaxed);
+    loop {
+        let next = now.max(last + 1);
+        match LAST.compare_exchange_weak(
+            last,
+            next,
+            std::sync::atomic::Ordering::Relaxed,
+            std::sync::atomic::Ordering::Relaxed,
+        ) {
+            Ok(_) => return next,
+            Err(seen) => last = seen,
+        }
+    }
 }
 
 /// The earlier result of a resumed run's job that stands: it ended, is not to be run again,
@@ -1209,6 +1246,8 @@ async fn report_not_run(ctx: &RunCtx, id: String, name: &str, status: Status) {
             status,
             duration: Duration::ZERO,
             outputs: IndexMap::new(),
+            exit_code: None,
+            reason: None,
         });
 }
 

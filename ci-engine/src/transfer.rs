@@ -331,7 +331,7 @@ fn artifact_prefix(job: &str) -> String {
 }
 
 /// The artifact name of a job instance.
-fn artifact_name(job: &str, instance: &str) -> String {
+pub(crate) fn artifact_name(job: &str, instance: &str) -> String {
     format!(
         "{}{}",
         artifact_prefix(job),

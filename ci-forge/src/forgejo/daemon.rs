@@ -13,7 +13,8 @@ use tokio_util::sync::CancellationToken;
 
 use super::client::{Client, Credentials, RpcError};
 use super::proto::RegisterRequest;
-use super::task::{run_task, TaskOptions};
+use super::task::run_task;
+use crate::{jitter, DaemonOptions};
 
 /// What registration leaves: the runner's identity with the forge (`.runner`, as
 /// act_runner keeps it).
@@ -55,25 +56,8 @@ impl Registration {
 
     /// Writes it, readable and writable by its owner only (it holds a secret).
     pub fn save(&self, path: &Path) -> Result<(), String> {
-        use std::io::Write as _;
         let text = serde_json::to_string_pretty(self).map_err(|e| e.to_string())?;
-        let mut options = std::fs::OpenOptions::new();
-        options.write(true).create(true).truncate(true);
-        #[cfg(unix)]
-        {
-            use std::os::unix::fs::OpenOptionsExt as _;
-            options.mode(0o600);
-        }
-        let mut file = options
-            .open(path)
-            .map_err(|e| format!("{}: {e}", path.display()))?;
-        #[cfg(unix)]
-        {
-            use std::os::unix::fs::PermissionsExt as _;
-            let _ = file.set_permissions(std::fs::Permissions::from_mode(0o600));
-        }
-        file.write_all(text.as_bytes())
-            .map_err(|e| format!("{}: {e}", path.display()))
+        crate::write_private(path, text.as_bytes())
     }
 }
 
@@ -126,46 +110,6 @@ pub async fn register(
         address: instance.to_owned(),
         labels: labels.to_vec(),
     })
-}
-
-/// How the daemon polls.
-#[derive(Debug, Clone)]
-pub struct DaemonOptions {
-    /// Tasks at once.
-    pub capacity: usize,
-    /// The wait after an empty or failed fetch, doubled each time up to `fetch_interval_max`.
-    pub fetch_interval: Duration,
-    /// The longest wait between fetches.
-    pub fetch_interval_max: Duration,
-    /// How long one `FetchTask` may take (a forge may hold it as a long poll).
-    pub fetch_timeout: Duration,
-    /// Stop after this many tasks (`None`: run until told to stop).
-    pub max_tasks: Option<usize>,
-    /// How tasks are run and reported.
-    pub task: TaskOptions,
-}
-
-impl DaemonOptions {
-    /// One task at a time, fetching every 2 s (up to 20 s when idle).
-    pub fn new(task: TaskOptions) -> DaemonOptions {
-        DaemonOptions {
-            capacity: 1,
-            fetch_interval: Duration::from_secs(2),
-            fetch_interval_max: Duration::from_secs(20),
-            fetch_timeout: Duration::from_secs(60),
-            max_tasks: None,
-            task,
-        }
-    }
-}
-
-/// ±20 % of `d`, from the clock (enough to spread runners' polls apart).
-fn jitter(d: Duration) -> Duration {
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |t| t.subsec_nanos());
-    let factor = 0.8 + f64::from(nanos % 1000) / 1000.0 * 0.4;
-    d.mul_f64(factor)
 }
 
 /// Polls the forge for tasks and runs them through `engine` until `stop` fires (or

@@ -27,6 +27,7 @@ mod daemon;
 pub mod proto;
 mod task;
 
+pub use crate::{DaemonOptions, TaskOptions};
 pub use client::{Client, Credentials, RpcError};
-pub use daemon::{register, run_daemon, DaemonOptions, Label, Registration};
-pub use task::{run_task, TaskOptions};
+pub use daemon::{register, run_daemon, Label, Registration};
+pub use task::run_task;

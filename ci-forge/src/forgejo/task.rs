@@ -6,7 +6,6 @@
 
 use std::collections::HashSet;
 use std::path::PathBuf;
-use std::time::Duration;
 
 use ci_engine::vcs::mirror::Mirrors;
 use ci_engine::vcs::{EventKind, RepositoryInfo};
@@ -16,31 +15,7 @@ use serde_json::{json, Value};
 
 use super::client::Client;
 use super::proto::*;
-
-/// How a task is run and reported.
-#[derive(Debug, Clone)]
-pub struct TaskOptions {
-    /// Where each task's repository checkout goes (`tasks/ID/`), and the mirrors.
-    pub work_dir: PathBuf,
-    /// How often log rows and the state (a heartbeat) are sent while the task runs.
-    pub report_interval: Duration,
-    /// Attempts of each final report (the log's end, the result).
-    pub close_attempts: u32,
-    /// The wait between failed final reports.
-    pub retry_delay: Duration,
-}
-
-impl TaskOptions {
-    /// Reports every 2 s, ten attempts one second apart at the end.
-    pub fn new(work_dir: impl Into<PathBuf>) -> TaskOptions {
-        TaskOptions {
-            work_dir: work_dir.into(),
-            report_interval: Duration::from_secs(2),
-            close_attempts: 10,
-            retry_delay: Duration::from_secs(1),
-        }
-    }
-}
+use crate::TaskOptions;
 
 fn now() -> String {
     chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
