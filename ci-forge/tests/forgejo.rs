@@ -267,6 +267,7 @@ jobs:
           echo "var: ${{ vars.REGION }}, secret: ${{ secrets.API_KEY }}"
           echo "answer=42" >> "$GITHUB_OUTPUT"
       - run: echo "second step on ${{ github.ref_name }} at ${{ github.sha }}"
+      - run: echo "runner env $GITEA_ACTIONS $ACTIONS_RUNTIME_URL token $ACTIONS_RUNTIME_TOKEN"
 "#;
 
 #[tokio::test]
@@ -304,6 +305,7 @@ async fn a_registered_runner_runs_a_task_and_reports_it_as_the_forge_expects() {
             "sha": sha, "ref": "refs/heads/main", "repository": "owner/repo",
             "repository_owner": "owner", "actor": "alice", "token": "job-token-123",
             "server_url": format!("file://{}", served.display()),
+            "gitea_runtime_token": "runtime-token-456",
         }),
     );
     t.secrets.insert("API_KEY".into(), "s3cr3t-value".into());
@@ -364,7 +366,7 @@ async fn a_registered_runner_runs_a_task_and_reports_it_as_the_forge_expects() {
     let state = &f.states[&101];
     assert_eq!(state.result, TaskResult::Success);
     assert!(state.stopped_at.is_some());
-    assert_eq!(state.steps.len(), 3);
+    assert_eq!(state.steps.len(), 4);
     for (i, step) in state.steps.iter().enumerate() {
         assert_eq!(step.result, TaskResult::Success, "step {i}");
         assert!(step.log_index as usize + step.log_length as usize <= log.len());

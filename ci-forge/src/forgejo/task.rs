@@ -182,6 +182,7 @@ fn prepare(task: &Task) -> Result<Prepared, String> {
         .get("steps")
         .and_then(Value::as_array)
         .map_or(0, Vec::len);
+    let runner_env = runner_env(task);
     for need in task.needs.keys() {
         if !jobs.contains_key(need) {
             jobs.insert(
@@ -190,11 +191,63 @@ fn prepare(task: &Task) -> Result<Prepared, String> {
             );
         }
     }
+    // What the reference runners give every job: the forge's artifact service and tokens
+    // (the workflow's own `env` wins).
+    if let Some(root) = workflow.as_object_mut() {
+        let env = root.entry("env").or_insert_with(|| json!({}));
+        if let Some(env) = env.as_object_mut() {
+            for (k, v) in runner_env {
+                env.entry(k).or_insert(Value::String(v));
+            }
+        }
+    }
     Ok(Prepared {
         text: serde_json::to_string_pretty(&workflow).map_err(|e| e.to_string())?,
         job,
         steps,
     })
+}
+
+/// The environment act_runner gives a task's job: `GITEA_ACTIONS`, the forge's artifact
+/// service (`ACTIONS_RUNTIME_URL`, `ACTIONS_RESULTS_URL`) with the runtime token, and the
+/// OIDC token request when the forge offers one.
+fn runner_env(task: &Task) -> Vec<(String, String)> {
+    let mut env = vec![
+        ("GITEA_ACTIONS".to_owned(), "true".to_owned()),
+        ("FORGEJO_ACTIONS".to_owned(), "true".to_owned()),
+        (
+            "GITEA_ACTIONS_RUNNER_VERSION".to_owned(),
+            format!("gantry-{}", env!("CARGO_PKG_VERSION")),
+        ),
+    ];
+    if let Some(server) = context_text(task, "server_url") {
+        let server = server.trim_end_matches('/');
+        env.push((
+            "ACTIONS_RUNTIME_URL".into(),
+            format!("{server}/api/actions_pipeline/"),
+        ));
+        env.push(("ACTIONS_RESULTS_URL".into(), server.to_owned()));
+    }
+    for (var, key) in [
+        ("ACTIONS_RUNTIME_TOKEN", "gitea_runtime_token"),
+        (
+            "ACTIONS_ID_TOKEN_REQUEST_URL",
+            "actions_id_token_request_url",
+        ),
+        (
+            "ACTIONS_ID_TOKEN_REQUEST_TOKEN",
+            "actions_id_token_request_token",
+        ),
+    ] {
+        let forgejo = key.replace("gitea_", "forgejo_");
+        if let Some(v) = context_text(task, &forgejo).or_else(|| context_text(task, key)) {
+            env.push((var.to_owned(), v));
+        }
+    }
+    if let Some(run) = context_text(task, "run_id") {
+        env.push(("GITEA_RUN_ID".into(), run));
+    }
+    env
 }
 
 fn context_text(task: &Task, key: &str) -> Option<String> {
@@ -363,6 +416,15 @@ async fn execute(
             run.secrets
                 .entry(name.into())
                 .or_insert_with(|| token.clone());
+        }
+    }
+    for key in [
+        "gitea_runtime_token",
+        "forgejo_runtime_token",
+        "actions_id_token_request_token",
+    ] {
+        if let Some(token) = context_text(task, key) {
+            run.secrets.insert(format!("__gantry_{key}"), token);
         }
     }
     run.vars = task.vars.clone();
