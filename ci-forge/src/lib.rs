@@ -69,6 +69,79 @@ impl DaemonOptions {
     }
 }
 
+/// What asking a forge for work answered.
+pub(crate) enum Asked<T, E> {
+    /// A task or job to run.
+    Work(T),
+    /// Nothing now.
+    Nothing,
+    /// The ask failed; ask again later.
+    Failed(String),
+    /// The forge no longer takes this runner: stop.
+    Fatal(E),
+}
+
+/// The runner loop both protocols share: while there is capacity, `ask` for work and `run`
+/// it on its own task; after an empty or failed ask wait (doubling up to the maximum, with
+/// jitter); stop when `stop` fires, `max_tasks` were taken or `ask` says so — running work
+/// finishes first.
+pub(crate) async fn serve<T, E, A, AF, R, RF>(
+    options: &DaemonOptions,
+    stop: &tokio_util::sync::CancellationToken,
+    mut ask: A,
+    run: R,
+) -> Result<(), E>
+where
+    A: FnMut() -> AF,
+    AF: std::future::Future<Output = Asked<T, E>>,
+    R: Fn(T) -> RF,
+    RF: std::future::Future<Output = ()> + Send + 'static,
+{
+    let slots = std::sync::Arc::new(tokio::sync::Semaphore::new(options.capacity.max(1)));
+    let mut running = tokio::task::JoinSet::new();
+    let mut wait = options.fetch_interval;
+    let mut taken = 0usize;
+    loop {
+        if stop.is_cancelled() || options.max_tasks.is_some_and(|m| taken >= m) {
+            break;
+        }
+        let permit = tokio::select! {
+            p = std::sync::Arc::clone(&slots).acquire_owned() => p.expect("the semaphore is never closed"),
+            _ = stop.cancelled() => break,
+        };
+        let asked = tokio::select! {
+            a = ask() => a,
+            _ = stop.cancelled() => break,
+        };
+        match asked {
+            Asked::Work(work) => {
+                wait = options.fetch_interval;
+                taken += 1;
+                let work = run(work);
+                running.spawn(async move {
+                    work.await;
+                    drop(permit);
+                });
+                continue;
+            }
+            Asked::Fatal(e) => {
+                while running.join_next().await.is_some() {}
+                return Err(e);
+            }
+            Asked::Failed(message) => tracing::warn!("{message}"),
+            Asked::Nothing => {}
+        }
+        drop(permit);
+        tokio::select! {
+            _ = tokio::time::sleep(jitter(wait)) => {}
+            _ = stop.cancelled() => break,
+        }
+        wait = (wait * 2).min(options.fetch_interval_max);
+    }
+    while running.join_next().await.is_some() {}
+    Ok(())
+}
+
 /// ±20 % of `d`, from the clock (enough to spread runners' polls apart).
 pub(crate) fn jitter(d: Duration) -> Duration {
     let nanos = std::time::SystemTime::now()

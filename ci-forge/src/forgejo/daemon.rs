@@ -13,8 +13,9 @@ use tokio_util::sync::CancellationToken;
 
 use super::client::{Client, Credentials, RpcError};
 use super::proto::RegisterRequest;
+use super::proto::{FetchTaskResponse, Task};
 use super::task::run_task;
-use crate::{jitter, DaemonOptions};
+use crate::{serve, Asked, DaemonOptions};
 
 /// What registration leaves: the runner's identity with the forge (`.runner`, as
 /// act_runner keeps it).
@@ -131,63 +132,44 @@ pub async fn run_daemon(
         Err(e) => return Err(e),
     }
     let mirrors = Mirrors::new(options.task.work_dir.join("mirrors"));
-    let slots = Arc::new(tokio::sync::Semaphore::new(options.capacity.max(1)));
-    let mut tasks = tokio::task::JoinSet::new();
-    let mut version = 0i64;
-    let mut wait = options.fetch_interval;
-    let mut taken = 0usize;
-    loop {
-        if stop.is_cancelled() || options.max_tasks.is_some_and(|m| taken >= m) {
-            break;
-        }
-        let permit = tokio::select! {
-            p = Arc::clone(&slots).acquire_owned() => p.expect("the semaphore is never closed"),
-            _ = stop.cancelled() => break,
-        };
-        let fetched = tokio::select! {
-            f = client.fetch_task(version) => f,
-            _ = stop.cancelled() => break,
-        };
-        match fetched {
-            Ok(answer) => {
-                version = answer.tasks_version;
-                if let Some(task) = answer.task {
-                    // A task taken: the next fetch asks afresh.
-                    version = 0;
-                    wait = options.fetch_interval;
-                    taken += 1;
-                    tracing::info!(task = task.id, "running a task");
-                    let (client, engine, mirrors, task_options) = (
-                        client.clone(),
-                        Arc::clone(&engine),
-                        mirrors.clone(),
-                        options.task.clone(),
-                    );
-                    tasks.spawn(async move {
-                        let result =
-                            run_task(&client, &engine, &mirrors, task, &task_options).await;
-                        drop(permit);
-                        result
-                    });
-                    continue;
+    let version = Arc::new(std::sync::atomic::AtomicI64::new(0));
+    let ask = || {
+        let (client, version) = (client.clone(), Arc::clone(&version));
+        async move {
+            use std::sync::atomic::Ordering;
+            match client.fetch_task(version.load(Ordering::Relaxed)).await {
+                // A task taken: the next fetch asks afresh.
+                Ok(FetchTaskResponse {
+                    task: Some(task), ..
+                }) => {
+                    version.store(0, Ordering::Relaxed);
+                    Asked::Work(task)
                 }
+                Ok(answer) => {
+                    version.store(answer.tasks_version, Ordering::Relaxed);
+                    Asked::Nothing
+                }
+                Err(e) if e.is_unauthenticated() => {
+                    tracing::error!("the forge does not know this runner any more: {e}");
+                    Asked::Fatal(e)
+                }
+                Err(e) => Asked::Failed(format!("fetching a task: {e}")),
             }
-            Err(e) if e.is_unauthenticated() => {
-                tracing::error!("the forge does not know this runner any more: {e}");
-                while tasks.join_next().await.is_some() {}
-                return Err(e);
-            }
-            Err(e) => tracing::warn!("fetching a task: {e}"),
         }
-        drop(permit);
-        tokio::select! {
-            _ = tokio::time::sleep(jitter(wait)) => {}
-            _ = stop.cancelled() => break,
+    };
+    let run = |task: Task| {
+        let (client, engine, mirrors, task_options) = (
+            client.clone(),
+            Arc::clone(&engine),
+            mirrors.clone(),
+            options.task.clone(),
+        );
+        tracing::info!(task = task.id, "running a task");
+        async move {
+            run_task(&client, &engine, &mirrors, task, &task_options).await;
         }
-        wait = (wait * 2).min(options.fetch_interval_max);
-    }
-    while tasks.join_next().await.is_some() {}
-    Ok(())
+    };
+    serve(&options, &stop, ask, run).await
 }
 
 #[cfg(test)]
@@ -205,14 +187,5 @@ mod tests {
         );
         assert_eq!(Label::parse("linux").expect("a label").target, "host");
         assert!(Label::parse(":host").is_err());
-    }
-
-    #[test]
-    fn jitter_stays_within_a_fifth() {
-        let d = jitter(Duration::from_secs(10));
-        assert!(
-            d >= Duration::from_secs(8) && d <= Duration::from_secs(12),
-            "{d:?}"
-        );
     }
 }

@@ -12,8 +12,8 @@ use tokio_util::sync::CancellationToken;
 
 use super::client::{ApiError, Client};
 use super::job::run_job;
-use super::proto::{JobRequest, RunnerInfo};
-use crate::{jitter, DaemonOptions};
+use super::proto::{Job, JobRequest, RunnerInfo};
+use crate::{serve, Asked, DaemonOptions};
 
 /// A runner registered with GitLab.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -83,66 +83,42 @@ pub async fn run_daemon(
 ) -> Result<(), ApiError> {
     let client = Client::new(&registration.url, options.fetch_timeout)?;
     let mirrors = Mirrors::new(options.task.work_dir.join("mirrors"));
-    let slots = Arc::new(tokio::sync::Semaphore::new(options.capacity.max(1)));
-    let mut jobs = tokio::task::JoinSet::new();
-    let mut last_update = None;
-    let mut wait = options.fetch_interval;
-    let mut taken = 0usize;
-    loop {
-        if stop.is_cancelled() || options.max_tasks.is_some_and(|m| taken >= m) {
-            break;
-        }
-        let permit = tokio::select! {
-            p = Arc::clone(&slots).acquire_owned() => p.expect("the semaphore is never closed"),
-            _ = stop.cancelled() => break,
-        };
+    let last_update: Arc<std::sync::Mutex<Option<String>>> = Arc::default();
+    let ask = || {
         let request = JobRequest {
             info: RunnerInfo::gantry(),
             token: registration.token.clone(),
             system_id: registration.system_id.clone(),
-            last_update: last_update.clone(),
+            last_update: last_update.lock().expect("never poisoned").clone(),
         };
-        let asked = tokio::select! {
-            a = client.request_job(&request) => a,
-            _ = stop.cancelled() => break,
-        };
-        match asked {
-            Ok((job, update)) => {
-                if update.is_some() {
-                    last_update = update;
+        let (client, last_update) = (client.clone(), Arc::clone(&last_update));
+        async move {
+            match client.request_job(&request).await {
+                Ok((job, update)) => {
+                    if update.is_some() {
+                        *last_update.lock().expect("never poisoned") = update;
+                    }
+                    job.map_or(Asked::Nothing, Asked::Work)
                 }
-                if let Some(job) = job {
-                    wait = options.fetch_interval;
-                    taken += 1;
-                    tracing::info!(job = job.id, "running a GitLab job");
-                    let (client, engine, mirrors, task) = (
-                        client.clone(),
-                        Arc::clone(&engine),
-                        mirrors.clone(),
-                        options.task.clone(),
-                    );
-                    jobs.spawn(async move {
-                        let ok = run_job(&client, &engine, &mirrors, job, &task).await;
-                        drop(permit);
-                        ok
-                    });
-                    continue;
+                Err(e) if e.is_forbidden() => {
+                    tracing::error!("GitLab refused the runner's token: {e}");
+                    Asked::Fatal(e)
                 }
+                Err(e) => Asked::Failed(format!("requesting a job: {e}")),
             }
-            Err(e) if e.is_forbidden() => {
-                tracing::error!("GitLab refused the runner's token: {e}");
-                while jobs.join_next().await.is_some() {}
-                return Err(e);
-            }
-            Err(e) => tracing::warn!("requesting a job: {e}"),
         }
-        drop(permit);
-        tokio::select! {
-            _ = tokio::time::sleep(jitter(wait)) => {}
-            _ = stop.cancelled() => break,
+    };
+    let run = |job: Job| {
+        let (client, engine, mirrors, task) = (
+            client.clone(),
+            Arc::clone(&engine),
+            mirrors.clone(),
+            options.task.clone(),
+        );
+        tracing::info!(job = job.id, "running a GitLab job");
+        async move {
+            run_job(&client, &engine, &mirrors, job, &task).await;
         }
-        wait = (wait * 2).min(options.fetch_interval_max);
-    }
-    while jobs.join_next().await.is_some() {}
-    Ok(())
+    };
+    serve(&options, &stop, ask, run).await
 }
