@@ -147,7 +147,21 @@ impl JobRunner {
         // The workspace and RUNNER_TEMP (which also holds the step scripts) side by side in
         // the run directory (canonical already); emptied directories of finished jobs are
         // reused, as a runner reuses its work directory.
-        let (workspace, temp) = match ctx.reuse_dirs() {
+        // A reused workspace keeps the last job's files until this job's first step: a
+        // checkout then rewrites them in place (no file made or removed for what is the
+        // same), anything else clears them first.
+        let reused = match ctx.reuse_dirs() {
+            Some((workspace, temp)) => {
+                let scratch = temp.clone();
+                match tokio::task::spawn_blocking(move || empty_dir(&scratch)).await {
+                    Ok(true) => Some((workspace, temp)),
+                    _ => None,
+                }
+            }
+            None => None,
+        };
+        let leftovers = reused.is_some();
+        let (workspace, temp) = match reused {
             Some(dirs) => dirs,
             None => {
                 let workspace = ctx.run_dir.join(format!("{key}-{}", task.attempt));
@@ -470,6 +484,7 @@ impl JobRunner {
             needs: task.needs.clone(),
             needed: task.needed.clone(),
             stagings: 0,
+            leftovers,
             make_command_files: false,
             background: Vec::new(),
             went_to_background: false,
@@ -569,6 +584,9 @@ impl JobRunner {
             self.logs.line(0, &format!("Environment: {name}")).await;
         }
         for step in &job.steps {
+            if self.leftovers && !matches!(step.action, StepAction::Checkout) {
+                self.clear_leftovers().await;
+            }
             self.step(step, &mut frame).await;
             if self.table == Table::CircleCi && self.halted(step).await {
                 break;
@@ -1499,15 +1517,28 @@ impl JobRunner {
                 .record(crate::state::Record::Log(self.id.clone(), w))
                 .await;
         }
-        // Emptied in the background, on otherwise idle time, then offered to later jobs (the
-        // run directory goes at the end of the run in any case).
-        let dirs = (self.workspace.clone(), self.temp.clone());
-        let ctx = Arc::clone(&self.ctx);
-        tokio::task::spawn_blocking(move || {
-            if empty_dir(&dirs.0) && empty_dir(&dirs.1) {
-                ctx.offer_dirs(dirs);
-            }
-        });
+        // Offered to later jobs as they are: the next one clears or rewrites them (the run
+        // directory goes at the end of the run in any case).
+        self.ctx
+            .offer_dirs((self.workspace.clone(), self.temp.clone()));
+    }
+
+    /// Removes what the job that used the workspace before left in it.
+    pub(crate) async fn clear_leftovers(&mut self) {
+        self.leftovers = false;
+        let workspace = self.workspace.clone();
+        let cleared = tokio::task::spawn_blocking(move || empty_dir(&workspace))
+            .await
+            .unwrap_or(false);
+        if !cleared {
+            let message = format!(
+                "could not remove every file of the job that used {} before",
+                self.workspace.display()
+            );
+            self.logs
+                .annotate(self.step_index, "warning", &message)
+                .await;
+        }
     }
 }
 

@@ -293,6 +293,9 @@ pub(crate) struct JobRunner {
     pub needed: Vec<(String, String)>,
     /// Staging directories made so far (their names).
     pub stagings: usize,
+    /// The workspace still holds the files of the job that used it before (directories are
+    /// reused): the first step clears them, or a checkout turns them into its own files.
+    pub leftovers: bool,
     /// The next script's file-command files are made before it starts (JavaScript actions
     /// check that they exist).
     pub make_command_files: bool,

@@ -27,6 +27,9 @@ pub enum GitError {
     /// Not a git repository.
     #[error("{0} is not inside a git repository")]
     NotARepository(String),
+    /// A file of the repository could not be changed.
+    #[error("{0}")]
+    Io(String),
 }
 
 /// Commit metadata.
@@ -245,6 +248,38 @@ impl Repository {
         Ok(())
     }
 
+    /// Makes a clone cheap to copy many times (one copy per job, as GitLab gives each job its
+    /// own checkout): refs packed into `packed-refs`, and what a copy would carry for nothing
+    /// removed — sample hooks, reflogs, `description`, `info/`, `branches/`, the
+    /// `origin/HEAD` pointer and empty directories. Git still reads the result as the same
+    /// repository (`status`, `log`, `fetch`, `checkout` work); what is left is `HEAD`,
+    /// `config`, `index`, `packed-refs`, `refs/` and the object store.
+    pub fn compact_for_copies(&self) -> Result<(), GitError> {
+        self.git(&["pack-refs", "--all", "--prune"])?;
+        let git_dir = self.root.join(".git");
+        for extra in [
+            "hooks",
+            "logs",
+            "description",
+            "info",
+            "branches",
+            "refs/remotes/origin/HEAD",
+            "objects/info/packs",
+        ] {
+            let p = git_dir.join(extra);
+            let _ = std::fs::remove_dir_all(&p).or_else(|_| std::fs::remove_file(&p));
+        }
+        for dir in ["refs", "objects"] {
+            remove_empty_dirs(&git_dir.join(dir));
+        }
+        // Git wants both to exist to call the directory a repository.
+        for dir in ["refs", "objects"] {
+            std::fs::create_dir_all(git_dir.join(dir))
+                .map_err(|e| GitError::Io(format!("{}: {e}", git_dir.join(dir).display())))?;
+        }
+        Ok(())
+    }
+
     /// The `owner/name` of the `origin` remote, else the directory name.
     pub fn repository_info(&self) -> RepositoryInfo {
         let url = self
@@ -405,6 +440,19 @@ fn run_in(dir: &Path, args: &[&str]) -> Result<String, GitError> {
         });
     }
     Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+/// Removes the empty directories under `dir` (and `dir` itself when it ends up empty).
+fn remove_empty_dirs(dir: &Path) {
+    if let Ok(entries) = std::fs::read_dir(dir) {
+        for entry in entries.flatten() {
+            if entry.file_type().is_ok_and(|t| t.is_dir()) {
+                remove_empty_dirs(&entry.path());
+            }
+        }
+    }
+    // Fails (and keeps it) when something is left inside.
+    let _ = std::fs::remove_dir(dir);
 }
 
 #[cfg(test)]
