@@ -2,7 +2,8 @@
 # Scheduling overhead: a 1,000-job layered DAG (50 layers of 20; each job needs 2 random jobs
 # of the layer before; each job runs `true`) generated from one spec as a GitHub workflow and
 # as a Makefile, run by `gantry run` (host executor, capacity 2, run and logs persisted under
-# .gantry) and by `make -j2`. Prints both wall times and the ratio (target: gantry <= 1.5x).
+# .gantry) and by `make -j2`, alternating (bench/compare.py). Prints the medians of wall time,
+# CPU time and peak memory and the ratios (targets: gantry <= 1.5x wall, peak <= 40 MiB).
 #
 #   bench/dag.sh [JOBS] [WIDTH]
 set -euo pipefail
@@ -38,23 +39,8 @@ with open(f"{out}/Makefile", "w") as f:
         f.write(f"{job}: {' '.join(ns)}\n\t@bash -e -c 'true'\n")
 PY
 
-now() { date +%s.%N; }
-# Best of two runs each (the first run in a fresh directory pays cold caches).
-best() { python3 -c "import sys; print(min(float(a) for a in sys.argv[1:]))" "$@"; }
-m=(); g=()
-for i in 1 2; do
-    t0=$(now)
-    make -s -j2 -C "$DIR" -f Makefile all
-    t1=$(now)
-    (cd "$DIR" && "$GANTRY" -q run dag.yml --state-dir "$DIR/.gantry" --max-parallel 2 >/dev/null)
-    t2=$(now)
-    m+=("$(python3 -c "print($t1 - $t0)")"); g+=("$(python3 -c "print($t2 - $t1)")")
-done
-t0=0; t1=$(best "${m[@]}"); t2=$(python3 -c "print($t1 + $(best "${g[@]}"))")
-python3 - "$t0" "$t1" "$t2" "$JOBS" <<'PY'
-import sys
-t0, t1, t2, jobs = map(float, sys.argv[1:])
-make, gantry = t1 - t0, t2 - t1
-print(f"{int(jobs)} jobs: make -j2 {make:.2f} s, gantry run {gantry:.2f} s, "
-      f"ratio {gantry / make:.2f}x (target <= 1.5x)")
-PY
+# Medians of 5 alternating runs (the first run in a fresh directory pays cold caches).
+echo "$JOBS jobs, medians of 5 alternating runs (target: gantry <= 1.5x make -j2 wall, peak <= 40 MiB):"
+python3 bench/compare.py 5 "$DIR" \
+    "make -j2=make -s -j2 -f Makefile all" \
+    "gantry run=$GANTRY -q run dag.yml --state-dir $DIR/.gantry --max-parallel 2"

@@ -50,29 +50,13 @@ with open(f"{out}/Makefile", "w") as f:
 PY
 (cd "$DIR" && git init -q -b main && git add -A && git -c user.name=b -c user.email=b@e commit -qm dag)
 
-now() { date +%s.%N; }
-# Best of two runs each (the first run of a fresh repository pays cold caches).
-best() { python3 -c "import sys; print(min(float(a) for a in sys.argv[1:]))" "$@"; }
-g=(); m=(); l=()
-for i in 1 2 3; do
-    t0=$(now)
-    make -s -j2 -C "$DIR" -f Makefile all
-    t1=$(now)
-    (cd "$DIR" && "$GANTRY" -q run .gitlab-ci.yml --state-dir "$DIR/.gantry" --max-parallel 2 >/dev/null)
-    t2=$(now)
-    m+=("$(python3 -c "print($t1 - $t0)")"); g+=("$(python3 -c "print($t2 - $t1)")")
-    if [ "$GCL" = 1 ] && [ "$i" -le 2 ]; then
-        t0=$(now)
-        (cd "$DIR" && gitlab-ci-local --concurrency 2 --force-shell-executor >/dev/null 2>&1) || echo "gitlab-ci-local failed (exit $?)"
-        t1=$(now)
-        l+=("$(python3 -c "print($t1 - $t0)")")
-    fi
-done
-python3 - "$JOBS" "$(best "${m[@]}")" "$(best "${g[@]}")" "$( [ "$GCL" = 1 ] && best "${l[@]}" || echo 0)" <<'PY'
-import sys
-jobs, make, gantry, gcl = map(float, sys.argv[1:])
-print(f"{int(jobs)} jobs: make -j2 {make:.2f} s, gantry run {gantry:.2f} s, "
-      f"ratio {gantry / make:.2f}x (target <= 2x)")
-if gcl:
-    print(f"gitlab-ci-local {gcl:.2f} s: gantry is {gcl / gantry:.0f}x faster (target >= 100x)")
-PY
+echo "$JOBS jobs, medians of 5 alternating runs (target: gantry <= 2x make -j2 wall):"
+python3 bench/compare.py 5 "$DIR" \
+    "make -j2=make -s -j2 -f Makefile all" \
+    "gantry run=$GANTRY -q run .gitlab-ci.yml --state-dir $DIR/.gantry --max-parallel 2"
+if [ "$GCL" = 1 ]; then
+    echo "against gitlab-ci-local (medians of 2; target: gantry at least 100x faster):"
+    python3 bench/compare.py 2 "$DIR" \
+        "gantry run=$GANTRY -q run .gitlab-ci.yml --state-dir $DIR/.gantry --max-parallel 2" \
+        "gitlab-ci-local=gitlab-ci-local --concurrency 2 --force-shell-executor"
+fi
