@@ -15,6 +15,7 @@ use ci_graph::{
     evaluate_deferred_matrix, Conclusion, ConditionEvaluator, ExprConditions, JobInstance, Outcome,
     Plan, RunFacts, Scheduler, SchedulerOptions, State, StatusSnapshot,
 };
+use ci_store::logs::LogPack;
 use ci_store::runs::{JobRecord, NewRun, StepRecord};
 use ci_vcs::{Event, RunInfo};
 use indexmap::IndexMap;
@@ -1286,6 +1287,10 @@ async fn recorder(
     errors: Arc<Mutex<Vec<String>>>,
 ) {
     let mut pending: Vec<Record> = Vec::new();
+    // Short logs nobody follows live go out several to an object (one file system object per
+    // job was the largest cost of a run of small jobs); a job's log is written before its
+    // record, so a finished job always has its log.
+    let mut pack = LogPack::new(inner.blobs.clone(), &run_id);
     while rx.recv_many(&mut pending, 256).await > 0 {
         // A short window gathers what finishes together into one transaction (a busy run
         // writes tens of transactions a second instead of one per job); a flush ends it.
@@ -1302,10 +1307,27 @@ async fn recorder(
         for record in pending.drain(..) {
             match record {
                 Record::Job(job, steps) => {
+                    write_pack(&mut pack, &errors).await;
                     jobs.push((job, steps));
                     continue;
                 }
+                Record::Log(job, writer) if !writer.is_live() => match pack.add(writer) {
+                    Ok(()) => {
+                        if pack.is_full() {
+                            write_pack(&mut pack, &errors).await;
+                        }
+                    }
+                    Err(writer) => {
+                        if let Err(e) = writer.finish().await {
+                            errors
+                                .lock()
+                                .expect("never poisoned")
+                                .push(format!("finishing the log of '{job}': {e}"));
+                        }
+                    }
+                },
                 other => {
+                    write_pack(&mut pack, &errors).await;
                     write_jobs(&inner, &run_id, &mut jobs, &errors).await;
                     let failed = match other {
                         Record::Log(job, writer) => writer
@@ -1325,7 +1347,17 @@ async fn recorder(
                 }
             }
         }
+        write_pack(&mut pack, &errors).await;
         write_jobs(&inner, &run_id, &mut jobs, &errors).await;
+    }
+}
+
+async fn write_pack(pack: &mut LogPack, errors: &Mutex<Vec<String>>) {
+    if let Err(e) = pack.write().await {
+        errors
+            .lock()
+            .expect("never poisoned")
+            .push(format!("writing job logs: {e}"));
     }
 }
 

@@ -5,7 +5,7 @@ use std::io::Write as _;
 use std::time::Duration;
 
 use ci_store::artifacts::{self, IfNoFilesFound};
-use ci_store::logs::{LogReader, LogWriter, SEGMENT_BYTES};
+use ci_store::logs::{LogPack, LogReader, LogWriter, SEGMENT_BYTES};
 use ci_store::{BlobStore, StoreError};
 
 /// Every backend of this build: memory, local files, and S3 against the moto_server that
@@ -129,6 +129,68 @@ async fn logs_segments_compaction_and_reads() {
             .await
             .unwrap();
         assert_eq!(lines, ["last line"]);
+    }
+}
+
+#[tokio::test]
+async fn packed_logs_read_like_compacted_ones() {
+    for (name, store, _dir) in stores() {
+        let mut pack = LogPack::new(store.clone(), "p");
+        assert!(pack.is_empty());
+        for (job, text) in [("a", "alpha\nsecond line\n"), ("b", ""), ("c", "gamma\n")] {
+            let mut w = LogWriter::new(store.clone(), "p", "jobs", job);
+            w.append(text.as_bytes()).await.unwrap();
+            assert!(w.is_unflushed());
+            pack.add(w).expect("an unflushed log is packed");
+        }
+        // Not written yet: nothing to read, not finished.
+        let a = LogReader::new(store.clone(), "p", "jobs", "a");
+        assert!(!a.is_finished().await.unwrap(), "{name}");
+        pack.write().await.unwrap();
+        assert!(pack.is_empty());
+        // A second pack, and a log compacted on its own beside them.
+        let mut d = LogWriter::new(store.clone(), "p", "jobs", "d");
+        d.append(b"delta\n").await.unwrap();
+        pack.add(d).unwrap();
+        pack.write().await.unwrap();
+        let mut e = LogWriter::new(store.clone(), "p", "jobs", "e");
+        e.append(b"echo\n").await.unwrap();
+        e.flush().await.unwrap();
+        let e = pack.add(e).expect_err("a flushed log is not packed");
+        e.finish().await.unwrap();
+        // Something that is not a pack is ignored.
+        store
+            .put(
+                "logs/p/_packs/zz-broken",
+                "gantry-log-pack 1\n999\n[".into(),
+            )
+            .await
+            .unwrap();
+
+        assert!(a.is_finished().await.unwrap(), "{name}");
+        assert_eq!(
+            a.read_all().await.unwrap().as_ref(),
+            b"alpha\nsecond line\n"
+        );
+        assert_eq!(a.read_bytes(6..12).await.unwrap().as_ref(), b"second");
+        assert_eq!(a.read_lines(1..5).await.unwrap(), ["second line"]);
+        assert_eq!(a.poll(6).await.unwrap(), ("second line\n".into(), true));
+        let b = LogReader::new(store.clone(), "p", "jobs", "b");
+        assert!(
+            b.is_finished().await.unwrap(),
+            "an empty log is finished too"
+        );
+        assert!(b.read_all().await.unwrap().is_empty());
+        for (job, want) in [("c", "gamma\n"), ("d", "delta\n"), ("e", "echo\n")] {
+            let r = LogReader::new(store.clone(), "p", "jobs", job);
+            assert_eq!(r.read_all().await.unwrap(), want.as_bytes(), "{name} {job}");
+        }
+        let missing = LogReader::new(store.clone(), "p", "jobs", "missing");
+        assert!(!missing.is_finished().await.unwrap());
+        assert!(missing.read_all().await.unwrap().is_empty());
+        // Another run's log is not taken.
+        let other = LogWriter::new(store.clone(), "other", "jobs", "a");
+        assert!(pack.add(other).is_err());
     }
 }
 
