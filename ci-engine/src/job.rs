@@ -151,13 +151,9 @@ impl JobRunner {
         // checkout then rewrites them in place (no file made or removed for what is the
         // same), anything else clears them first.
         let reused = match ctx.reuse_dirs() {
-            Some((workspace, temp)) => {
-                let scratch = temp.clone();
-                match tokio::task::spawn_blocking(move || empty_dir(&scratch)).await {
-                    Ok(true) => Some((workspace, temp)),
-                    _ => None,
-                }
-            }
+            // The temp directory holds a few small files (the last job's scripts and
+            // file-command files): emptied here, without a hop to the blocking pool.
+            Some((workspace, temp)) => empty_dir(&temp).then_some((workspace, temp)),
             None => None,
         };
         let leftovers = reused.is_some();

@@ -208,7 +208,9 @@ impl JobEnvironment for HostJob {
         let script =
             self.scripts
                 .join(format!("{}.{}", sanitize(&step.id), step.shell.extension()));
-        if let Err(e) = tokio::fs::write(&script, &step.script).await {
+        // A script is small: written at once rather than through the blocking pool (a thread
+        // hand-off each way per step).
+        if let Err(e) = std::fs::write(&script, &step.script) {
             return StepOutcome::StartFailed(format!("writing {}: {e}", script.display()));
         }
         let shell_argv = step.shell.argv(&script.to_string_lossy());
