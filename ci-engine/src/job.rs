@@ -1523,6 +1523,10 @@ impl JobRunner {
     pub(crate) async fn clear_leftovers(&mut self) {
         self.leftovers = false;
         let workspace = self.workspace.clone();
+        if std::fs::read_dir(&workspace).is_ok_and(|mut d| d.next().is_none()) {
+            // Nothing was left (the last job had no checkout and wrote nothing there).
+            return;
+        }
         let cleared = tokio::task::spawn_blocking(move || empty_dir(&workspace))
             .await
             .unwrap_or(false);
