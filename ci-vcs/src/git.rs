@@ -59,6 +59,17 @@ impl Repository {
     /// Opens the repository containing `path`.
     pub fn open(path: impl AsRef<Path>) -> Result<Self, GitError> {
         let path = path.as_ref();
+        // The top of a work tree holds `.git` (a directory, or a file for worktrees and
+        // submodules): no need to ask git, which would answer the same real path. Git's own
+        // environment (`GIT_DIR`, `GIT_WORK_TREE`) can move it: then git is asked.
+        if std::env::var_os("GIT_DIR").is_none()
+            && std::env::var_os("GIT_WORK_TREE").is_none()
+            && path.join(".git").exists()
+        {
+            if let Ok(root) = std::fs::canonicalize(path) {
+                return Ok(Repository { root });
+            }
+        }
         let out = run_in(path, &["rev-parse", "--show-toplevel"])
             .map_err(|_| GitError::NotARepository(path.display().to_string()))?;
         Ok(Repository {
