@@ -142,12 +142,12 @@ impl Repository {
 
     /// Metadata of one commit.
     pub fn commit(&self, rev: &str) -> Result<Commit, GitError> {
-        let sha = self.resolve(rev)?;
         let out = self.git(&[
             "show",
             "-s",
             "--format=%H%x00%P%x00%an%x00%ae%x00%at%x00%B",
-            &sha,
+            "--end-of-options",
+            &format!("{rev}^{{commit}}"),
         ])?;
         let mut parts = out.splitn(6, '\0');
         let mut next = || parts.next().unwrap_or_default().to_owned();
@@ -293,6 +293,11 @@ impl Repository {
 
     /// The `owner/name` of the `origin` remote, else the directory name.
     pub fn repository_info(&self) -> RepositoryInfo {
+        self.repository_info_on(self.current_branch().ok().flatten())
+    }
+
+    /// [`repository_info`](Self::repository_info) with the current branch already known.
+    fn repository_info_on(&self, branch: Option<String>) -> RepositoryInfo {
         let url = self
             .git(&["remote", "get-url", "origin"])
             .unwrap_or_default();
@@ -317,7 +322,7 @@ impl Repository {
             ])
             .ok()
             .and_then(|b| b.trim().strip_prefix("origin/").map(str::to_owned))
-            .or_else(|| self.current_branch().ok().flatten())
+            .or(branch)
             .unwrap_or_else(|| "main".into());
         RepositoryInfo {
             full_name,
@@ -332,7 +337,8 @@ impl Repository {
     /// detached), by the configured git user.
     pub fn local_push(&self) -> Result<Event, GitError> {
         let head = self.commit("HEAD")?;
-        let git_ref = match self.current_branch()? {
+        let branch = self.current_branch()?;
+        let git_ref = match &branch {
             Some(b) => format!("refs/heads/{b}"),
             None => match self.tags_at(&head.sha)?.first() {
                 Some(t) => format!("refs/tags/{t}"),
@@ -351,7 +357,7 @@ impl Repository {
             .first()
             .cloned()
             .unwrap_or_else(|| ZERO_SHA.to_owned());
-        let repository = self.repository_info();
+        let repository = self.repository_info_on(branch);
         let payload = json!({
             "ref": git_ref,
             "before": before,
