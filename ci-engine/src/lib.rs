@@ -67,6 +67,7 @@ mod options;
 mod report;
 mod run;
 mod runner;
+mod snapshot;
 mod source;
 mod state;
 mod timings;

@@ -45,7 +45,7 @@ pub(crate) struct RunCtx {
     #[cfg(feature = "reporters")]
     pub reporting: Option<crate::report::Reporting>,
     /// GitLab: the project at the event's commit, cloned once per run.
-    pub snapshot: std::sync::OnceLock<Result<Option<PathBuf>, String>>,
+    pub snapshot: std::sync::OnceLock<Result<Option<Arc<crate::snapshot::Snapshot>>, String>>,
 }
 
 impl RunCtx {

@@ -116,17 +116,17 @@ pub(crate) async fn checkout(runner: &mut JobRunner) -> Result<StepResult, Strin
                 ci_vcs::Repository::open(&dir)
                     .and_then(|clone| clone.compact_for_copies())
                     .map_err(|e| e.to_string())?;
-                Ok(Some(dir))
+                Ok(Some(Arc::new(crate::snapshot::Snapshot::read(&dir)?)))
             })
             .clone();
         match snapshot {
-            Ok(Some(dir)) => sync_tree(&dir, &dest, false, prune).or_else(|e| {
+            Ok(Some(snapshot)) => snapshot.sync_into(&dest, prune).or_else(|e| {
                 if !prune {
                     return Err(e);
                 }
                 // Something the last job left could not be rewritten: start afresh.
                 let _ = std::fs::remove_dir_all(&dest);
-                sync_tree(&dir, &dest, false, false)
+                snapshot.sync_into(&dest, false)
             }),
             Ok(None) => Ok(()),
             Err(e) => Err(e),
@@ -145,113 +145,6 @@ pub(crate) async fn checkout(runner: &mut JobRunner) -> Result<StepResult, Strin
             runner.system_failure = true;
             Err(format!("fetching the project: {e}"))
         }
-    }
-}
-
-/// Copies a directory tree (files, directories, symbolic links as links) over what `to`
-/// holds. Git's object store is linked instead (`link`): objects and packs are never changed
-/// in place, and a project's history is the bulk of its size. A file already there is
-/// rewritten in place (a file system object made and removed per file is what a checkout
-/// costs most on a busy disk), unless it has other names; with `prune`, what `from` lacks is
-/// removed, so `to` ends up equal to `from` whatever it held.
-fn sync_tree(from: &Path, to: &Path, link: bool, prune: bool) -> Result<(), String> {
-    use std::os::unix::fs::MetadataExt;
-    let io = |p: &Path, e: std::io::Error| format!("{}: {e}", p.display());
-    match std::fs::symlink_metadata(to) {
-        Ok(m) if m.is_dir() => {}
-        Ok(_) => {
-            std::fs::remove_file(to).map_err(|e| io(to, e))?;
-            std::fs::create_dir(to).map_err(|e| io(to, e))?;
-        }
-        Err(_) => std::fs::create_dir_all(to).map_err(|e| io(to, e))?,
-    }
-    let mut names = std::collections::HashSet::new();
-    for entry in std::fs::read_dir(from).map_err(|e| io(from, e))? {
-        let entry = entry.map_err(|e| io(from, e))?;
-        let (src, dst) = (entry.path(), to.join(entry.file_name()));
-        if prune {
-            names.insert(entry.file_name());
-        }
-        let kind = entry.file_type().map_err(|e| io(&src, e))?;
-        let there = std::fs::symlink_metadata(&dst).ok();
-        if kind.is_dir() {
-            let objects = entry.file_name() == "objects" && from.ends_with(".git");
-            sync_tree(&src, &dst, link || objects, prune)?;
-            continue;
-        }
-        if let Some(m) = &there {
-            let meta = entry.metadata().map_err(|e| io(&src, e))?;
-            if link && m.dev() == meta.dev() && m.ino() == meta.ino() {
-                continue;
-            }
-            if kind.is_file()
-                && m.is_file()
-                && m.nlink() == 1
-                && !link
-                && rewrite(&src, &dst, meta.mode()).is_ok()
-            {
-                continue;
-            }
-            remove_any(&dst, m).map_err(|e| io(&dst, e))?;
-        }
-        if link && std::fs::hard_link(&src, &dst).is_ok() {
-            // Linked.
-        } else if kind.is_symlink() {
-            let target = std::fs::read_link(&src).map_err(|e| io(&src, e))?;
-            std::os::unix::fs::symlink(target, &dst).map_err(|e| io(&dst, e))?;
-        } else {
-            std::fs::copy(&src, &dst).map_err(|e| io(&src, e))?;
-        }
-    }
-    if prune {
-        for entry in std::fs::read_dir(to).map_err(|e| io(to, e))? {
-            let entry = entry.map_err(|e| io(to, e))?;
-            if !names.contains(&entry.file_name()) {
-                let path = entry.path();
-                let m = std::fs::symlink_metadata(&path).map_err(|e| io(&path, e))?;
-                remove_any(&path, &m).map_err(|e| io(&path, e))?;
-            }
-        }
-    }
-    Ok(())
-}
-
-/// Makes the existing file `dst` (same inode) hold `src`'s bytes and mode. Files of a checkout
-/// are mostly unchanged by the job before: those are only compared. A changed one is written
-/// over and then cut to length (truncating first would make ext4 flush it on close).
-fn rewrite(src: &Path, dst: &Path, mode: u32) -> std::io::Result<()> {
-    use std::io::{Read, Seek};
-    use std::os::unix::fs::PermissionsExt;
-    let mut input = std::fs::File::open(src)?;
-    let mut output = std::fs::OpenOptions::new()
-        .read(true)
-        .write(true)
-        .open(dst)?;
-    let (len, old_len) = (input.metadata()?.len(), output.metadata()?.len());
-    let same = len == old_len && len <= 1 << 20 && {
-        let (mut a, mut b) = (Vec::new(), Vec::new());
-        input.read_to_end(&mut a)?;
-        output.read_to_end(&mut b)?;
-        a == b
-    };
-    if !same {
-        input.rewind()?;
-        output.rewind()?;
-        let written = std::io::copy(&mut input, &mut output)?;
-        output.set_len(written)?;
-    }
-    let mode = mode & 0o7777;
-    if output.metadata()?.permissions().mode() & 0o7777 != mode {
-        output.set_permissions(std::fs::Permissions::from_mode(mode))?;
-    }
-    Ok(())
-}
-
-fn remove_any(path: &Path, meta: &std::fs::Metadata) -> std::io::Result<()> {
-    if meta.is_dir() {
-        std::fs::remove_dir_all(path)
-    } else {
-        std::fs::remove_file(path)
     }
 }
 
