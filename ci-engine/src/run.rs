@@ -1288,8 +1288,8 @@ async fn recorder(
 ) {
     let mut pending: Vec<Record> = Vec::new();
     // Short logs nobody follows live go out several to an object (one file system object per
-    // job was the largest cost of a run of small jobs); a job's log is written before its
-    // record, so a finished job always has its log.
+    // job was the largest cost of a run of small jobs); the pack is written before the job
+    // records that arrived with it, so a finished job always has its log.
     let mut pack = LogPack::new(inner.blobs.clone(), &run_id);
     while rx.recv_many(&mut pending, 256).await > 0 {
         // A short window gathers what finishes together into one transaction (a busy run
@@ -1307,7 +1307,7 @@ async fn recorder(
         for record in pending.drain(..) {
             match record {
                 Record::Job(job, steps) => {
-                    write_pack(&mut pack, &errors).await;
+                    // Written with the others, after the pack that holds their logs.
                     jobs.push((job, steps));
                     continue;
                 }
