@@ -41,6 +41,13 @@ PY
 
 # Medians of 5 alternating runs (the first run in a fresh directory pays cold caches).
 echo "$JOBS jobs, medians of 5 alternating runs (target: gantry <= 1.5x make -j2 wall, peak <= 40 MiB):"
+peers=()
+# wrkflw 0.8.0 (`cargo install wrkflw --version 0.8.0`), when installed: the issue's peer
+# (process emulation, no history kept), for the CPU comparison.
+if command -v wrkflw >/dev/null; then
+    peers+=("wrkflw 0.8.0=wrkflw run --runtime emulation dag.yml")
+fi
 python3 bench/compare.py 5 "$DIR" \
     "make -j2=make -s -j2 -f Makefile all" \
-    "gantry run=$GANTRY -q run dag.yml --state-dir $DIR/.gantry --max-parallel 2"
+    "gantry run=$GANTRY -q run dag.yml --state-dir $DIR/.gantry --max-parallel 2" \
+    "${peers[@]}"

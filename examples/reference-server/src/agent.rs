@@ -690,6 +690,22 @@ impl JobEnvironment for AgentJob {
     }
 }
 
+/// The HTTP client of an agent: `https://` servers are verified against the built-in roots,
+/// and also against `ca_cert` (a PEM file) for a server with a certificate of its own.
+pub fn client(ca_cert: Option<&std::path::Path>) -> anyhow::Result<reqwest::Client> {
+    let mut builder = reqwest::Client::builder().timeout(Duration::from_secs(60));
+    if let Some(path) = ca_cert {
+        let pem = std::fs::read(path)
+            .map_err(|e| anyhow::anyhow!("reading the CA certificate {}: {e}", path.display()))?;
+        for cert in reqwest::Certificate::from_pem_bundle(&pem)
+            .map_err(|e| anyhow::anyhow!("{}: not a PEM certificate: {e}", path.display()))?
+        {
+            builder = builder.add_root_certificate(cert);
+        }
+    }
+    Ok(builder.build()?)
+}
+
 /// The agent's side: registers, polls, and runs what it is told with `executor`, until `stop`.
 pub async fn run_agent(
     server: String,
@@ -698,9 +714,18 @@ pub async fn run_agent(
     executor: Arc<dyn Executor>,
     stop: CancellationToken,
 ) -> anyhow::Result<()> {
-    let client = reqwest::Client::builder()
-        .timeout(Duration::from_secs(60))
-        .build()?;
+    run_agent_with(client(None)?, server, token, register, executor, stop).await
+}
+
+/// [`run_agent`] with its own HTTP client (see [`client`]).
+pub async fn run_agent_with(
+    client: reqwest::Client,
+    server: String,
+    token: String,
+    register: Register,
+    executor: Arc<dyn Executor>,
+    stop: CancellationToken,
+) -> anyhow::Result<()> {
     let server = server.trim_end_matches('/').to_owned();
     let jobs: Arc<Mutex<HashMap<String, Arc<dyn JobEnvironment>>>> = Arc::default();
     let steps: Arc<Mutex<HashMap<u64, CancellationToken>>> = Arc::default();

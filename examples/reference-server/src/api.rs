@@ -2,7 +2,6 @@
 //! Server-Sent Events, the OpenAPI document and the web UI.
 
 use std::convert::Infallible;
-use std::net::SocketAddr;
 use std::time::Duration;
 
 use axum::extract::{ConnectInfo, DefaultBodyLimit, Path, Query, Request, State};
@@ -89,7 +88,7 @@ fn same_secret(a: &str, b: &str) -> bool {
 /// anonymous reading is on) and the per-client rate limit.
 async fn guard(
     State(state): State<AppState>,
-    ConnectInfo(addr): ConnectInfo<SocketAddr>,
+    ConnectInfo(crate::tls::ClientAddr(addr)): ConnectInfo<crate::tls::ClientAddr>,
     request: Request,
     next: Next,
 ) -> Response {

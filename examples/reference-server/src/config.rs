@@ -69,6 +69,10 @@ pub struct Config {
     /// `executors` run on them.
     #[serde(default)]
     pub agents: Option<AgentsConfig>,
+    /// HTTPS: the server's certificate chain and private key (PEM files). Without it the
+    /// server speaks plain HTTP (behind a TLS proxy).
+    #[serde(default)]
+    pub tls: Option<TlsConfig>,
     /// Largest webhook body and API request body, bytes.
     #[serde(default = "default_max_body")]
     pub max_body: usize,
@@ -322,4 +326,14 @@ pub fn forge_kind(kind: &str) -> Result<ci_engine::vcs::webhook::Forge> {
 /// An environment variable's value.
 pub fn env_value(var: &str) -> Result<String> {
     std::env::var(var).with_context(|| format!("environment variable {var} is not set"))
+}
+
+/// The server's TLS certificate.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TlsConfig {
+    /// PEM file with the certificate chain (the server's first).
+    pub cert: PathBuf,
+    /// PEM file with the private key (PKCS#8, PKCS#1 or SEC1).
+    pub key: PathBuf,
 }

@@ -28,10 +28,9 @@ pub mod config;
 pub mod git;
 pub mod schedule;
 pub mod state;
+pub mod tls;
 pub mod ui;
 pub mod work;
-
-use std::net::SocketAddr;
 
 use anyhow::{Context, Result};
 use tokio_util::sync::CancellationToken;
@@ -44,6 +43,11 @@ pub async fn serve(config: config::Config, stop: CancellationToken) -> Result<()
     let listener = tokio::net::TcpListener::bind(&config.listen)
         .await
         .with_context(|| format!("listening on {}", config.listen))?;
+    // A broken certificate stops the server before it takes any work.
+    let acceptor = match &config.tls {
+        Some(t) => Some(tls::acceptor(&t.cert, &t.key)?),
+        None => None,
+    };
     let state = AppState::open(config).await?;
     // Leases this server held before a restart are lost now, not after they expire.
     let lost = state
@@ -94,14 +98,23 @@ pub async fn serve(config: config::Config, stop: CancellationToken) -> Result<()
             }
         });
     }
-    tracing::info!(listen = %listener.local_addr()?, "gantry-server ready");
     let shutdown = stop.clone();
-    axum::serve(
-        listener,
-        app.into_make_service_with_connect_info::<SocketAddr>(),
-    )
-    .with_graceful_shutdown(async move { shutdown.cancelled().await })
-    .await?;
+    let service = app.into_make_service_with_connect_info::<tls::ClientAddr>();
+    match acceptor {
+        Some(acceptor) => {
+            let listener = tls::TlsListener::new(listener, acceptor)?;
+            tracing::info!(listen = %axum::serve::Listener::local_addr(&listener)?, "gantry-server ready (https)");
+            axum::serve(listener, service)
+                .with_graceful_shutdown(async move { shutdown.cancelled().await })
+                .await?;
+        }
+        None => {
+            tracing::info!(listen = %listener.local_addr()?, "gantry-server ready");
+            axum::serve(listener, service)
+                .with_graceful_shutdown(async move { shutdown.cancelled().await })
+                .await?;
+        }
+    }
     // Drain: no new leases; running work finishes.
     workers_stop.cancel();
     while tasks.join_next().await.is_some() {}

@@ -48,6 +48,10 @@ struct AgentArgs {
     /// How jobs run here: host, bwrap, docker://IMAGE, swarm://IMAGE.
     #[arg(long, default_value = "host")]
     executor: String,
+    /// A PEM file of the certificate authority (or the self-signed certificate) of an
+    /// `https://` server whose certificate is not signed by a public one.
+    #[arg(long)]
+    ca_cert: Option<std::path::PathBuf>,
 }
 
 fn stop_on_signal() -> CancellationToken {
@@ -100,7 +104,16 @@ async fn agent(args: AgentArgs) -> Result<()> {
         labels: args.labels,
         capacity: args.capacity.max(1),
     };
-    gantry_server::agent::run_agent(args.server, token, register, executor, stop_on_signal()).await
+    let client = gantry_server::agent::client(args.ca_cert.as_deref())?;
+    gantry_server::agent::run_agent_with(
+        client,
+        args.server,
+        token,
+        register,
+        executor,
+        stop_on_signal(),
+    )
+    .await
 }
 
 #[tokio::main]
@@ -118,6 +131,9 @@ async fn main() -> Result<()> {
     }
     let config = gantry_server::config::Config::load(&args.config)?;
     if args.check_config {
+        if let Some(t) = &config.tls {
+            gantry_server::tls::acceptor(&t.cert, &t.key)?;
+        }
         println!("{}: ok", args.config.display());
         return Ok(());
     }

@@ -9,6 +9,9 @@ use ci_engine::exec::{conformance, Executor, HostExecutor};
 use gantry_server::agent::{run_agent, AgentExecutor, Hub, Register};
 use tokio_util::sync::CancellationToken;
 
+mod common;
+use common::self_signed;
+
 async fn hub_on_loopback(hub: Hub) -> String {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
@@ -152,4 +155,86 @@ async fn an_agent_told_to_stop_finishes_its_job_first() {
         .expect("the agent stops once its job is done")
         .expect("task")
         .expect("no error");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_agent_reaches_an_https_server_it_trusts_and_only_that() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let Some((cert, key)) = self_signed(dir.path()) else {
+        return;
+    };
+    let hub = Hub::default();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let port = listener.local_addr().expect("addr").port();
+    let acceptor = gantry_server::tls::acceptor(&cert, &key).expect("a TLS identity");
+    let tls = gantry_server::tls::TlsListener::new(listener, acceptor).expect("listening");
+    let app = gantry_server::agent::routes(hub.clone(), Some("agent-token".into()));
+    tokio::spawn(async move {
+        let _ = axum::serve(tls, app).await;
+    });
+    let url = format!("https://127.0.0.1:{port}");
+
+    // Plain HTTP to the TLS port gets no answer; a client without the certificate refuses.
+    assert!(reqwest::get(format!("http://127.0.0.1:{port}/"))
+        .await
+        .is_err());
+    let untrusting = gantry_server::agent::client(None).expect("client");
+    let refused = untrusting
+        .get(format!("{url}/"))
+        .send()
+        .await
+        .expect_err("an unknown certificate is refused");
+    assert!(refused.is_connect(), "{refused:?}");
+
+    // The agent given the certificate registers and passes the executor suite over https.
+    let stop = CancellationToken::new();
+    let client = gantry_server::agent::client(Some(&cert)).expect("client");
+    let host: Arc<dyn Executor> = Arc::new(HostExecutor {
+        grace: Duration::from_millis(300),
+        ..HostExecutor::default()
+    });
+    let (agent_url, agent_stop) = (url.clone(), stop.clone());
+    tokio::spawn(async move {
+        let register = Register {
+            name: "tls".into(),
+            labels: vec!["linux".into()],
+            capacity: 4,
+        };
+        let result = gantry_server::agent::run_agent_with(
+            client,
+            agent_url,
+            "agent-token".into(),
+            register,
+            host,
+            agent_stop,
+        )
+        .await;
+        if let Err(e) = result {
+            panic!("the agent stopped: {e}");
+        }
+    });
+    wait_agents(&hub, 1).await;
+    let executor = AgentExecutor::new(hub.clone(), "linux");
+    let work = tempfile::tempdir().expect("tempdir");
+    let failures = conformance::run_all(&executor, work.path()).await;
+    assert!(failures.is_empty(), "{failures:#?}");
+    stop.cancel();
+}
+
+#[test]
+fn a_broken_tls_identity_is_reported_with_its_file() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let missing = dir.path().join("missing.pem");
+    let Err(e) = gantry_server::tls::acceptor(&missing, &missing) else {
+        panic!("no files, no identity");
+    };
+    assert!(format!("{e:#}").contains("missing.pem"), "{e:#}");
+    let empty = dir.path().join("empty.pem");
+    std::fs::write(&empty, "not pem\n").expect("write");
+    let Err(e) = gantry_server::tls::acceptor(&empty, &empty) else {
+        panic!("no certificate, no identity");
+    };
+    assert!(format!("{e:#}").contains("no certificate"), "{e:#}");
 }

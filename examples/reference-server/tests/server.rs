@@ -475,6 +475,58 @@ fn the_example_configuration_checks_and_a_broken_one_is_refused_with_the_reason(
     assert!(said.contains("wokers"), "the unknown key is named: {said}");
 }
 
+#[tokio::test]
+async fn with_a_certificate_the_server_speaks_https_only() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let Some((cert, key)) = self_signed(dir.path()) else {
+        return;
+    };
+    let server = Server::start(&format!(
+        "[tls]\ncert = \"{}\"\nkey = \"{}\"\n",
+        cert.display(),
+        key.display()
+    ));
+    let https = server.url.replace("http://", "https://");
+    let pem = std::fs::read(&cert).expect("cert");
+    let client = reqwest::Client::builder()
+        .add_root_certificate(reqwest::Certificate::from_pem(&pem).expect("pem"))
+        .build()
+        .expect("client");
+    let runs = client
+        .get(format!("{https}/api/runs"))
+        .send()
+        .await
+        .expect("an https answer");
+    assert_eq!(runs.status(), 200);
+    assert!(
+        reqwest::get(format!("{}/api/runs", server.url))
+            .await
+            .is_err(),
+        "no plain HTTP on the TLS port"
+    );
+    // A broken identity is refused before the server starts.
+    let broken = dir.path().join("broken.toml");
+    std::fs::write(
+        &broken,
+        format!(
+            "state_dir = \"{}\"\n[tls]\ncert = \"{}\"\nkey = \"{}\"\n",
+            dir.path().join("s").display(),
+            key.display(),
+            key.display()
+        ),
+    )
+    .expect("written");
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_gantry-server"))
+        .arg("--config")
+        .arg(&broken)
+        .arg("--check-config")
+        .output()
+        .expect("runs");
+    assert!(!out.status.success());
+    let said = String::from_utf8_lossy(&out.stderr);
+    assert!(said.contains("no certificate"), "{said}");
+}
+
 const GITLAB_CI: &str = r#"
 build:
   script:

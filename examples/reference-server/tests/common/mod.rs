@@ -331,3 +331,31 @@ pub fn log_lines(events: &[Sse]) -> Vec<String> {
         .filter(|l| l.starts_with("tick "))
         .collect()
 }
+
+/// A self-signed certificate for 127.0.0.1 made with the `openssl` command, or `None` (with
+/// a loud message; a failure in CI, where `.ci/run` installs openssl).
+pub fn self_signed(dir: &Path) -> Option<(PathBuf, PathBuf)> {
+    let (cert, key) = (dir.join("cert.pem"), dir.join("key.pem"));
+    let made = Command::new("openssl")
+        .args(["req", "-x509", "-newkey", "ec", "-pkeyopt"])
+        .args(["ec_paramgen_curve:prime256v1", "-nodes", "-days", "2"])
+        .args(["-subj", "/CN=localhost"])
+        .args(["-addext", "subjectAltName=IP:127.0.0.1,DNS:localhost"])
+        .args(["-addext", "basicConstraints=critical,CA:FALSE"])
+        .arg("-keyout")
+        .arg(&key)
+        .arg("-out")
+        .arg(&cert)
+        .output();
+    match made {
+        Ok(out) if out.status.success() => Some((cert, key)),
+        other => {
+            assert!(
+                std::env::var_os("CI").is_none(),
+                "openssl could not make a certificate: {other:?}"
+            );
+            eprintln!("SKIPPED: openssl could not make a test certificate ({other:?})");
+            None
+        }
+    }
+}
