@@ -25,7 +25,7 @@ for l, layer in enumerate(layers):
     for job in layer:
         needs[job] = sorted(rng.sample(layers[l - 1], 2)) if l else []
 with open(f"{out}/dag.yml", "w") as f:
-    f.write("on: push\njobs:\n")
+    f.write("name: dag\non: push\njobs:\n")
     for job, ns in needs.items():
         f.write(f"  {job}:\n    runs-on: ubuntu-latest\n")
         if ns:
