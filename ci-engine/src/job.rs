@@ -20,6 +20,7 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use crate::context::{object, strings, Scope, StatusFns};
+use crate::dirs::{clear_dir, empty_dir};
 use crate::env::{add_vars, Table};
 use crate::events::{RunEvent, Status};
 use crate::runner::{storage_key, Executed, Frame, JobRunner, Logs, StepResult};
@@ -150,13 +151,24 @@ impl JobRunner {
         // A reused workspace keeps the last job's files until this job's first step: a
         // checkout then rewrites them in place (no file made or removed for what is the
         // same), anything else clears them first.
+        let checkout_first = job
+            .steps
+            .first()
+            .is_some_and(|s| matches!(s.action, StepAction::Checkout));
         let reused = match ctx.reuse_dirs() {
             // The temp directory holds a few small files (the last job's scripts and
             // file-command files): emptied here, without a hop to the blocking pool.
-            Some((workspace, temp)) => empty_dir(&temp).then_some((workspace, temp)),
-            None => None,
+            Some((workspace, temp)) if empty_dir(&temp) => {
+                if checkout_first || clear_dir(&workspace).await {
+                    Some((workspace, temp))
+                } else {
+                    // What the last job left cannot be removed: this job starts afresh.
+                    None
+                }
+            }
+            _ => None,
         };
-        let leftovers = reused.is_some();
+        let leftovers = reused.is_some() && checkout_first;
         let (workspace, temp) = match reused {
             Some(dirs) => dirs,
             None => {
@@ -1514,23 +1526,26 @@ impl JobRunner {
                 .await;
         }
         // Offered to later jobs as they are: the next one clears or rewrites them (the run
-        // directory goes at the end of the run in any case).
-        self.ctx
-            .offer_dirs((self.workspace.clone(), self.temp.clone()));
+        // directory goes at the end of the run in any case). A container may have left files
+        // this process cannot remove: those directories are emptied first, in the
+        // background, and offered only when that worked.
+        let dirs = (self.workspace.clone(), self.temp.clone());
+        if self.in_container {
+            let ctx = Arc::clone(&self.ctx);
+            tokio::task::spawn_blocking(move || {
+                if empty_dir(&dirs.0) && empty_dir(&dirs.1) {
+                    ctx.offer_dirs(dirs);
+                }
+            });
+        } else {
+            self.ctx.offer_dirs(dirs);
+        }
     }
 
     /// Removes what the job that used the workspace before left in it.
     pub(crate) async fn clear_leftovers(&mut self) {
         self.leftovers = false;
-        let workspace = self.workspace.clone();
-        if std::fs::read_dir(&workspace).is_ok_and(|mut d| d.next().is_none()) {
-            // Nothing was left (the last job had no checkout and wrote nothing there).
-            return;
-        }
-        let cleared = tokio::task::spawn_blocking(move || empty_dir(&workspace))
-            .await
-            .unwrap_or(false);
-        if !cleared {
+        if !clear_dir(&self.workspace).await {
             let message = format!(
                 "could not remove every file of the job that used {} before",
                 self.workspace.display()
@@ -1718,23 +1733,6 @@ fn empty_files(names: &[PathBuf]) -> tokio_util::bytes::Bytes {
         .map(|n| (n.as_str(), &b""[..], 0o644))
         .collect();
     ci_exec::files::archive(&files)
-}
-
-/// Removes everything inside `dir` (not following symbolic links); whether it is empty now.
-fn empty_dir(dir: &Path) -> bool {
-    let Ok(entries) = std::fs::read_dir(dir) else {
-        return false;
-    };
-    let mut ok = true;
-    for entry in entries.flatten() {
-        let path = entry.path();
-        let removed = match entry.file_type() {
-            Ok(t) if t.is_dir() => std::fs::remove_dir_all(&path),
-            _ => std::fs::remove_file(&path),
-        };
-        ok &= removed.is_ok();
-    }
-    ok
 }
 
 fn step_name(scope: &Scope<'_>, step: &Step) -> String {

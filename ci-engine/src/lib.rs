@@ -54,6 +54,7 @@
 mod actions;
 mod background;
 mod context;
+mod dirs;
 mod engine;
 mod env;
 mod error;

@@ -125,7 +125,7 @@ pub(crate) async fn checkout(runner: &mut JobRunner) -> Result<StepResult, Strin
                     return Err(e);
                 }
                 // Something the last job left could not be rewritten: start afresh.
-                let _ = std::fs::remove_dir_all(&dest);
+                crate::dirs::empty_dir(&dest);
                 snapshot.sync_into(&dest, false)
             }),
             Ok(None) => Ok(()),
