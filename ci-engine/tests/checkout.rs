@@ -4,7 +4,7 @@
 
 mod common;
 
-use ci_engine::{Engine, RunEvent, RunOptions, Source, Status};
+use ci_engine::{Engine, RunOptions, Source, Status};
 
 #[tokio::test]
 async fn every_job_gets_its_own_working_git_checkout() {
@@ -32,17 +32,11 @@ async fn every_job_gets_its_own_working_git_checkout() {
         .expect("engine");
     let source = Source::new(".gitlab-ci.yml", pipeline, dir.path());
     let event = source.local_event();
-    let mut handle = engine
+    let handle = engine
         .start(source, event, RunOptions::new())
         .await
         .expect("starts");
-    let mut lines = Vec::new();
-    while let Some(e) = handle.next_event().await {
-        if let RunEvent::Log { job, line, .. } = e {
-            lines.push(format!("{job}: {line}"));
-        }
-    }
-    let summary = handle.wait().await;
+    let (summary, lines) = common::lines_of(handle).await;
     assert_eq!(summary.status, Status::Success, "{lines:#?}");
     for want in [
         "change:  M hello.txt".to_owned(),

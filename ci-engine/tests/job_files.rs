@@ -107,17 +107,11 @@ async fn workspace_layers_pass_from_job_to_job() {
             .await
             .expect("engine");
         let event = Source::new(".gitlab-ci.yml", pipeline, dir.path()).local_event();
-        let mut handle = engine
+        let handle = engine
             .start_loaded(loaded, dir.path(), event, RunOptions::new())
             .await
             .expect("starts");
-        let mut lines = Vec::new();
-        while let Some(e) = handle.next_event().await {
-            if let RunEvent::Log { job, line, .. } = e {
-                lines.push(format!("{job}: {line}"));
-            }
-        }
-        let summary = handle.wait().await;
+        let (summary, lines) = common::lines_of(handle).await;
         assert_eq!(summary.status, Status::Success, "{lines:#?}");
         assert!(lines.iter().any(|l| l == "test: layer"), "{lines:#?}");
     }

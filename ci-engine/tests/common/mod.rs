@@ -27,3 +27,15 @@ fn git(dir: &Path, args: &[&str]) {
         .success();
     assert!(ok, "git {args:?}");
 }
+
+/// Follows a run to its end: its summary and its log lines as `job: line`.
+#[allow(dead_code)] // not every test binary follows a run
+pub async fn lines_of(mut handle: ci_engine::RunHandle) -> (ci_engine::RunSummary, Vec<String>) {
+    let mut lines = Vec::new();
+    while let Some(e) = handle.next_event().await {
+        if let ci_engine::RunEvent::Log { job, line, .. } = e {
+            lines.push(format!("{job}: {line}"));
+        }
+    }
+    (handle.wait().await, lines)
+}

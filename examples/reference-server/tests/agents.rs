@@ -25,6 +25,18 @@ async fn hub_on_loopback(hub: Hub) -> String {
 }
 
 fn agent(url: &str, name: &str, capacity: usize, stop: &CancellationToken) {
+    let client = gantry_server::agent::client(None).expect("client");
+    agent_with(client, url, name, capacity, stop);
+}
+
+/// An agent with the host executor and its own HTTP client, labelled `linux`.
+fn agent_with(
+    client: reqwest::Client,
+    url: &str,
+    name: &str,
+    capacity: usize,
+    stop: &CancellationToken,
+) {
     let host: Arc<dyn Executor> = Arc::new(HostExecutor {
         grace: Duration::from_millis(300),
         ..HostExecutor::default()
@@ -36,7 +48,10 @@ fn agent(url: &str, name: &str, capacity: usize, stop: &CancellationToken) {
             labels: vec!["linux".into()],
             capacity,
         };
-        if let Err(e) = run_agent(url, "agent-token".into(), register, host, stop).await {
+        let token = "agent-token".to_owned();
+        let result =
+            gantry_server::agent::run_agent_with(client, url, token, register, host, stop).await;
+        if let Err(e) = result {
             panic!("the agent stopped: {e}");
         }
     });
@@ -191,30 +206,7 @@ async fn an_agent_reaches_an_https_server_it_trusts_and_only_that() {
     // The agent given the certificate registers and passes the executor suite over https.
     let stop = CancellationToken::new();
     let client = gantry_server::agent::client(Some(&cert)).expect("client");
-    let host: Arc<dyn Executor> = Arc::new(HostExecutor {
-        grace: Duration::from_millis(300),
-        ..HostExecutor::default()
-    });
-    let (agent_url, agent_stop) = (url.clone(), stop.clone());
-    tokio::spawn(async move {
-        let register = Register {
-            name: "tls".into(),
-            labels: vec!["linux".into()],
-            capacity: 4,
-        };
-        let result = gantry_server::agent::run_agent_with(
-            client,
-            agent_url,
-            "agent-token".into(),
-            register,
-            host,
-            agent_stop,
-        )
-        .await;
-        if let Err(e) = result {
-            panic!("the agent stopped: {e}");
-        }
-    });
+    agent_with(client, &url, "tls", 4, &stop);
     wait_agents(&hub, 1).await;
     let executor = AgentExecutor::new(hub.clone(), "linux");
     let work = tempfile::tempdir().expect("tempdir");
