@@ -52,6 +52,8 @@ mod fake;
 mod fake_shell;
 pub mod files;
 mod host;
+#[cfg(feature = "kubernetes")]
+pub mod kubernetes;
 pub mod log;
 pub mod mask;
 mod sink;
@@ -66,6 +68,8 @@ pub use docker::DockerExecutor;
 pub use executor::{Capabilities, ExecError, Executor, JobEnvironment};
 pub use fake::{FakeExecutor, FakeStep};
 pub use host::HostExecutor;
+#[cfg(feature = "kubernetes")]
+pub use kubernetes::{KubernetesExecutor, KubernetesSettings};
 pub use log::{LogEvent, LogPipeline};
 pub use sink::{Fanout, LogSink};
 pub use spec::{
