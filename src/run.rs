@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context as _, Result};
 use ci_engine::{Engine, EngineError, RunEvent, RunOptions, RunSummary, Source, Status};
-use ci_exec::{DockerExecutor, Executor, HostExecutor};
+use ci_exec::Executor;
 use ci_store::runs::{RunFilter, RunStore, SqliteRunStore};
 use ci_store::BlobStore;
 
@@ -29,7 +29,8 @@ pub struct RunArgs {
     #[arg(long, value_name = "FILE")]
     pub event_path: Option<PathBuf>,
     /// Where jobs with a runs-on label run: LABEL=host, LABEL=bwrap (a bubblewrap sandbox),
-    /// LABEL=docker://IMAGE or LABEL=swarm://IMAGE (steps as Docker Swarm services); repeatable.
+    /// LABEL=docker://IMAGE, LABEL=swarm://IMAGE (steps as Docker Swarm services) or
+    /// LABEL=k8s://IMAGE[?cpu=2&memory=4Gi&…] (a pod per job on Kubernetes); repeatable.
     #[arg(long = "platform", value_name = "LABEL=EXECUTOR", value_parser = crate::plan::key_value)]
     pub platforms: Vec<(String, String)>,
     /// A secret, K=V (or K to take the value of the environment variable K); repeatable.
@@ -340,35 +341,22 @@ async fn execute(
     }))
 }
 
-/// The executor a platform target names: `host`, `bwrap`, `docker://IMAGE` (one per image,
-/// kept in `docker`) or `swarm://IMAGE`.
+/// The executor a platform target names (see [`ci_exec::TARGETS`]); Docker executors are
+/// made once per image and kept in `docker`.
 pub(crate) async fn executor_for(
     target: &str,
     docker: &mut HashMap<String, Arc<dyn Executor>>,
 ) -> Result<Arc<dyn Executor>> {
-    Ok(if target == "host" {
-        Arc::new(HostExecutor::default())
-    } else if target == "bwrap" {
-        let bwrap = ci_exec::BwrapExecutor::new();
-        bwrap
-            .available()
-            .await
-            .map_err(|e| anyhow::anyhow!("{e}"))?;
-        Arc::new(bwrap)
-    } else if let Some(image) = target.strip_prefix("swarm://") {
-        Arc::new(ci_exec::SwarmExecutor::connect(image).await?)
-    } else if let Some(image) = target.strip_prefix("docker://") {
-        match docker.get(image) {
-            Some(e) => Arc::clone(e),
-            None => {
-                let e: Arc<dyn Executor> = Arc::new(DockerExecutor::connect(image).await?);
-                docker.insert(image.to_owned(), Arc::clone(&e));
-                e
-            }
+    if target.starts_with("docker://") {
+        if let Some(e) = docker.get(target) {
+            return Ok(Arc::clone(e));
         }
-    } else {
-        bail!("expected host, bwrap, docker://IMAGE or swarm://IMAGE, not {target:?}");
-    })
+    }
+    let e = ci_exec::executor_for_target(target).await?;
+    if target.starts_with("docker://") {
+        docker.insert(target.to_owned(), Arc::clone(&e));
+    }
+    Ok(e)
 }
 
 /// The event of a local run.

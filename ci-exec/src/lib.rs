@@ -60,6 +60,7 @@ mod sink;
 mod spec;
 #[cfg(feature = "swarm")]
 mod swarm;
+mod target;
 
 #[cfg(feature = "bwrap")]
 pub use bwrap::BwrapExecutor;
@@ -77,3 +78,4 @@ pub use spec::{
 };
 #[cfg(feature = "swarm")]
 pub use swarm::SwarmExecutor;
+pub use target::{executor_for_target, TARGETS};

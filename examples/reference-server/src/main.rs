@@ -4,7 +4,7 @@
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use anyhow::{bail, Context, Result};
+use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
 use tokio_util::sync::CancellationToken;
 
@@ -45,7 +45,7 @@ struct AgentArgs {
     /// Jobs at once.
     #[arg(long, default_value_t = 1)]
     capacity: usize,
-    /// How jobs run here: host, bwrap, docker://IMAGE, swarm://IMAGE.
+    /// How jobs run here: host, bwrap, docker://IMAGE, swarm://IMAGE, k8s://IMAGE[?settings].
     #[arg(long, default_value = "host")]
     executor: String,
     /// A PEM file of the certificate authority (or the self-signed certificate) of an
@@ -77,23 +77,9 @@ async fn agent(args: AgentArgs) -> Result<()> {
     use ci_engine::exec::Executor;
     let token = std::env::var(&args.token_env)
         .with_context(|| format!("environment variable {} is not set", args.token_env))?;
-    let executor: Arc<dyn Executor> = match args.executor.as_str() {
-        "host" => Arc::new(ci_engine::exec::HostExecutor::default()),
-        "bwrap" => {
-            let b = ci_exec::BwrapExecutor::new();
-            b.available().await?;
-            Arc::new(b)
-        }
-        other => {
-            if let Some(image) = other.strip_prefix("docker://") {
-                Arc::new(ci_engine::exec::DockerExecutor::connect(image).await?)
-            } else if let Some(image) = other.strip_prefix("swarm://") {
-                Arc::new(ci_exec::SwarmExecutor::connect(image).await?)
-            } else {
-                bail!("--executor {other}: expected host, bwrap, docker://IMAGE or swarm://IMAGE");
-            }
-        }
-    };
+    let executor: Arc<dyn Executor> = ci_exec::executor_for_target(&args.executor)
+        .await
+        .with_context(|| format!("--executor {}", args.executor))?;
     let name = args.name.unwrap_or_else(|| {
         std::fs::read_to_string("/etc/hostname")
             .map(|h| h.trim().to_owned())

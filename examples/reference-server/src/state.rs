@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
 use anyhow::{Context, Result};
-use ci_engine::exec::{DockerExecutor, Executor, HostExecutor};
+use ci_engine::exec::Executor;
 use ci_engine::store::queue::JobQueue;
 use ci_engine::store::runs::RunStore;
 use ci_engine::store::BlobStore;
@@ -92,30 +92,13 @@ impl AppState {
         let hub = crate::agent::Hub::default();
         let mut executors: Vec<(String, Arc<dyn Executor>)> = Vec::new();
         for (label, target) in &config.executors {
-            let executor: Arc<dyn Executor> = match target.strip_prefix("docker://") {
-                Some(image) => Arc::new(
-                    DockerExecutor::connect(image)
-                        .await
-                        .with_context(|| format!("executors.{label}: {target}"))?,
-                ),
-                None if target.starts_with("agent:") => Arc::new(crate::agent::AgentExecutor::new(
-                    hub.clone(),
-                    target.trim_start_matches("agent:"),
-                )),
-                None if target.starts_with("swarm://") => Arc::new(
-                    ci_exec::SwarmExecutor::connect(target.trim_start_matches("swarm://"))
-                        .await
-                        .with_context(|| format!("executors.{label}: {target}"))?,
-                ),
-                None if target == "bwrap" => {
-                    let bwrap = ci_exec::BwrapExecutor::new();
-                    bwrap
-                        .available()
-                        .await
-                        .with_context(|| format!("executors.{label}: {target}"))?;
-                    Arc::new(bwrap)
+            let executor: Arc<dyn Executor> = match target.strip_prefix("agent:") {
+                Some(agent_label) => {
+                    Arc::new(crate::agent::AgentExecutor::new(hub.clone(), agent_label))
                 }
-                None => Arc::new(HostExecutor::default()),
+                None => ci_exec::executor_for_target(target)
+                    .await
+                    .with_context(|| format!("executors.{label}: {target}"))?,
             };
             executors.push((label.clone(), executor));
         }
