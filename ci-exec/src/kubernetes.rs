@@ -36,7 +36,9 @@ use k8s_openapi::api::core::v1::{
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use k8s_openapi::ByteString;
-use kube::api::{Api, AttachParams, DeleteParams, ListParams, LogParams, PostParams};
+use kube::api::{
+    Api, AttachParams, DeleteParams, ListParams, LogParams, Patch, PatchParams, PostParams,
+};
 use kube::Client;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::sync::mpsc;
@@ -657,9 +659,27 @@ impl Executor for KubernetesExecutor {
             .create(&PostParams::default(), &secret)
             .await
             .map_err(|e| fail("creating the job's secret", e))?;
-        if let Err(e) = env.pods.create(&PostParams::default(), &pod).await {
-            let _ = env.teardown().await;
-            return Err(fail("creating the job's pod", e));
+        let created = match env.pods.create(&PostParams::default(), &pod).await {
+            Ok(p) => p,
+            Err(e) => {
+                let _ = env.teardown().await;
+                return Err(fail("creating the job's pod", e));
+            }
+        };
+        // The secret goes with its pod, however the pod is deleted (the garbage collector
+        // follows the owner reference); teardown deletes it too.
+        if let Some(uid) = created.metadata.uid {
+            let owner = serde_json::json!({"metadata": {"ownerReferences": [{
+                "apiVersion": "v1", "kind": "Pod", "name": name, "uid": uid,
+            }]}});
+            if let Err(e) = env
+                .secrets
+                .patch(&env.secret, &PatchParams::default(), &Patch::Merge(&owner))
+                .await
+            {
+                let _ = env.teardown().await;
+                return Err(fail("making the pod the owner of its secret", e));
+            }
         }
         if let Err(e) = env.wait_running(self.settings.ready_timeout).await {
             let _ = env.teardown().await;

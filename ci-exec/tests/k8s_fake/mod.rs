@@ -238,6 +238,11 @@ impl FakeCluster {
         )
     }
 
+    /// Deletes a pod as someone else would (`kubectl delete pod`).
+    pub fn delete_pod_out_of_band(&self, name: &str) {
+        let _ = self.delete_pod(name);
+    }
+
     /// The host directory behind `mount_path` of pod `pod`'s job container.
     pub fn volume_dir(&self, pod: &str, mount_path: &str) -> Option<PathBuf> {
         let s = self.state();
@@ -312,6 +317,9 @@ impl FakeCluster {
                     None => status(404, "NotFound", &format!("secrets \"{name}\" not found")),
                 }
             }
+            ("PATCH", ["api", "v1", "namespaces", _ns, "secrets", name]) => {
+                self.patch_secret(name, recorded.body.as_ref())
+            }
             ("POST", ["api", "v1", "namespaces", ns, "pods"]) => self.create_pod(ns, &bytes),
             ("GET", ["api", "v1", "namespaces", _ns, "pods"]) => {
                 let s = self.state();
@@ -378,6 +386,29 @@ impl FakeCluster {
         s.created_secrets.push(secret.clone());
         s.secrets.insert(name, secret.clone());
         ok_json(201, &secret)
+    }
+
+    /// A merge patch of a secret's owner references (all the executor patches).
+    fn patch_secret(&self, name: &str, patch: Option<&Value>) -> Response<Body> {
+        let Some(owners) = patch.and_then(|p| p.pointer("/metadata/ownerReferences")) else {
+            return status(
+                422,
+                "Invalid",
+                "the fake patches metadata.ownerReferences only",
+            );
+        };
+        let Ok(owners) = serde_json::from_value(owners.clone()) else {
+            return status(422, "Invalid", "not owner references");
+        };
+        let mut s = self.state();
+        match s.secrets.get_mut(name) {
+            Some(secret) => {
+                secret.metadata.owner_references = Some(owners);
+                let patched = secret.clone();
+                ok_json(200, &patched)
+            }
+            None => status(404, "NotFound", &format!("secrets \"{name}\" not found")),
+        }
     }
 
     fn create_pod(&self, ns: &str, body: &[u8]) -> Response<Body> {
@@ -562,7 +593,22 @@ impl FakeCluster {
     }
 
     fn delete_pod(&self, name: &str) -> Response<Body> {
-        let removed = self.state().pods.remove(name);
+        let removed = {
+            let mut s = self.state();
+            let removed = s.pods.remove(name);
+            // The garbage collector: what the pod owns goes with it.
+            if let Some(uid) = removed.as_ref().and_then(|p| p.pod.metadata.uid.clone()) {
+                s.secrets.retain(|_, secret| {
+                    !secret
+                        .metadata
+                        .owner_references
+                        .iter()
+                        .flatten()
+                        .any(|o| o.uid == uid)
+                });
+            }
+            removed
+        };
         match removed {
             Some(p) => {
                 for g in &p.groups {
