@@ -1,6 +1,7 @@
 //! The `gantry` command line: argument parsing, terminal rendering and exit codes only.
 //! The work lives in the `ci-*` crates.
 
+mod agent;
 mod expr;
 mod fetch;
 mod lint;
@@ -66,6 +67,10 @@ enum Command {
     /// Exit status: 0 the run succeeded, 1 it failed or was cancelled, 2 usage or
     /// configuration error.
     Run(Box<run::RunArgs>),
+    /// Run jobs for a server on this machine: register with labels, take the jobs of those
+    /// labels (`agent:LABEL` executors of `gantry-server` or `gantry run --agent-listen`) and
+    /// run them with an executor of this machine. SIGTERM drains.
+    Agent(agent::AgentArgs),
     /// Be a Forgejo or Gitea Actions runner: register, then take the forge's jobs and run
     /// them with Gantry's executors.
     #[command(subcommand)]
@@ -224,6 +229,7 @@ fn main() -> ExitCode {
         } => lint::show_merged(&paths, dialect),
         Command::Lint { paths, format, .. } => lint::run(&paths, format, cli.quiet, dialect),
         Command::Run(args) => run::run(*args, cli.quiet, dialect),
+        Command::Agent(args) => agent::run(args),
         Command::ForgejoRunner(command) => runner::run(command),
         Command::GitlabRunner(command) => runner::run_gitlab(command),
         Command::Runs {

@@ -33,6 +33,11 @@ pub struct RunArgs {
     /// LABEL=k8s://IMAGE[?cpu=2&memory=4Gi&…] (a pod per job on Kubernetes); repeatable.
     #[arg(long = "platform", value_name = "LABEL=EXECUTOR", value_parser = crate::plan::key_value)]
     pub platforms: Vec<(String, String)>,
+    /// Serve agents on this address: jobs of labels mapped to `agent:LABEL` run on `gantry
+    /// agent` processes that connect here with the token in GANTRY_AGENT_TOKEN (plain HTTP:
+    /// for loopback or a trusted network).
+    #[arg(long, value_name = "ADDR")]
+    pub agent_listen: Option<std::net::SocketAddr>,
     /// A secret, K=V (or K to take the value of the environment variable K); repeatable.
     #[arg(long = "secret", value_name = "K=V")]
     pub secrets: Vec<String>,
@@ -160,10 +165,24 @@ async fn run_async(args: RunArgs, source: Source, quiet: bool) -> Result<ExitCod
         builder = builder.capacity(n);
     }
     let mut docker: HashMap<String, Arc<dyn Executor>> = HashMap::new();
+    let agents = match args.agent_listen {
+        Some(addr) => {
+            // A job an agent lost runs again on another one.
+            builder = builder.retry_lost_jobs(2);
+            Some(crate::agent::Agents::serve(addr).await?)
+        }
+        None => None,
+    };
     for (label, target) in &args.platforms {
-        let executor = executor_for(target, &mut docker)
-            .await
-            .with_context(|| format!("--platform {label}={target}"))?;
+        let executor = match (target.strip_prefix("agent:"), &agents) {
+            (Some(agent_label), Some(agents)) => agents.executor(agent_label),
+            (Some(_), None) => {
+                bail!("--platform {label}={target}: agents need --agent-listen ADDR")
+            }
+            (None, _) => executor_for(target, &mut docker)
+                .await
+                .with_context(|| format!("--platform {label}={target}"))?,
+        };
         builder = builder.executor(label.clone(), executor);
     }
     // Job containers, images, services and docker steps find the local Docker daemon through

@@ -4,10 +4,13 @@
 //!
 //! - [`forgejo`] (feature `forgejo`): Forgejo and Gitea Actions (runner.v1).
 //! - [`gitlab`] (feature `gitlab`): GitLab's runner job API.
+//! - [`agent`]: Gantry's own: a server (`gantry-server`, or `gantry run --agent-listen`) hands
+//!   jobs to `gantry agent` processes on other machines.
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+pub mod agent;
 #[cfg(feature = "forgejo")]
 pub mod forgejo;
 #[cfg(feature = "gitlab")]

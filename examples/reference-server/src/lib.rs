@@ -22,7 +22,8 @@
 //! # }
 //! ```
 
-pub mod agent;
+/// Remote agents (the protocol lives in `ci_forge::agent`, shared with `gantry agent`).
+pub use ci_forge::agent;
 pub mod api;
 pub mod config;
 pub mod git;
@@ -89,14 +90,7 @@ pub async fn serve(config: config::Config, stop: CancellationToken) -> Result<()
             std::time::Duration::from_secs(agents.timeout_seconds),
             workers_stop.clone(),
         );
-        tasks.spawn(async move {
-            while !stop.is_cancelled() {
-                for lost in hub.reap(timeout) {
-                    tracing::warn!(agent = %lost, "agent lost: its jobs run again elsewhere");
-                }
-                tokio::time::sleep(std::time::Duration::from_millis(500)).await;
-            }
-        });
+        tasks.spawn(async move { hub.reap_until(timeout, stop).await });
     }
     let shutdown = stop.clone();
     let service = app.into_make_service_with_connect_info::<tls::ClientAddr>();

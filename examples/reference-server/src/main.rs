@@ -2,7 +2,6 @@
 //! that run jobs for it.
 
 use std::path::PathBuf;
-use std::sync::Arc;
 
 use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
@@ -74,32 +73,18 @@ fn stop_on_signal() -> CancellationToken {
 }
 
 async fn agent(args: AgentArgs) -> Result<()> {
-    use ci_engine::exec::Executor;
     let token = std::env::var(&args.token_env)
         .with_context(|| format!("environment variable {} is not set", args.token_env))?;
-    let executor: Arc<dyn Executor> = ci_exec::executor_for_target(&args.executor)
-        .await
-        .with_context(|| format!("--executor {}", args.executor))?;
-    let name = args.name.unwrap_or_else(|| {
-        std::fs::read_to_string("/etc/hostname")
-            .map(|h| h.trim().to_owned())
-            .unwrap_or_else(|_| "agent".into())
-    });
-    let register = gantry_server::agent::Register {
-        name,
-        labels: args.labels,
-        capacity: args.capacity.max(1),
-    };
-    let client = gantry_server::agent::client(args.ca_cert.as_deref())?;
-    gantry_server::agent::run_agent_with(
-        client,
-        args.server,
+    let options = gantry_server::agent::AgentOptions {
+        server: args.server,
         token,
-        register,
-        executor,
-        stop_on_signal(),
-    )
-    .await
+        name: args.name,
+        labels: args.labels,
+        capacity: args.capacity,
+        executor: args.executor,
+        ca_cert: args.ca_cert,
+    };
+    Ok(gantry_server::agent::run_agent_process(options, stop_on_signal()).await?)
 }
 
 #[tokio::main]

@@ -1,4 +1,5 @@
-//! Remote agents: machines that run jobs for the server with their own executor.
+//! Remote agents: machines that run jobs for a server (`gantry-server`, or `gantry run
+//! --agent-listen`) with their own executor; `gantry agent` is the agent's side.
 //!
 //! An agent registers (`POST /agent/register`, the agent token), then long-polls for commands
 //! (`GET /agent/commands`) and answers each (`POST /agent/results`), sending a step's output as
@@ -23,6 +24,71 @@ use ci_engine::exec::{
 use serde::{Deserialize, Serialize};
 use tokio::sync::{mpsc, oneshot, Notify};
 use tokio_util::sync::CancellationToken;
+
+/// Why an agent stopped.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum AgentError {
+    /// The HTTP client could not be made (a CA certificate that cannot be read …).
+    #[error("agent client: {0}")]
+    Client(String),
+    /// The server refused the agent token.
+    #[error("the server refused the agent token")]
+    Refused,
+    /// The server answered what the protocol does not allow.
+    #[error("agent protocol: {0}")]
+    Protocol(String),
+    /// The agent's executor cannot run here.
+    #[error("the agent's executor: {0}")]
+    Executor(#[from] ExecError),
+}
+
+/// An agent process: what `gantry agent` and `gantry-server agent` are given.
+#[derive(Debug, Clone)]
+pub struct AgentOptions {
+    /// The server's address (`http://ci.internal:8080`; `https://` is verified).
+    pub server: String,
+    /// The agent token.
+    pub token: String,
+    /// This agent's name (default: the host name).
+    pub name: Option<String>,
+    /// The labels it offers.
+    pub labels: Vec<String>,
+    /// Jobs at once.
+    pub capacity: usize,
+    /// Its executor, as a platform target (`host`, `bwrap`, `docker://IMAGE`, `k8s://…`).
+    pub executor: String,
+    /// A PEM file the server's certificate is checked against, besides the public roots.
+    pub ca_cert: Option<std::path::PathBuf>,
+}
+
+/// Runs an agent until `stop` (then drains: no new jobs, the running ones finish).
+pub async fn run_agent_process(
+    options: AgentOptions,
+    stop: CancellationToken,
+) -> Result<(), AgentError> {
+    let executor = ci_engine::exec::executor_for_target(&options.executor).await?;
+    let name = options.name.unwrap_or_else(|| {
+        std::fs::read_to_string("/etc/hostname")
+            .map(|h| h.trim().to_owned())
+            .unwrap_or_else(|_| "agent".into())
+    });
+    let register = Register {
+        name,
+        labels: options.labels,
+        capacity: options.capacity.max(1),
+    };
+    let client = client(options.ca_cert.as_deref())?;
+    run_agent_with(
+        client,
+        options.server,
+        options.token,
+        register,
+        executor,
+        stop,
+    )
+    .await
+}
 
 /// One operation for an agent.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -303,6 +369,20 @@ impl Hub {
                 .await;
         }
         Ok(())
+    }
+
+    /// Marks agents lost every half second until `stop`: those not heard from for `timeout`
+    /// (what they ran fails with `Lost`, and runs again elsewhere).
+    pub async fn reap_until(&self, timeout: Duration, stop: CancellationToken) {
+        while !stop.is_cancelled() {
+            for lost in self.reap(timeout) {
+                tracing::warn!(agent = %lost, "agent lost: its jobs run again elsewhere");
+            }
+            tokio::select! {
+                _ = tokio::time::sleep(Duration::from_millis(500)) => {}
+                _ = stop.cancelled() => {}
+            }
+        }
     }
 
     /// Agents not heard from within `timeout` are lost: their waiting commands fail.
@@ -692,18 +772,24 @@ impl JobEnvironment for AgentJob {
 
 /// The HTTP client of an agent: `https://` servers are verified against the built-in roots,
 /// and also against `ca_cert` (a PEM file) for a server with a certificate of its own.
-pub fn client(ca_cert: Option<&std::path::Path>) -> anyhow::Result<reqwest::Client> {
+pub fn client(ca_cert: Option<&std::path::Path>) -> Result<reqwest::Client, AgentError> {
     let mut builder = reqwest::Client::builder().timeout(Duration::from_secs(60));
     if let Some(path) = ca_cert {
-        let pem = std::fs::read(path)
-            .map_err(|e| anyhow::anyhow!("reading the CA certificate {}: {e}", path.display()))?;
-        for cert in reqwest::Certificate::from_pem_bundle(&pem)
-            .map_err(|e| anyhow::anyhow!("{}: not a PEM certificate: {e}", path.display()))?
-        {
+        let pem = std::fs::read(path).map_err(|e| {
+            AgentError::Client(format!(
+                "reading the CA certificate {}: {e}",
+                path.display()
+            ))
+        })?;
+        for cert in reqwest::Certificate::from_pem_bundle(&pem).map_err(|e| {
+            AgentError::Client(format!("{}: not a PEM certificate: {e}", path.display()))
+        })? {
             builder = builder.add_root_certificate(cert);
         }
     }
-    Ok(builder.build()?)
+    builder
+        .build()
+        .map_err(|e| AgentError::Client(e.to_string()))
 }
 
 /// The agent's side: registers, polls, and runs what it is told with `executor`, until `stop`.
@@ -713,7 +799,7 @@ pub async fn run_agent(
     register: Register,
     executor: Arc<dyn Executor>,
     stop: CancellationToken,
-) -> anyhow::Result<()> {
+) -> Result<(), AgentError> {
     run_agent_with(client(None)?, server, token, register, executor, stop).await
 }
 
@@ -725,7 +811,7 @@ pub async fn run_agent_with(
     register: Register,
     executor: Arc<dyn Executor>,
     stop: CancellationToken,
-) -> anyhow::Result<()> {
+) -> Result<(), AgentError> {
     let server = server.trim_end_matches('/').to_owned();
     let jobs: Arc<Mutex<HashMap<String, Arc<dyn JobEnvironment>>>> = Arc::default();
     let steps: Arc<Mutex<HashMap<u64, CancellationToken>>> = Arc::default();
@@ -765,7 +851,10 @@ pub async fn run_agent_with(
                     .await;
                 match r {
                     Ok(resp) if resp.status().is_success() => {
-                        let v: serde_json::Value = resp.json().await?;
+                        let v: serde_json::Value = resp
+                            .json()
+                            .await
+                            .map_err(|e| AgentError::Protocol(e.to_string()))?;
                         let id = v["id"].as_str().unwrap_or_default().to_owned();
                         tracing::info!(agent = %id, "registered");
                         agent = Some(id.clone());
@@ -773,7 +862,7 @@ pub async fn run_agent_with(
                         id
                     }
                     Ok(resp) if resp.status() == reqwest::StatusCode::UNAUTHORIZED => {
-                        anyhow::bail!("the server refused the agent token");
+                        return Err(AgentError::Refused);
                     }
                     other => {
                         tracing::warn!("registering: {:?}", other.map(|r| r.status()));
