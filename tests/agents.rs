@@ -49,6 +49,25 @@ fn repo(workflow: &str) -> tempfile::TempDir {
     dir
 }
 
+/// `gantry run` in `repo` with `linux` jobs on agents it serves on `port`.
+fn serving_run(repo: &std::path::Path, port: u16, token: &str) -> Process {
+    let mut run = Process::new(assert_cmd::cargo::cargo_bin("gantry"));
+    run.args([
+        "run",
+        "--platform",
+        "linux=agent:linux",
+        "--agent-listen",
+        &format!("127.0.0.1:{port}"),
+        "--format",
+        "json",
+        "--state-dir",
+    ])
+    .arg(repo.join(".state"))
+    .env("GANTRY_AGENT_TOKEN", token)
+    .current_dir(repo);
+    run
+}
+
 #[test]
 fn jobs_mapped_to_agents_run_on_gantry_agent_processes() {
     let mut workflow = String::from("on: push\njobs:\n");
@@ -60,20 +79,7 @@ fn jobs_mapped_to_agents_run_on_gantry_agent_processes() {
     let repo = repo(&workflow);
     let port = free_port();
     let bin = assert_cmd::cargo::cargo_bin("gantry");
-    let run = Process::new(&bin)
-        .args([
-            "run",
-            "--platform",
-            "linux=agent:linux",
-            "--agent-listen",
-            &format!("127.0.0.1:{port}"),
-            "--format",
-            "json",
-            "--state-dir",
-        ])
-        .arg(repo.path().join(".state"))
-        .env("GANTRY_AGENT_TOKEN", "t0ken")
-        .current_dir(repo.path())
+    let run = serving_run(repo.path(), port, "t0ken")
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
@@ -140,18 +146,7 @@ fn an_agent_with_a_wrong_token_stops_with_an_error() {
         repo("on: push\njobs:\n  a:\n    runs-on: linux\n    steps:\n      - run: sleep 5\n");
     let bin = assert_cmd::cargo::cargo_bin("gantry");
     let _run = Killed(
-        Process::new(&bin)
-            .args([
-                "run",
-                "--platform",
-                "linux=agent:linux",
-                "--agent-listen",
-                &format!("127.0.0.1:{port}"),
-                "--state-dir",
-            ])
-            .arg(repo.path().join(".state"))
-            .env("GANTRY_AGENT_TOKEN", "right")
-            .current_dir(repo.path())
+        serving_run(repo.path(), port, "right")
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()

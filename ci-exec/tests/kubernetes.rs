@@ -73,6 +73,16 @@ async fn run(
     tokio::join!(env.run_step(&step, tx, cancel), collect)
 }
 
+/// A job named `id` (run and job) with its workspace under `dir`.
+fn job(dir: &Path, id: &str) -> JobSpec {
+    JobSpec {
+        run_id: id.into(),
+        job_id: id.into(),
+        workspace: dir.join("ws"),
+        ..JobSpec::default()
+    }
+}
+
 fn assert_clean(cluster: &FakeCluster) {
     assert!(
         cluster.unexpected().is_empty(),
@@ -294,14 +304,11 @@ async fn an_image_that_cannot_be_pulled_is_reported_as_such_and_cleaned_up() {
     };
     let dir = tempfile::tempdir().expect("tempdir");
     let job = JobSpec {
-        run_id: "pull".into(),
-        job_id: "pull".into(),
-        workspace: dir.path().join("ws"),
         container: Some(ContainerSpec {
             image: "nosuch/image:1".into(),
             ..ContainerSpec::default()
         }),
-        ..JobSpec::default()
+        ..job(dir.path(), "pull")
     };
     let err = match k8s.prepare(&job).await {
         Ok(_) => panic!("an unpullable image prepared"),
@@ -325,12 +332,7 @@ async fn a_forbidden_pod_says_what_the_account_needs() {
         return;
     };
     let dir = tempfile::tempdir().expect("tempdir");
-    let job = JobSpec {
-        run_id: "rbac".into(),
-        job_id: "rbac".into(),
-        workspace: dir.path().join("ws"),
-        ..JobSpec::default()
-    };
+    let job = job(dir.path(), "rbac");
     let err = match k8s.prepare(&job).await {
         Ok(_) => panic!("a forbidden pod prepared"),
         Err(e) => e.to_string(),
@@ -349,12 +351,7 @@ async fn a_refused_exec_is_a_start_failure() {
         return;
     };
     let dir = tempfile::tempdir().expect("tempdir");
-    let job = JobSpec {
-        run_id: "exec".into(),
-        job_id: "exec".into(),
-        workspace: dir.path().join("ws"),
-        ..JobSpec::default()
-    };
+    let job = job(dir.path(), "exec");
     let env = k8s.prepare(&job).await.expect("prepares");
     cluster.set_faults(Faults {
         refuse_exec: true,
@@ -377,12 +374,7 @@ async fn cancelling_kills_the_steps_processes_in_the_pod() {
         return;
     };
     let dir = tempfile::tempdir().expect("tempdir");
-    let job = JobSpec {
-        run_id: "cancel".into(),
-        job_id: "cancel".into(),
-        workspace: dir.path().join("ws"),
-        ..JobSpec::default()
-    };
+    let job = job(dir.path(), "cancel");
     let env = k8s.prepare(&job).await.expect("prepares");
     let pod = cluster.created_pods()[0]
         .metadata
@@ -488,11 +480,8 @@ async fn a_pod_deleted_by_someone_else_takes_its_secret_and_fails_later_steps() 
     };
     let dir = tempfile::tempdir().expect("tempdir");
     let job = JobSpec {
-        run_id: "gone".into(),
-        job_id: "gone".into(),
-        workspace: dir.path().join("ws"),
         env: [("TOKEN".to_owned(), "x".to_owned())].into(),
-        ..JobSpec::default()
+        ..job(dir.path(), "gone")
     };
     let env = k8s.prepare(&job).await.expect("prepares");
     let pod = cluster.created_pods()[0]
