@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Jobs on remote agents: a generated layered DAG (default 200 jobs, 20 per layer, each
 # `true`) run by a release gantry-server twice in one script — once with its jobs on the
-# server's own host executor, once dispatched to two `gantry agent` processes (the same agent as `gantry-server agent`) on
+# server's own host executor, once dispatched to two `gantry-server agent` processes (the agent of `gantry agent`) on
 # loopback (capacity 2 each) — and the per-job dispatch overhead and throughput of each.
 #
 #   bench/agents.sh [JOBS] [WIDTH]
