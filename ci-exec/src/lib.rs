@@ -3,10 +3,12 @@
 //! What it is for: the [`Executor`] seam (prepare a job environment, run steps with streamed
 //! output, time out or cancel them without leaving processes behind, tear down), its
 //! implementations — [`HostExecutor`] (local processes in their own process groups),
-//! `DockerExecutor` (feature `docker`, on by default: containers over the Docker Engine API)
-//! and [`FakeExecutor`] (scripted, for tests) — and the log pipeline every step's output goes
-//! through: line framing, workflow commands (`::add-mask::`, `::group::`, `::error::` …),
-//! secret masking with all the variants a secret leaks as, and the env-file protocol of
+//! `DockerExecutor` (feature `docker`, on by default: containers over the Docker Engine API),
+//! `BwrapExecutor` (feature `bwrap`), `SwarmExecutor` (feature `swarm`), `KubernetesExecutor`
+//! (feature `kubernetes`: a pod per job, steps by `exec`) and [`FakeExecutor`] (scripted, for
+//! tests), all named by platform targets through [`executor_for_target`] — and the log
+//! pipeline every step's output goes through: line framing, workflow commands
+//! (`::add-mask::`, `::group::`, `::error::` …), secret masking with all the variants a secret leaks as, and the env-file protocol of
 //! `GITHUB_OUTPUT` / `GITHUB_ENV` / `GITHUB_PATH`.
 //!
 //! What it is not for: workflow files (it takes its own [`JobSpec`]/[`StepSpec`]), or
