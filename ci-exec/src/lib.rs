@@ -8,8 +8,8 @@
 //! (feature `kubernetes`: a pod per job, steps by `exec`) and [`FakeExecutor`] (scripted, for
 //! tests), all named by platform targets through [`executor_for_target`] — and the log
 //! pipeline every step's output goes through: line framing, workflow commands
-//! (`::add-mask::`, `::group::`, `::error::` …), secret masking with all the variants a secret leaks as, and the env-file protocol of
-//! `GITHUB_OUTPUT` / `GITHUB_ENV` / `GITHUB_PATH`.
+//! (`::add-mask::`, `::group::`, `::error::` …), secret masking with all the variants a secret
+//! leaks as, and the env-file protocol of `GITHUB_OUTPUT` / `GITHUB_ENV` / `GITHUB_PATH`.
 //!
 //! What it is not for: workflow files (it takes its own [`JobSpec`]/[`StepSpec`]), or
 //! deciding what runs when (`ci-graph`).
