@@ -625,12 +625,7 @@ impl JobEnvironment for DockerJob {
         };
         let stopped = tokio::select! {
             _ = pump => None,
-            _ = async {
-                match limit {
-                    Some(t) => tokio::time::sleep(t).await,
-                    None => std::future::pending::<()>().await,
-                }
-            } => Some(StepOutcome::TimedOut),
+            _ = crate::spec::expire(limit) => Some(StepOutcome::TimedOut),
             _ = cancel.cancelled() => Some(StepOutcome::Cancelled),
         };
         if let Some(outcome) = stopped {

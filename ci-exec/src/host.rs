@@ -285,12 +285,7 @@ impl JobEnvironment for HostJob {
                 Ok(s) => End::Exited(s),
                 Err(e) => return StepOutcome::StartFailed(e.to_string()),
             },
-            _ = async {
-                match timeout {
-                    Some(t) => tokio::time::sleep(t).await,
-                    None => std::future::pending::<()>().await,
-                }
-            } => End::TimedOut,
+            _ = crate::spec::expire(timeout) => End::TimedOut,
             _ = cancel.cancelled() => End::Cancelled,
         };
         if !matches!(end, End::Exited(_)) {

@@ -1157,12 +1157,7 @@ impl JobEnvironment for KubeJob {
                 ExecEnd::Code(code) => StepOutcome::Exited(code),
                 ExecEnd::Failed(why) => StepOutcome::Lost(format!("the step's exec: {why}")),
             },
-            _ = async {
-                match time_left {
-                    Some(t) => tokio::time::sleep(t).await,
-                    None => std::future::pending::<()>().await,
-                }
-            } => StepOutcome::TimedOut,
+            _ = crate::spec::expire(time_left) => StepOutcome::TimedOut,
             _ = cancel.cancelled() => StepOutcome::Cancelled,
         };
         if !matches!(outcome, StepOutcome::Exited(_)) {

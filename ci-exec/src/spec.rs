@@ -24,6 +24,15 @@ pub(crate) fn time_left(step: &StepSpec, deadline: Option<std::time::Instant>) -
     }
 }
 
+/// Ends when `limit` has passed; never without one (the time-limit arm of a step's
+/// `select!`).
+pub(crate) async fn expire(limit: Option<Duration>) {
+    match limit {
+        Some(t) => tokio::time::sleep(t).await,
+        None => std::future::pending::<()>().await,
+    }
+}
+
 /// A job environment to prepare.
 #[derive(Debug, Clone, Default, serde::Serialize, serde::Deserialize)]
 pub struct JobSpec {

@@ -630,12 +630,7 @@ impl JobEnvironment for SwarmJob {
                 TaskEnd::Exited(code) => StepOutcome::Exited(i32::try_from(code).unwrap_or(-1)),
                 TaskEnd::Failed(why) => StepOutcome::StartFailed(format!("the step's task failed: {why}")),
             },
-            _ = async {
-                match time_left {
-                    Some(t) => tokio::time::sleep(t).await,
-                    None => std::future::pending::<()>().await,
-                }
-            } => StepOutcome::TimedOut,
+            _ = crate::spec::expire(time_left) => StepOutcome::TimedOut,
             _ = cancel.cancelled() => StepOutcome::Cancelled,
         };
         if !matches!(outcome, StepOutcome::Exited(_)) {
