@@ -83,6 +83,14 @@ fn job(dir: &Path, id: &str) -> JobSpec {
     }
 }
 
+/// Why `k8s` refuses to prepare `job` (`what` names the job in the failure message).
+async fn refused(k8s: &KubernetesExecutor, job: &JobSpec, what: &str) -> String {
+    match k8s.prepare(job).await {
+        Ok(_) => panic!("{what} prepared"),
+        Err(e) => e.to_string(),
+    }
+}
+
 fn assert_clean(cluster: &FakeCluster) {
     assert!(
         cluster.unexpected().is_empty(),
@@ -310,10 +318,7 @@ async fn an_image_that_cannot_be_pulled_is_reported_as_such_and_cleaned_up() {
         }),
         ..job(dir.path(), "pull")
     };
-    let err = match k8s.prepare(&job).await {
-        Ok(_) => panic!("an unpullable image prepared"),
-        Err(e) => e.to_string(),
-    };
+    let err = refused(&k8s, &job, "an unpullable image").await;
     assert!(
         err.contains("could not be pulled")
             && err.contains("ErrImagePull")
@@ -333,10 +338,7 @@ async fn a_forbidden_pod_says_what_the_account_needs() {
     };
     let dir = tempfile::tempdir().expect("tempdir");
     let job = job(dir.path(), "rbac");
-    let err = match k8s.prepare(&job).await {
-        Ok(_) => panic!("a forbidden pod prepared"),
-        Err(e) => e.to_string(),
-    };
+    let err = refused(&k8s, &job, "a forbidden pod").await;
     assert!(
         err.contains("forbidden") && err.contains("pods/exec"),
         "{err}"
